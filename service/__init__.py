@@ -1,0 +1,1 @@
+"""The msgops reference messaging service: FastAPI + PostgreSQL Row Level Security + WebSockets."""

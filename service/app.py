@@ -1,0 +1,127 @@
+"""The FastAPI application: `create_app()` wires settings, database, auth, routes and realtime."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import psycopg
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from msgops import __version__
+from service import logs
+from service.auth import TokenVerifier
+from service.db import Database
+from service.http_errors import database_error_handler
+from service.middleware import HttpEdgeMiddleware
+from service.routes import (
+    admin,
+    broadcasts,
+    communities,
+    conversations,
+    health,
+    messages,
+    moderation,
+)
+from service.settings import Settings
+from service.state import AppState
+
+log = logging.getLogger("service")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    if not settings.database_url:
+        raise ValueError("DATABASE_URL is not set; start the service with `msgops serve`")
+    logs.configure(settings.log_level)
+    state = AppState(
+        settings=settings,
+        db=Database(settings.database_url, settings.pool_min, settings.pool_max),
+        verifier=TokenVerifier(settings.jwt_secret, settings.jwt_audience, settings.jwt_algorithms,
+                               settings.jwks_url),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await state.db.open()
+        await _start_realtime(state)
+        await _start_jobs(state)
+        log.info("service started", extra={"environment": settings.environment, "version": __version__})
+        try:
+            yield
+        finally:
+            await _stop_jobs(state)
+            await _stop_realtime(state)
+            await state.db.close()
+            log.info("service stopped")
+
+    app = FastAPI(
+        title="msgops messaging service",
+        version=__version__,
+        description="Conversations, communities, messages, moderation and realtime, authorized by "
+                    "PostgreSQL Row Level Security.",
+        lifespan=lifespan,
+    )
+    app.state.msgops = state
+    app.add_exception_handler(psycopg.Error, database_error_handler)
+    for module in (health, conversations, messages, communities, broadcasts, moderation, admin):
+        app.include_router(module.router)
+    _include_realtime(app)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(settings.cors_origins),
+        allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
+        allow_headers=["Authorization", "Content-Type"],
+        max_age=600,
+    )
+    app.add_middleware(HttpEdgeMiddleware, hsts=settings.hsts)
+    return app
+
+
+# Realtime and jobs are optional modules: the REST API works without them.
+
+def _include_realtime(app: FastAPI) -> None:
+    try:
+        from service.realtime import routes as realtime_routes
+    except ImportError:
+        return
+    app.include_router(realtime_routes.router)
+
+
+async def _start_realtime(state: AppState) -> None:
+    try:
+        from service.realtime import lifecycle
+    except ImportError:
+        return
+    await lifecycle.start(state)
+
+
+async def _stop_realtime(state: AppState) -> None:
+    try:
+        from service.realtime import lifecycle
+    except ImportError:
+        return
+    await lifecycle.stop(state)
+
+
+async def _start_jobs(state: AppState) -> None:
+    if not state.settings.jobs_enabled:
+        return
+    try:
+        from service import jobs
+    except ImportError:
+        return
+    state.jobs = jobs.Scheduler(state)
+    await state.jobs.start()
+
+
+async def _stop_jobs(state: AppState) -> None:
+    if state.jobs is not None:
+        await state.jobs.stop()
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory: `uvicorn service.app:app_from_env --factory` (used by `msgops serve --workers N`)."""
+    return create_app(Settings.from_env())

@@ -1,0 +1,91 @@
+"""FastAPI dependencies: the app state, the current user (`get_current_user`), rate limits."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from service import metrics
+from service.auth import AuthError, Claims
+from service.db import Conn
+from service.state import AppState
+
+_bearer = HTTPBearer(auto_error=False, description="A JWT from your identity provider (HS256, or RS256/ES256 via JWKS)")
+_MAX_KNOWN_USERS = 200_000
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.msgops
+    return state
+
+
+def unauthorized(reason: str) -> HTTPException:
+    return HTTPException(401, detail=reason, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+
+async def get_current_user(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Claims:
+    """Verify the bearer token and make sure the caller has a profile row."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise unauthorized("missing bearer token")
+    state = get_state(request)
+    try:
+        claims = state.verifier.verify(credentials.credentials)
+    except AuthError as exc:
+        raise unauthorized(str(exc)) from None
+    if not claims.is_service and claims.sub not in state.known_users:
+        await ensure_profile(state, claims)
+    return claims
+
+
+async def ensure_profile(state: AppState, claims: Claims) -> None:
+    name = claims.raw.get("name") or (claims.raw.get("user_metadata") or {}).get("full_name") or ""
+    async with state.db.transaction(claims) as conn:
+        await conn.execute(
+            "insert into public.profiles (id, email, display_name) values (%s, %s, %s) on conflict (id) do nothing",
+            (claims.sub, claims.email, str(name)[:100]),
+        )
+    if len(state.known_users) > _MAX_KNOWN_USERS:
+        state.known_users.clear()
+    assert claims.sub is not None
+    state.known_users.add(claims.sub)
+
+
+def require_service_role(claims: Annotated[Claims, Depends(get_current_user)]) -> Claims:
+    if not claims.is_service:
+        raise HTTPException(403, detail="service role only")
+    return claims
+
+
+async def enforce_rate_limit(state: AppState, conn: Conn, action: str) -> None:
+    """Count one `action` for the transaction's user; 429 with Retry-After when over the limit."""
+    limit = state.settings.rate_limits.get(action)
+    if limit is None:
+        return
+    cur = await conn.execute("select public.rate_limit_hit(%s, %s, %s) as retry", (action, limit.max_hits,
+                                                                                   limit.window_seconds))
+    row = await cur.fetchone()
+    retry = int(row["retry"]) if row else 0
+    if retry > 0:
+        metrics.rate_limited.labels(action).inc()
+        raise HTTPException(
+            429, detail=f"rate limit for {action}: {limit.max_hits} per {limit.window_seconds}s; retry later",
+            headers={"Retry-After": str(retry)},
+        )
+
+
+CurrentUser = Annotated[Claims, Depends(get_current_user)]
+State = Annotated[AppState, Depends(get_state)]
+ServiceUser = Annotated[Claims, Depends(require_service_role)]
+
+
+def parse_uuid(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise HTTPException(404, detail="not found") from None
