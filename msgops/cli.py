@@ -32,7 +32,7 @@ app.add_typer(db_app, name="db")
 
 DataDir = Annotated[Path | None, typer.Option(
     "--data-dir", help="Where the embedded database and the development JWT secret live "
-                       "[default: .msgops, or MSGOPS_DATA_DIR].", show_default=False)]
+                       "\\[default: .msgops, or MSGOPS_DATA_DIR].", show_default=False)]
 DatabaseUrl = Annotated[str | None, typer.Option(
     "--database-url", envvar="DATABASE_URL",
     help="Use this PostgreSQL instead of the embedded one.", show_default=False)]
@@ -72,7 +72,7 @@ def serve(
 
 @app.command()
 def token(
-    sub: Annotated[str | None, typer.Option(help="User id (UUID) for the token's subject [default: a new one].",
+    sub: Annotated[str | None, typer.Option(help="User id (UUID) for the token's subject \\[default: a new one].",
                                             show_default=False)] = None,
     role: Annotated[str, typer.Option(help="authenticated or service_role.")] = "authenticated",
     ttl: Annotated[int, typer.Option(min=1, help="Lifetime in seconds.")] = 3600,
@@ -160,6 +160,10 @@ def db_status(database_url: DatabaseUrl = None, data_dir: DataDir = None) -> Non
 
 def _register_optional() -> None:
     """Sub-commands that live in their own modules."""
+    from msgops import cli_check
+
+    app.command("check")(cli_check.check)
+    app.command("init")(cli_check.init)
     try:
         from msgops.cli_checklists import checklists_app
     except ImportError:

@@ -105,6 +105,7 @@ class EmbeddedPostgres:
             "max_connections": "200",
             "shared_buffers": "256MB",
             "wal_level": "logical",  # lets publications (realtime replication) be meaningful
+            "shared_preload_libraries": "pg_stat_statements",
         }
         opts.update(self.settings or {})
         return " ".join(f"-c {k}={v}" for k, v in opts.items())

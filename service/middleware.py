@@ -24,6 +24,8 @@ _COMMON = [
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
+# API answers are per-user: no shared cache may keep them.
+_NO_STORE = (b"cache-control", b"no-store")
 _HSTS = (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
 
 
@@ -52,7 +54,10 @@ class HttpEdgeMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
-                message["headers"] = list(message.get("headers", [])) + extra
+                headers = list(message.get("headers", []))
+                if not any(k.lower() == b"cache-control" for k, _ in headers):
+                    headers.append(_NO_STORE)
+                message["headers"] = headers + extra
             await send(message)
 
         try:

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 # Defaults from the seed checklists: 10 messages/minute, 100 messages/hour, 5 conversations/hour,
 # 3 communities/day.
-DEFAULT_RATE_LIMITS = "send_message=10/60,send_message_hourly=100/3600,create_conversation=5/3600,create_community=3/86400"
+DEFAULT_RATE_LIMITS = ("send_message=10/60,send_message_hourly=100/3600,"
+                       "create_conversation=5/3600,create_community=3/86400")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from msgops.checklist.model import CheckParamError, Checklist
+from msgops.checklist.model import Checklist, CheckParamError
 
 
 class ChecklistError(Exception):
@@ -28,7 +28,7 @@ class ChecklistError(Exception):
 # ---------------------------------------------------------------------------------------------------
 
 
-class _Mapping(dict[str, Any]):
+class _Mapping(dict[Any, Any]):
     """A YAML mapping that remembers its own line and the line of each key (1-based)."""
 
     line: int = 1
@@ -49,7 +49,10 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> Iterator[
         key = loader.construct_object(key_node, deep=True)
         if key in data.key_lines:
             raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (first at line {data.key_lines[key]})", key_node.start_mark
+                None,
+                None,
+                f"duplicate key {key!r} (first at line {data.key_lines[key]})",
+                key_node.start_mark,
             )
         data.key_lines[key] = key_node.start_mark.line + 1
         data[key] = loader.construct_object(value_node, deep=True)
@@ -128,7 +131,8 @@ def _duplicates(display: str, data: dict[str, Any]) -> list[str]:
             continue
         line = getattr(raw, "key_lines", {}).get("id", getattr(raw, "line", 1))
         if raw["id"] in first:
-            out.append(f"{display}:{line}: item {raw['id']!r}: duplicate id (first at line {first[raw['id']]})")
+            item_id = raw["id"]
+            out.append(f"{display}:{line}: item {item_id!r}: duplicate id (first at line {first[item_id]})")
         else:
             first[raw["id"]] = line
     return out
@@ -148,13 +152,16 @@ def load_checklist(path: str | os.PathLike[str]) -> Checklist:
     except OSError as e:
         raise ChecklistError([f"{display}: cannot read checklist: {e.strerror or e}"]) from None
     try:
-        data = yaml.load(raw.decode("utf-8"), Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(raw.decode("utf-8"), Loader=_LineLoader)  # a SafeLoader subclass
     except UnicodeDecodeError as e:
         raise ChecklistError([f"{display}: not UTF-8 text ({e.reason})"]) from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else 1
-        raise ChecklistError([f"{display}:{line}: YAML syntax error: {e.problem or e.context}"]) from None
+        detail = e.problem or e.context or "invalid YAML"
+        if e.problem and e.context and e.context_mark and e.context_mark.line + 1 != line:
+            detail += f" ({e.context} started at line {e.context_mark.line + 1})"
+        raise ChecklistError([f"{display}:{line}: YAML syntax error: {detail}"]) from None
     if not isinstance(data, dict):
         raise ChecklistError([f"{display}:1: expected a mapping with version, id, title and items"])
     if isinstance(data.get("items"), list):
@@ -201,9 +208,8 @@ def load_checklists(
     for f in files:
         checklist = load_checklist(f)
         if checklist.id in seen:
-            raise ChecklistError(
-                [f"{_display(f)}:1: checklist id {checklist.id!r} is also used by {_display(seen[checklist.id])}"]
-            )
+            other = _display(seen[checklist.id])
+            raise ChecklistError([f"{_display(f)}:1: checklist id {checklist.id!r} is also used by {other}"])
         seen[checklist.id] = f
         checklists.append(checklist)
     return checklists

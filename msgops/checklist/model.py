@@ -23,8 +23,13 @@ ITEM_KINDS: tuple[str, ...] = get_args(ItemKind)
 # Probe kinds: kind -> required params, optional params, and the allowed values of enumerated params.
 # ---------------------------------------------------------------------------------------------------
 
+
+def _words(names: str) -> list[str]:
+    return names.split()
+
+
 PROBE_KINDS: dict[str, frozenset[str]] = {
-    kind: frozenset(required.split())
+    kind: frozenset(_words(required))
     for kind, required in {
         "db.tables_exist": "tables",
         "db.columns_exist": "table columns",
@@ -81,7 +86,7 @@ PROBE_KINDS: dict[str, frozenset[str]] = {
 }
 
 PROBE_OPTIONAL_PARAMS: dict[str, frozenset[str]] = {
-    kind: frozenset(optional.split())
+    kind: frozenset(_words(optional))
     for kind, optional in {
         "db.tables_exist": "schema",
         "db.rls_enabled": "forced",
@@ -102,34 +107,52 @@ PROBE_OPTIONAL_PARAMS: dict[str, frozenset[str]] = {
 }
 
 RLS_SCENARIOS = frozenset(
-    """outsider_cannot_read_messages outsider_cannot_send_messages member_cannot_edit_others_messages
-    member_cannot_delete_others_messages moderator_can_delete_community_messages
-    admin_can_delete_community_messages member_can_delete_own_messages private_community_invisible
-    public_community_visible outsider_cannot_read_conversations anon_denied_everywhere
-    outsider_cannot_call_get_or_create_conversation emails_not_readable dm_matrix broadcast_quota
-    full_matrix""".split()
+    _words(
+        """
+        outsider_cannot_read_messages outsider_cannot_send_messages member_cannot_edit_others_messages
+        member_cannot_delete_others_messages moderator_can_delete_community_messages
+        admin_can_delete_community_messages member_can_delete_own_messages private_community_invisible
+        public_community_visible outsider_cannot_read_conversations anon_denied_everywhere
+        outsider_cannot_call_get_or_create_conversation emails_not_readable dm_matrix broadcast_quota
+        full_matrix
+        """
+    )
 )
 DB_LINTS = frozenset(
-    """rls_disabled_in_public policy_exists_rls_disabled rls_enabled_no_policy rls_policy_always_true
-    multiple_permissive_policies auth_rls_initplan function_search_path_mutable
-    security_definer_executable_by_anon unindexed_foreign_keys duplicate_index""".split()
+    _words(
+        """
+        rls_disabled_in_public policy_exists_rls_disabled rls_enabled_no_policy rls_policy_always_true
+        multiple_permissive_policies auth_rls_initplan function_search_path_mutable
+        security_definer_executable_by_anon unindexed_foreign_keys duplicate_index
+        """
+    )
 )
 HTTP_FLOWS = frozenset(
-    """send_message create_community join_leave_community edit_delete_message attendee_dm_mvp_dealer
-    attendee_dm_dealer_blocked organizer_broadcast_quota mvp_broadcast_audience moderator_soft_delete
-    search_messages pagination unread_counts report_message archive_conversation idempotent_send
-    error_handling rollback_on_error""".split()
+    _words(
+        """
+        send_message create_community join_leave_community edit_delete_message attendee_dm_mvp_dealer
+        attendee_dm_dealer_blocked organizer_broadcast_quota mvp_broadcast_audience moderator_soft_delete
+        search_messages pagination unread_counts report_message archive_conversation idempotent_send
+        error_handling rollback_on_error
+        """
+    )
 )
 REALTIME_EVENTS = frozenset(
-    """join_conversation send_message mark_read typing_start typing_stop heartbeat message_sent
-    message_received message_read user_typing user_online user_offline""".split()
+    _words(
+        """
+        join_conversation send_message mark_read typing_start typing_stop heartbeat message_sent
+        message_received message_read user_typing user_online user_offline
+        """
+    )
 )
 
 # (kind, param) -> allowed values; for list params every element must be allowed.
 PARAM_CHOICES: dict[tuple[str, str], frozenset[str]] = {
     ("db.lint", "lint"): DB_LINTS,
     ("db.rls_matrix", "scenario"): RLS_SCENARIOS,
-    ("db.query_plan", "query"): frozenset({"message_page", "unread_counts", "search", "community_message_page"}),
+    ("db.query_plan", "query"): frozenset(
+        {"message_page", "unread_counts", "search", "community_message_page"}
+    ),
     ("db.rls_policies", "commands"): frozenset({"select", "insert", "update", "delete"}),
     ("http.auth_required", "cases"): frozenset(
         {"missing", "expired", "invalid_signature", "alg_none", "wrong_audience", "malformed"}
@@ -161,17 +184,32 @@ def _is_var_list(v: Any) -> bool:  # env vars: each entry a name or a list of al
 
 
 _PARAM_TYPES: dict[str, tuple[str, Callable[[Any], bool]]] = {
-    **{p: ("a non-empty list of names", _is_str_list) for p in (
-        "tables columns indexes functions extensions roles cases headers endpoints metrics commands schemes"
-    ).split()},
-    **{p: ("a string", _is_str) for p in (
-        "table schema lint scenario publication query allowed_origin disallowed_origin action field flow "
-        "level event var expected metric op profile"
-    ).split()},
-    **{p: ("a number", _is_number) for p in "max_ms max_connections rows max budget_ms seconds value".split()},
+    **{
+        p: ("a non-empty list of names", _is_str_list)
+        for p in _words(
+            "tables columns indexes functions extensions roles cases headers endpoints metrics commands "
+            "schemes"
+        )
+    },
+    **{
+        p: ("a string", _is_str)
+        for p in _words(
+            "table schema lint scenario publication query allowed_origin disallowed_origin action field flow "
+            "level event var expected metric op profile"
+        )
+    },
+    **{
+        p: ("a number", _is_number) for p in _words("max_ms max_connections rows max budget_ms seconds value")
+    },
     "forced": ("true or false", lambda v: isinstance(v, bool)),
-    "codes": ("a non-empty list of HTTP status codes", lambda v: isinstance(v, list) and bool(v) and all(
-        isinstance(c, int) and not isinstance(c, bool) and 100 <= c <= 599 for c in v)),
+    "codes": (
+        "a non-empty list of HTTP status codes",
+        lambda v: (
+            isinstance(v, list)
+            and bool(v)
+            and all(isinstance(c, int) and not isinstance(c, bool) and 100 <= c <= 599 for c in v)
+        ),
+    ),
     "vars": ("a non-empty list of names (or lists of alternative names)", _is_var_list),
 }
 
@@ -189,9 +227,12 @@ def validate_check(kind: str, params: Mapping[str, Any]) -> None:
     if kind not in PROBE_KINDS:
         family = kind.split(".", 1)[0]
         close = difflib.get_close_matches(kind, PROBE_KINDS, n=3)
-        known = close or sorted(k for k in PROBE_KINDS if k.startswith(family + "."))
-        hint = ", ".join(known) if known else "families db, http, realtime, env, load"
-        raise CheckParamError(f"unknown probe kind {kind!r} ({'did you mean' if close else 'expected'} {hint})", "kind")
+        if close:
+            hint = f"did you mean {' or '.join(close)}?"
+        else:
+            same = sorted(k for k in PROBE_KINDS if k.startswith(family + "."))
+            hint = f"expected one of {', '.join(same)}" if same else "families: db, http, realtime, env, load"
+        raise CheckParamError(f"unknown probe kind {kind!r} ({hint})", "kind")
     required, optional = PROBE_KINDS[kind], PROBE_OPTIONAL_PARAMS.get(kind, frozenset())
     for name in params:
         if name not in required | optional:
@@ -199,8 +240,9 @@ def validate_check(kind: str, params: Mapping[str, Any]) -> None:
             raise CheckParamError(f"check {kind!r} has unknown param {name!r} (expected: {known})", name)
     missing = sorted(required - params.keys())
     if missing:
-        names = ", ".join(repr(m) for m in missing)
-        raise CheckParamError(f"check {kind!r} is missing required param {names}", "kind")
+        raise CheckParamError(
+            f"check {kind!r} is missing required param {', '.join(repr(m) for m in missing)}", "kind"
+        )
     for name, value in params.items():
         what, ok = _PARAM_TYPES[name]
         if not ok(value):
@@ -209,9 +251,9 @@ def validate_check(kind: str, params: Mapping[str, Any]) -> None:
         if choices is not None:
             for v in value if isinstance(value, list) else [value]:
                 if v not in choices:
+                    expected = ", ".join(sorted(choices))
                     raise CheckParamError(
-                        f"check {kind!r}: unknown {name} {v!r} (expected one of: {', '.join(sorted(choices))})",
-                        name,
+                        f"check {kind!r}: unknown {name} {v!r} (expected one of {expected})", name
                     )
 
 

@@ -1,0 +1,75 @@
+"""Probes observe one kind of thing each. A registry maps probe kinds to async functions.
+
+A probe is `async def probe(ctx: Context, **params) -> Outcome`. It raises `Skip` when the target
+lacks what it needs (no database configured, say), and any other exception is an `error` result:
+a check that could not evaluate never passes.
+
+Every probe kind also carries its rule doc — what it does, why it matters, an example of a
+failure, and the fix — which `msgops checklists show` and the HTML report display.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from msgops.probes.context import Context, Skip
+from msgops.results import Outcome
+
+ProbeFn = Callable[..., Awaitable[Outcome]]
+
+_FAMILIES = ("db", "http", "realtime", "env", "load")
+
+
+@dataclass(frozen=True)
+class ProbeDoc:
+    what: str
+    why: str
+    example: str
+    fix: str
+
+
+@dataclass(frozen=True)
+class Probe:
+    kind: str
+    fn: ProbeFn
+    doc: ProbeDoc
+
+
+_REGISTRY: dict[str, Probe] = {}
+
+
+def probe(kind: str, *, what: str, why: str, example: str, fix: str) -> Callable[[ProbeFn], ProbeFn]:
+    """Register `fn` as the implementation of `kind`, with its four-line rule doc."""
+
+    def register(fn: ProbeFn) -> ProbeFn:
+        if kind in _REGISTRY:
+            raise ValueError(f"probe kind {kind!r} registered twice")
+        _REGISTRY[kind] = Probe(kind, fn, ProbeDoc(what, why, example, fix))
+        return fn
+
+    return register
+
+
+def _load_all() -> None:
+    for family in _FAMILIES:
+        try:
+            importlib.import_module(f"msgops.probes.{family}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"msgops.probes.{family}":
+                raise
+
+
+def registry() -> dict[str, Probe]:
+    if not _REGISTRY:
+        _load_all()
+    return _REGISTRY
+
+
+def get(kind: str) -> Probe | None:
+    return registry().get(kind)
+
+
+__all__ = ["Context", "Outcome", "Probe", "ProbeDoc", "Skip", "get", "probe", "registry"]
+
