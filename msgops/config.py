@@ -74,11 +74,11 @@ def _load_file(path: Path) -> dict[str, Any]:
         raise UserError(f"{path}{where}: invalid YAML ({getattr(exc, 'problem', exc)}); fix the file") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping of settings (see `msgops init`)")
+    if "database_url" in data or "jwt_secret" in data:
+        raise UserError(f"{path}: secrets are read from the environment only; use database_url_env / jwt_secret_env")
     unknown = sorted(set(data) - _KEYS)
     if unknown:
         raise UserError(f"{path}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(sorted(_KEYS))})")
-    if "database_url" in data or "jwt_secret" in data:
-        raise UserError(f"{path}: secrets are read from the environment only; use database_url_env / jwt_secret_env")
     return data
 
 

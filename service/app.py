@@ -24,6 +24,7 @@ from service.routes import (
     health,
     messages,
     moderation,
+    users,
 )
 from service.settings import Settings
 from service.state import AppState
@@ -66,7 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.msgops = state
     app.add_exception_handler(psycopg.Error, database_error_handler)
-    for module in (health, conversations, messages, communities, broadcasts, moderation, admin):
+    for module in (health, users, conversations, messages, communities, broadcasts, moderation, admin):
         app.include_router(module.router)
     _include_realtime(app)
     app.add_middleware(
