@@ -141,6 +141,7 @@ def test_check_rejects_bad_configuration_with_exit_3(tmp_path: Path):
     assert_one_line_error(msgops("check", "--target", str(bad), cwd=tmp_path), 3, "environment only")
     assert_one_line_error(msgops("check", "--target", str(tmp_path / "missing.yaml"), cwd=tmp_path), 3,
                           "msgops init")
+    bad.unlink()
     assert_one_line_error(msgops("check", "--fail-on", "urgent", cwd=tmp_path), 3, "unknown severity urgent")
     assert_one_line_error(msgops("check", "--only", "no/such-item", cwd=tmp_path), 3, "no item 'no/such-item'")
     assert_one_line_error(msgops("check", "--checklist", "nope", cwd=tmp_path), 3, "no such checklist")
