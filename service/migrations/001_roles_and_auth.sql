@@ -2,6 +2,10 @@
 -- The service sets `role` and `request.jwt.claims` per transaction (set_config(..., true)); every
 -- policy below is written against these, so the same database works behind PostgREST too.
 
+-- Nothing is callable by default: each function grants execute to whom it is meant for. (This must
+-- be the database-wide default: a per-schema default cannot take away PUBLIC's global EXECUTE.)
+alter default privileges revoke execute on functions from public;
+
 do $$
 begin
   if not exists (select 1 from pg_roles where rolname = 'anon') then
@@ -47,5 +51,3 @@ $$;
 grant execute on function auth.jwt(), auth.uid(), auth.role() to anon, authenticated, service_role;
 
 grant usage on schema public to anon, authenticated, service_role;
--- Nothing is callable by default: each function below grants execute to whom it is meant for.
-alter default privileges in schema public revoke execute on functions from public;

@@ -163,7 +163,7 @@ set search_path = ''
 as $$
 begin
   update public.conversations
-     set last_seq = last_seq + 1, last_message_at = now()
+     set last_seq = last_seq + 1, last_message_at = now(), archived_at = null  -- activity unarchives
    where id = new.conversation_id
   returning last_seq into new.seq;
   -- the sender has read their own message
@@ -229,11 +229,11 @@ begin
   end if;
   insert into public.rate_limit_counters as c (user_id, action, window_start, hits)
   values (me, action, now(), 1)
-  on conflict (user_id, action) do update
+  on conflict on constraint rate_limit_counters_pkey do update
      set hits = case when c.window_start <= now() - make_interval(secs => window_seconds) then 1 else c.hits + 1 end,
          window_start = case when c.window_start <= now() - make_interval(secs => window_seconds) then now()
                              else c.window_start end
-  returning window_start, hits into started, n;
+  returning c.window_start, c.hits into started, n;
   if n > max_hits then
     return greatest(1, ceil(extract(epoch from (started + make_interval(secs => window_seconds) - now())))::integer);
   end if;
@@ -241,7 +241,8 @@ begin
 end
 $$;
 
--- Broadcast with quota: the third pre-show broadcast of an organizer is refused.
+-- Broadcast with quota: the third pre-show broadcast of an organizer is refused. Parameters share
+-- names with columns, so every reference is qualified and the conflict target named by constraint.
 create or replace function public.send_broadcast(audience text, phase text, content text) returns uuid
 language plpgsql security definer
 set search_path = ''
@@ -251,7 +252,7 @@ declare
   my_role text;
   allowed integer;
   used_now integer;
-  id uuid;
+  new_id uuid;
 begin
   if me is null then
     raise exception 'not authenticated' using errcode = '42501';
@@ -260,20 +261,41 @@ begin
   select bp.quota into allowed from public.broadcast_permissions bp
    where bp.sender_role = my_role and bp.audience = send_broadcast.audience and bp.phase = send_broadcast.phase;
   if allowed is null then
-    raise exception 'role % may not broadcast to % in %', my_role, audience, phase using errcode = '42501';
+    raise exception 'role % may not broadcast to % in %', my_role, send_broadcast.audience, send_broadcast.phase
+      using errcode = '42501';
   end if;
-  insert into public.broadcast_quotas as q (user_id, phase, used) values (me, phase, 1)
-  on conflict (user_id, phase) do update set used = q.used + 1
-  returning used into used_now;
+  insert into public.broadcast_quotas as q (user_id, phase, used) values (me, send_broadcast.phase, 1)
+  on conflict on constraint broadcast_quotas_pkey do update set used = q.used + 1
+  returning q.used into used_now;
   if used_now > allowed then
-    raise exception 'broadcast quota of % for % exhausted', allowed, phase using errcode = 'P0429';
+    raise exception 'broadcast quota of % for % exhausted', allowed, send_broadcast.phase using errcode = 'P0429';
   end if;
-  insert into public.broadcasts (sender_id, audience, phase, content)
+  insert into public.broadcasts as b (sender_id, audience, phase, content)
   values (me, send_broadcast.audience, send_broadcast.phase, send_broadcast.content)
-  returning broadcasts.id into id;
-  return id;
+  returning b.id into new_id;
+  return new_id;
 end
 $$;
+
+-- Only the sender rewrites a message's text. Moderators and admins may remove it (content to null,
+-- is_deleted), never put words in someone else's mouth. Owner connections (jobs) have no uid.
+create or replace function public.guard_message_content() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if new.content is distinct from old.content and new.content is not null
+     and (select auth.uid()) is not null and (select auth.uid()) is distinct from old.sender_id then
+    raise exception 'only the sender may edit a message' using errcode = '42501';
+  end if;
+  return new;
+end
+$$;
+
+create trigger guard_message_content before update on public.messages
+for each row execute function public.guard_message_content();
+create trigger guard_community_message_content before update on public.community_messages
+for each row execute function public.guard_message_content();
 
 grant execute on function public.is_conversation_member(uuid), public.community_role(uuid), public.app_role(),
   public.can_user_send_dm(uuid, uuid), public.get_or_create_conversation(uuid),
@@ -283,5 +305,5 @@ grant execute on function public.is_conversation_member(uuid), public.community_
 -- Trigger functions are not for calling directly.
 revoke execute on function public.update_updated_at_column(), public.update_community_member_count(),
   public.add_community_owner(), public.assign_message_seq(), public.assign_community_message_seq(),
-  public.audit_message_deletion()
+  public.audit_message_deletion(), public.guard_message_content()
   from public, anon, authenticated;

@@ -30,7 +30,9 @@ grant insert (conversation_id, sender_id, client_msg_id, parent_id, content) on 
 grant update (content, is_deleted, deleted_by, edited_at) on public.messages to authenticated;
 grant select, insert, delete on public.message_reactions to authenticated;
 grant select, delete on public.communities to authenticated;
-grant insert (name, description, is_private, created_by) on public.communities to authenticated;
+-- The API chooses a community's id: INSERT ... RETURNING of a private community would fail the
+-- SELECT policy, since the owner's membership is added by an AFTER trigger.
+grant insert (id, name, description, is_private, created_by) on public.communities to authenticated;
 grant update (name, description, is_private) on public.communities to authenticated;
 grant select, delete on public.community_members to authenticated;
 grant insert (community_id, user_id, role) on public.community_members to authenticated;
@@ -42,6 +44,7 @@ grant select on public.broadcast_quotas, public.broadcasts to authenticated;
 grant select, insert on public.reported_messages to authenticated;
 grant update (report_status, resolved_by, resolved_at) on public.reported_messages to authenticated;
 grant select on public.audit_log to authenticated;
+grant select on public.rate_limit_counters to authenticated;
 grant all on all tables in schema public to service_role;
 
 -- Reference data: readable by signed-in users, written by migrations only.
@@ -55,8 +58,7 @@ create policy profiles_insert on public.profiles for insert to authenticated
   with check (id = (select auth.uid()));
 create policy profiles_update on public.profiles for update to authenticated
   using (id = (select auth.uid())) with check (id = (select auth.uid()));
-create policy profiles_delete on public.profiles for delete to authenticated
-  using (id = (select auth.uid()));
+-- No delete policy: accounts are erased through public.erase_user(), which cleans up after them.
 
 -- Conversations: visible to members only.
 create policy conversations_select on public.conversations for select to authenticated
@@ -112,13 +114,16 @@ create policy communities_delete on public.communities for delete to authenticat
 create policy community_members_select on public.community_members for select to authenticated
   using (exists (select 1 from public.communities c where c.id = community_id));
 -- Join a public community as a plain member yourself; owners/admins add anyone to any community.
+-- Nobody becomes owner through an insert (the owner row comes from add_community_owner), and
+-- admins cannot re-role the owner.
 create policy community_members_insert on public.community_members for insert to authenticated
   with check (
-    (user_id = (select auth.uid()) and role = 'member'
-     and exists (select 1 from public.communities c where c.id = community_id and not c.is_private))
-    or public.community_role(community_id) in ('owner', 'admin'));
+    role <> 'owner'
+    and ((user_id = (select auth.uid()) and role = 'member'
+          and exists (select 1 from public.communities c where c.id = community_id and not c.is_private))
+         or public.community_role(community_id) in ('owner', 'admin')));
 create policy community_members_update on public.community_members for update to authenticated
-  using (public.community_role(community_id) in ('owner', 'admin'))
+  using (public.community_role(community_id) in ('owner', 'admin') and role <> 'owner')
   with check (public.community_role(community_id) in ('owner', 'admin') and role <> 'owner');
 create policy community_members_delete on public.community_members for delete to authenticated
   using ((user_id = (select auth.uid()) and role <> 'owner')
