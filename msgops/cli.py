@@ -160,10 +160,13 @@ def db_status(database_url: DatabaseUrl = None, data_dir: DataDir = None) -> Non
 
 def _register_optional() -> None:
     """Sub-commands that live in their own modules."""
-    from msgops import cli_check
+    from msgops import cli_check, cli_report
 
     app.command("check")(cli_check.check)
     app.command("init")(cli_check.init)
+    app.command("report")(cli_report.report)
+    app.command("signoff")(cli_report.signoff_command)
+    app.command("gate")(cli_report.gate)
     try:
         from msgops.cli_checklists import checklists_app
     except ImportError:

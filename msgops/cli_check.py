@@ -122,9 +122,9 @@ def execute(target_file: Path | None, api_url: str | None, database_url: str | N
             tags: list[str] | None, only: list[str] | None, fail_on: str, require_attestations: bool,
             waivers: Path | None, attestations: Path | None, concurrency: int | None, timeout: float | None,
             retries: int | None, show_progress: bool = True, verbose: bool = False,
-            quiet: bool = False) -> tuple[dict, Verdict]:
+            quiet: bool = False, target_override: config.Target | None = None) -> tuple[dict, Verdict]:
     policy = GatePolicy(parse_fail_on(fail_on), require_attestations)
-    target = config.resolve(target_file, api_url=api_url, database_url=database_url)
+    target = target_override or config.resolve(target_file, api_url=api_url, database_url=database_url)
     chosen, items = select_items(checklist, tags, only)
     if not items:
         raise UserError("no checklist item matches the selection (--checklist/--tags/--only)")

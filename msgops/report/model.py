@@ -1,0 +1,220 @@
+"""The report's content, computed once from the inputs; templates only lay it out."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from msgops import __version__
+from msgops.report.inputs import Inputs
+from msgops.results import Result
+from msgops.verdict import SEVERITY_ORDER, GatePolicy, Verdict, evaluate
+
+# Sign-off roles named by the seed checklists (000 "Final Sign-Off", 004 "Sign-Off").
+SIGNOFF_ROLES = ("Database Admin", "Backend Lead", "Frontend Lead", "Security Lead", "Product Manager", "QA Lead",
+                 "DevOps", "Developer", "Product Owner")
+_STATUS_RANK = {"fail": 0, "error": 1, "manual": 2, "waived": 3, "skip": 4, "attested": 5, "pass": 6}
+_REGRESSION_RATIO = 1.10  # a latency 10% worse than last time (and at least 5 ms) is a regression
+
+
+@dataclass
+class Section:
+    path: list[str]
+    attention: list[Result]  # failures first, then errors, pending manual, waived, skipped
+    passed: list[Result]
+
+
+@dataclass
+class ChecklistView:
+    id: str
+    title: str
+    seed: str | None
+    sha256: str
+    sections: list[Section]
+    counts: dict[str, int]
+
+
+@dataclass
+class Change:
+    id: str
+    text: str
+    before: str
+    after: str
+
+
+@dataclass
+class Regression:
+    metric: str
+    before: float
+    after: float
+
+
+@dataclass
+class ReportModel:
+    generated_at: str
+    tool_version: str
+    git_sha: str | None
+    target: dict[str, Any]
+    verdict: Verdict
+    content_hash: str
+    checklists: list[ChecklistView] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    load: dict[str, Any] | None = None
+    waived: list[Result] = field(default_factory=list)
+    attested: list[Result] = field(default_factory=list)
+    pending_manual: list[Result] = field(default_factory=list)
+    new_failures: list[Change] = field(default_factory=list)
+    fixed: list[Change] = field(default_factory=list)
+    regressions: list[Regression] = field(default_factory=list)
+    has_previous: bool = False
+    run: dict[str, Any] = field(default_factory=dict)
+
+
+def git_sha() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _results(inputs: Inputs) -> list[Result]:
+    return [Result.from_dict(r) for r in (inputs.checks or {}).get("results", [])]
+
+
+def _policy(inputs: Inputs) -> GatePolicy:
+    policy = (inputs.checks or {}).get("policy", {})
+    return GatePolicy(frozenset(policy.get("fail_on", ("critical", "high"))),
+                      bool(policy.get("require_attestations", False)))
+
+
+def combined_verdict(inputs: Inputs) -> Verdict:
+    """The check verdict, joined with the load run's own thresholds and generator health."""
+    results = _results(inputs)
+    verdict = evaluate(results, _policy(inputs)) if results else Verdict("GO", 0, "no checks were run", {})
+    load = inputs.load
+    if load is None:
+        return verdict
+    failed = [t for t in load.thresholds if t.passed is False]
+    if failed:
+        t = failed[0]
+        observed = f"{t.observed:g}" if t.observed is not None else "not measured"
+        reason = (f"load profile {load.profile}: {len(failed)} threshold(s) missed, first {t.metric} {t.op} "
+                  f"{t.value:g} (observed {observed})")
+        if verdict.decision == "NO-GO":
+            return Verdict("NO-GO", verdict.exit_code, f"{verdict.reason}; and {reason}", verdict.counts,
+                           verdict.blocking + [f"load/{t.metric}" for t in failed])
+        return Verdict("NO-GO", 1, reason, verdict.counts, [f"load/{t.metric}" for t in failed])
+    if load.generator.saturated and verdict.decision != "NO-GO":
+        return Verdict("NO-GO", 2, f"load profile {load.profile}: the load generator was saturated, so the "
+                                   "measurement is not trustworthy", verdict.counts, ["load/generator"])
+    return verdict
+
+
+def _sections(results: list[Result]) -> list[Section]:
+    grouped: dict[tuple[str, ...], list[Result]] = {}
+    for r in results:
+        grouped.setdefault(tuple(r.section), []).append(r)
+    sections = []
+    for path, members in grouped.items():
+        attention = sorted((r for r in members if r.status != "pass"),
+                           key=lambda r: (_STATUS_RANK.get(r.status, 9), SEVERITY_ORDER.index(r.severity)))
+        sections.append(Section(list(path), attention, [r for r in members if r.status == "pass"]))
+    return sections
+
+
+def _count(results: list[Result]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    return counts
+
+
+def _changes(current: list[Result], previous: list[Result]) -> tuple[list[Change], list[Change]]:
+    before = {r.id: r.status for r in previous}
+    bad = ("fail", "error")
+    new_failures = [Change(r.id, r.text, before.get(r.id, "absent"), r.status) for r in current
+                    if r.status in bad and before.get(r.id) not in bad]
+    fixed = [Change(r.id, r.text, before[r.id], r.status) for r in current
+             if r.status == "pass" and before.get(r.id) in bad]
+    return new_failures, fixed
+
+
+def _regressions(current: Inputs, previous: Inputs) -> list[Regression]:
+    if current.load is None or previous.load is None:
+        return []
+    found = []
+    for name, after in current.load.metrics.items():
+        before = previous.load.metrics.get(name)
+        if not name.endswith("_ms") or after is None or before is None:
+            continue
+        if after > before * _REGRESSION_RATIO and after - before >= 5:
+            found.append(Regression(name, before, after))
+    return found
+
+
+def _load_view(inputs: Inputs) -> dict[str, Any] | None:
+    from msgops.report import charts
+
+    load = inputs.load
+    if load is None:
+        return None
+    series = load.timeseries
+
+    def points(key: str) -> list[tuple[float, float]]:
+        return [(float(p["t_s"]), float(p[key])) for p in series if p.get(key) is not None and "t_s" in p]
+
+    chart_specs = [
+        ("Throughput", "req/s", [("requests/s", points("rps")), ("messages/s", points("messages_per_s"))]),
+        ("Latency", "ms", [("p95", points("p95_ms")), ("p99", points("p99_ms"))]),
+        ("Delivery latency", "ms", [("delivery p95", points("delivery_p95_ms"))]),
+        ("Connections and users", "", [("WebSockets", points("ws_connections")), ("users", points("users"))]),
+        ("Error rate", "%", [("errors", [(t, v * 100) for t, v in points("error_rate")])]),
+    ]
+    charts_svg = [charts.line_chart(title, unit, [(n, p) for n, p in lines if p])
+                  for title, unit, lines in chart_specs if any(p for _, p in lines)]
+    return {
+        "profile": load.profile,
+        "started_at": load.started_at.isoformat(),
+        "duration_s": load.duration_s,
+        "metrics": {k: v for k, v in load.metrics.items() if v is not None},
+        "thresholds": [t.model_dump() for t in load.thresholds],
+        "generator": load.generator.model_dump(),
+        "endpoints": {k: v.model_dump() for k, v in load.endpoints.items()},
+        "charts": charts_svg,
+        "target": load.target.model_dump(),
+    }
+
+
+def build(inputs: Inputs, previous: Inputs | None = None) -> ReportModel:
+    results = _results(inputs)
+    checks = inputs.checks or {}
+    by_checklist: dict[str, list[Result]] = {}
+    for r in results:
+        by_checklist.setdefault(r.checklist, []).append(r)
+    meta = {c["id"]: c for c in checks.get("checklists", [])}
+    views = [ChecklistView(cid, meta.get(cid, {}).get("title", cid), meta.get(cid, {}).get("seed"),
+                           meta.get(cid, {}).get("sha256", ""), _sections(members), _count(members))
+             for cid, members in by_checklist.items()]
+    model = ReportModel(
+        generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        tool_version=__version__,
+        git_sha=git_sha(),
+        target=checks.get("target") or (inputs.load.target.model_dump() if inputs.load else {}),
+        verdict=combined_verdict(inputs),
+        content_hash=inputs.content_hash,
+        checklists=views,
+        counts=_count(results),
+        load=_load_view(inputs),
+        waived=[r for r in results if r.status == "waived"],
+        attested=[r for r in results if r.status == "attested"],
+        pending_manual=[r for r in results if r.status == "manual"],
+        run=checks.get("run", {}),
+    )
+    if previous is not None:
+        model.has_previous = True
+        model.new_failures, model.fixed = _changes(results, _results(previous))
+        model.regressions = _regressions(inputs, previous)
+    return model
