@@ -272,10 +272,10 @@ async def require_rls_bypass(conn: AsyncConnection[Any]) -> None:
     _require_transaction(conn, "arranging")
     await as_owner(conn)
     cur = await conn.execute(
-        "select rolsuper or rolbypassrls, current_user::text from pg_roles where rolname = current_user")
+        "select rolsuper or rolbypassrls as ok, current_user::text as who from pg_roles where rolname = current_user")
     row = await cur.fetchone()
-    if not row or not row[0]:
-        who = row[1] if row else "?"
+    ok, who = (row["ok"], row["who"]) if isinstance(row, dict) else (row or (False, "?"))
+    if not ok:
         raise ImpersonationError(
             f"role {who} cannot arrange fixture rows: connect as the database owner with BYPASSRLS "
             "(or a superuser)")

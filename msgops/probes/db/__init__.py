@@ -1,0 +1,8 @@
+"""The `db` probe family: catalog facts, splinter-style lints, RLS by impersonation, query plans.
+
+Importing the package registers every `db.*` kind; each submodule holds one idea.
+"""
+
+from msgops.probes.db import catalog, lints, plans, rls
+
+__all__ = ["catalog", "lints", "plans", "rls"]
