@@ -61,8 +61,14 @@ def _load_all() -> None:
                 raise
 
 
+_loaded = False
+
+
 def registry() -> dict[str, Probe]:
-    if not _REGISTRY:
+    # Every family is imported once, whichever probe module happened to be imported first.
+    global _loaded
+    if not _loaded:
+        _loaded = True
         _load_all()
     return _REGISTRY
 

@@ -1,0 +1,290 @@
+"""realtime probes: each kind passes against the reference service and fails against a service broken
+in exactly that way (in-process patches of the hub, undone after each test; never a mock of the
+network or the database)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any, cast
+
+import jwt
+import pytest
+from fastapi import FastAPI
+
+from msgops import probes
+from msgops.config import Target
+from msgops.probes import Context
+from msgops.probes.realtime.client import RealtimeUnavailable
+from msgops.probes.realtime.events import EVENTS
+from msgops.results import Outcome
+from service import app as service_app
+from service.auth import Claims
+from service.realtime import hub as hub_module
+from service.realtime import protocol
+from service.realtime.connection import Connection
+from service.realtime.delivery import CONVERSATION, READER, read_batch
+from service.realtime.hub import Hub
+from service.realtime.session import Session
+from service.state import AppState
+from tests.support import JWT_SECRET, RunningService, start_service
+
+pytestmark = pytest.mark.timeout(120)
+
+KINDS = ("realtime.auth_required", "realtime.delivery", "realtime.no_leak", "realtime.presence",
+         "realtime.resume", "realtime.multi_tab")
+
+
+async def run(kind: str, svc: RunningService, **params: Any) -> Outcome:
+    ctx = Context(Target(api_url=svc.url, database_url=svc.database_url, jwt_secret=JWT_SECRET))
+    implementation = probes.get(kind)
+    assert implementation is not None, kind
+    try:
+        return await implementation.fn(ctx, **params)
+    finally:
+        await ctx.close()
+
+
+def state_of(svc: RunningService) -> AppState:
+    app = cast(FastAPI, svc.server.config.app)
+    state: AppState = app.state.msgops
+    return state
+
+
+@pytest.fixture(scope="module")
+def spare(new_database: Callable[..., str]) -> Iterator[RunningService]:
+    """A service to break, one way per test (rate limits off: the break-tests send a lot)."""
+    running = start_service(new_database(), rate_limits={})
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def quick(make_service: Callable[..., RunningService], monkeypatch: pytest.MonkeyPatch) -> RunningService:
+    """Short presence timers and a 1 s typing TTL, so the timing probes run in about a second."""
+    monkeypatch.setenv("MSGOPS_TYPING_TTL", "1")
+    monkeypatch.setenv("MSGOPS_OFFLINE_GRACE", "0.5")
+    return make_service(rate_limits={})
+
+
+# --- the reference service passes ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_kind_passes_against_the_reference_service(service: RunningService, kind: str) -> None:
+    out = await run(kind, service)
+    assert out.status == "pass", (out.message, out.evidence)
+
+
+@pytest.mark.parametrize("event", sorted(EVENTS))
+async def test_every_spec_event_passes_against_the_reference_service(service: RunningService, event: str) -> None:
+    out = await run("realtime.event", service, event=event)
+    assert out.status == "pass", (out.message, out.evidence)
+    assert out.evidence["observed"]["type"] in {"joined", "message_sent", "message_received", "message_read",
+                                                "user_typing", "heartbeat_ack", "user_online", "user_offline"}
+
+
+async def test_delivery_reports_latency(service: RunningService) -> None:
+    out = await run("realtime.delivery", service, budget_ms=1000)
+    assert out.status == "pass"
+    assert 0 < out.evidence["latency_ms"] < 1000 and out.evidence["seq"] == 1
+
+
+async def test_typing_ttl_observed_on_a_short_ttl(quick: RunningService) -> None:
+    out = await run("realtime.typing_ttl", quick, seconds=1)
+    assert out.status == "pass", (out.message, out.evidence)
+    assert out.evidence["method"].startswith("observed") and 0.8 <= out.evidence["expired_after_s"] < 2.5
+
+
+@pytest.mark.slow
+async def test_typing_ttl_of_the_reference_is_the_seeds_10_seconds(service: RunningService) -> None:
+    out = await run("realtime.typing_ttl", service, seconds=10)
+    assert out.status == "pass", (out.message, out.evidence)
+
+
+# --- broken services fail ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def leaky_hub(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hub forgets membership: joins are read as the service, and every subscriber counts as present."""
+
+    async def join_without_check(self: Session, conn: Connection, kind: Any, room_id: Any, since: int | None,
+                                 frame: Any) -> None:
+        async with self.state.db.transaction(READER) as db:
+            cur = await db.execute(f"select last_seq from {kind.rooms} where id = %s", (room_id,))
+            row = await cur.fetchone()
+        last_seq = int(row["last_seq"]) if row else 0
+        conn.send(protocol.Joined(last_seq=last_seq, ref=frame.ref, **{kind.id_field: room_id}).encode(), "joined")
+        self.hub.subscribe(conn, kind, room_id, last_seq, last_seq)
+
+    async def everyone_present(db: Any, kind: Any, after: Any, updated: Any, pairs: Any, limit: int) -> Any:
+        batch = await read_batch(db, kind, after, updated, pairs, limit)
+        batch.present = set(pairs)
+        return batch
+
+    async def everything_allowed(state: Any, conn: Connection, keys: list[Any]) -> set[Any]:
+        return set(keys)
+
+    monkeypatch.setattr(Session, "_join", join_without_check)
+    monkeypatch.setattr(hub_module, "read_batch", everyone_present)
+    monkeypatch.setattr(hub_module, "member_of", everything_allowed)
+
+
+@pytest.mark.usefixtures("leaky_hub")
+async def test_no_leak_fails_when_the_hub_skips_membership(spare: RunningService) -> None:
+    out = await run("realtime.no_leak", spare)
+    assert out.status == "fail", out.message
+    leaks = out.evidence["leaks"]
+    events = {(leak["event"], leak["user"].split(" ")[0]) for leak in leaks}
+    assert ("joined", "stranger") in events and ("message_received", "stranger") in events
+    assert ("message_received", "removed") in events
+    assert all(leak["user"].split(" ")[1].strip("()") for leak in leaks)  # names the user's id
+    assert "delivered to stranger" in out.message
+
+
+async def test_auth_required_fails_when_tokens_are_not_verified(spare: RunningService,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    def trusting(token: str) -> Claims:  # decodes, checks nothing
+        raw = jwt.decode(token, options={"verify_signature": False, "verify_exp": False, "verify_aud": False})
+        return Claims(sub=uuid.UUID(raw["sub"]), role=raw.get("role", "authenticated"), raw=raw)
+
+    monkeypatch.setattr(state_of(spare).verifier, "verify", trusting)
+    out = await run("realtime.auth_required", spare)
+    assert out.status == "fail", out.message
+    broken = {row["case"]: row for row in out.evidence["attempts"]}
+    assert "invalid_signature" in out.message
+    assert broken["invalid_signature"]["events"][0]["type"] == "authenticated"
+    assert broken["missing"]["events"] == [] and broken["missing"]["close_code"] == protocol.CLOSE_UNAUTHORIZED
+
+
+async def test_delivery_fails_when_the_bus_drops_messages(spare: RunningService,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    bus = state_of(spare).bus
+    assert bus is not None
+    original = bus.publish
+
+    async def drop_messages(event: dict[str, Any]) -> None:
+        if event.get("kind") != "message_created":
+            await original(event)
+
+    monkeypatch.setattr(bus, "publish", drop_messages)
+    out = await run("realtime.delivery", spare, budget_ms=500)
+    assert out.status == "fail" and "never reached the recipient" in out.message
+    assert out.evidence["message_id"] and out.evidence["budget_ms"] == 500
+
+
+async def test_resume_fails_when_since_seq_is_ignored(spare: RunningService, monkeypatch: pytest.MonkeyPatch) -> None:
+    original = Session._join
+
+    async def forgetful(self: Session, conn: Connection, kind: Any, room_id: Any, since: int | None,
+                        frame: Any) -> None:
+        await original(self, conn, kind, room_id, None, frame)
+
+    monkeypatch.setattr(Session, "_join", forgetful)
+    out = await run("realtime.resume", spare)
+    assert out.status == "fail"
+    assert "missing seq [3, 4, 5]" in out.message and out.evidence["received_seqs"] == []
+
+
+async def test_multi_tab_fails_when_sockets_are_keyed_by_user(spare: RunningService,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    original = Hub.subscribe
+
+    def one_socket_per_user(self: Hub, conn: Connection, kind: Any, room_id: Any, cursor: int, last: int) -> None:
+        for other in list(self.by_user.get(conn.user_id, ())):
+            if other is not conn:
+                self.unsubscribe(other, (kind.name, room_id))
+        original(self, conn, kind, room_id, cursor, last)
+
+    monkeypatch.setattr(Hub, "subscribe", one_socket_per_user)
+    out = await run("realtime.multi_tab", spare)
+    assert out.status == "fail"
+    assert out.evidence["deliveries_per_tab"]["reader tab 1"] == {1: 0, 2: 0}
+    assert "reader tab 1 got seq 1 0 times" in out.message
+
+
+async def test_presence_fails_when_broadcast_to_everyone(spare: RunningService,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    async def everyone(db: Any, users: list[uuid.UUID]) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        cur = await db.execute("select a.id as s, b.id as w from public.profiles a, public.profiles b "
+                               "where a.id = any(%s) and b.id <> a.id", (users,))
+        return [(r["s"], r["w"]) for r in await cur.fetchall()]
+
+    monkeypatch.setattr(hub_module, "co_members", everyone)
+    out = await run("realtime.presence", spare)
+    assert out.status == "fail"
+    assert "user_online about subject" in out.message and "delivered to the stranger" in out.message
+    assert out.evidence["stranger_received"][0]["type"] == "user_online"
+
+
+_FRAME_OF_EVENT = {
+    "join_conversation": "joined", "send_message": "message_sent", "message_sent": "message_sent",
+    "message_received": "message_received", "mark_read": "message_read", "message_read": "message_read",
+    "typing_start": "user_typing", "user_typing": "user_typing", "typing_stop": "user_typing",
+    "heartbeat": "heartbeat_ack", "user_online": "user_online", "user_offline": "user_offline",
+}
+
+
+@pytest.mark.parametrize("event", sorted(EVENTS))
+async def test_event_fails_when_the_server_never_sends_it(quick: RunningService, monkeypatch: pytest.MonkeyPatch,
+                                                         event: str) -> None:
+    dropped = _FRAME_OF_EVENT[event]
+    original = Connection.send
+
+    def without(self: Connection, text: str, kind: str) -> None:
+        if kind != dropped:
+            original(self, text, kind)
+
+    monkeypatch.setattr(Connection, "send", without)
+    out = await run("realtime.event", quick, event=event)
+    assert out.status == "fail", out.message
+    assert out.evidence["event"] == event and "not observed" in out.message
+
+
+async def test_typing_ttl_fails_when_typing_never_expires_in_time(make_service: Callable[..., RunningService],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MSGOPS_TYPING_TTL", "4")
+    slow = make_service(rate_limits={})
+    out = await run("realtime.typing_ttl", slow, seconds=1)
+    assert out.status == "fail" and "still typing" in out.message
+    assert out.evidence["method"].startswith("observed")
+
+
+async def test_typing_ttl_fails_when_typing_expires_too_soon(quick: RunningService) -> None:
+    out = await run("realtime.typing_ttl", quick, seconds=5)
+    assert out.status == "fail" and "sooner than the 5 s TTL" in out.message
+    assert out.evidence["expired_after_s"] < 2
+
+
+@pytest.fixture(scope="module")
+def no_realtime(new_database: Callable[..., str]) -> Iterator[RunningService]:
+    """A service built without the realtime route: the REST API works, /realtime does not exist."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(service_app, "_include_realtime", lambda app: None)
+        running = start_service(new_database(), rate_limits={})
+    yield running
+    running.stop()
+
+
+@pytest.mark.parametrize("kind", [*KINDS, "realtime.event", "realtime.typing_ttl"])
+async def test_missing_realtime_route_is_an_error_never_a_pass(no_realtime: RunningService, kind: str) -> None:
+    assert no_realtime.http.get("/health").status_code == 200
+    params = {"event": "heartbeat"} if kind == "realtime.event" else {}
+    with pytest.raises(RealtimeUnavailable, match=r"no WebSocket at ws://.*/realtime: .*HTTP 403"):
+        await run(kind, no_realtime, **params)
+
+
+async def test_realtime_not_started_is_an_error(spare: RunningService, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(state_of(spare), "hub", None)  # the route refuses the handshake
+    with pytest.raises(RealtimeUnavailable, match="HTTP 403"):
+        await run("realtime.delivery", spare)
+
+
+def test_every_realtime_kind_and_event_is_registered() -> None:
+    from msgops.checklist.model import PARAM_CHOICES, PROBE_KINDS
+
+    assert {k for k in PROBE_KINDS if k.startswith("realtime.")} == {*KINDS, "realtime.event", "realtime.typing_ttl"}
+    assert all(probes.get(k) for k in PROBE_KINDS if k.startswith("realtime."))
+    assert PARAM_CHOICES[("realtime.event", "event")] == EVENTS
+    assert CONVERSATION.name == "conversation"  # the hub's room naming the patches above rely on
