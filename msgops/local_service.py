@@ -46,8 +46,8 @@ def start(data_dir: Path, database_url: str | None = None) -> LocalService:
     try:
         migrate(db.url)
         secret = target.jwt_secret(data_dir, create=True)
-        settings = Settings.from_env(database_url=db.url, jwt_secret=secret, log_level="WARNING",
-                                     jobs_enabled=False)
+        settings = Settings.from_env(database_url=db.url, jwt_secret=secret, log_level="INFO",
+                                     log_file=str(data_dir / "service.log"), jobs_enabled=False)
         port = _free_port()
         server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
                                                ws="websockets-sansio", ws_per_message_deflate=False,

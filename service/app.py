@@ -8,13 +8,14 @@ from contextlib import asynccontextmanager
 
 import psycopg
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 
 from msgops import __version__
 from service import logs
 from service.auth import TokenVerifier
 from service.db import Database
-from service.http_errors import database_error_handler
+from service.http_errors import database_error_handler, validation_error_handler
 from service.middleware import HttpEdgeMiddleware
 from service.routes import (
     admin,
@@ -36,7 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     if not settings.database_url:
         raise ValueError("DATABASE_URL is not set; start the service with `msgops serve`")
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_file)
     state = AppState(
         settings=settings,
         db=Database(settings.database_url, settings.pool_min, settings.pool_max),
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.msgops = state
     app.add_exception_handler(psycopg.Error, database_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
     for module in (health, users, conversations, messages, communities, broadcasts, moderation, admin):
         app.include_router(module.router)
     _include_realtime(app)

@@ -6,6 +6,8 @@ import logging
 
 import psycopg
 from fastapi import Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 log = logging.getLogger("service.errors")
@@ -23,6 +25,13 @@ _STATUS: dict[str, tuple[int, str]] = {
     "P0002": (404, "not found"),
     "57014": (503, "the database took too long; retry"),
 }
+
+
+async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """422 with field errors. The offending input is not echoed back: it may not even be encodable."""
+    assert isinstance(exc, RequestValidationError)
+    errors = [{k: v for k, v in e.items() if k not in ("input", "ctx", "url")} for e in exc.errors()]
+    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
 
 async def database_error_handler(request: Request, exc: Exception) -> JSONResponse:

@@ -53,6 +53,7 @@ class Settings:
     hsts: bool = False
     environment: str = "development"
     log_level: str = "INFO"
+    log_file: str | None = None  # JSON logs go here instead of stdout
     bus: str = "auto"  # memory | postgres | auto (postgres when several workers share the database)
     jobs_enabled: bool = True
     archive_after_days: int = 90
@@ -73,6 +74,7 @@ class Settings:
             "hsts": env.get("MSGOPS_HSTS", "").lower() in ("1", "true", "yes"),
             "environment": env.get("MSGOPS_ENV", "development"),
             "log_level": env.get("MSGOPS_LOG_LEVEL", "INFO").upper(),
+            "log_file": env.get("MSGOPS_LOG_FILE") or None,
             "bus": env.get("MSGOPS_BUS", "auto"),
             "jobs_enabled": env.get("MSGOPS_JOBS", "on").lower() not in ("0", "off", "false"),
             "archive_after_days": int(env.get("MSGOPS_ARCHIVE_AFTER_DAYS", "90")),

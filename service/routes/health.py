@@ -32,6 +32,7 @@ class Health(BaseModel):
     migrations: int
     pool: PoolInfo
     realtime_bus: str | None = None
+    rate_limits: dict[str, str] = {}  # action -> "hits/seconds"
 
 
 @router.get("/health", response_model=Health, responses={503: {"model": Health}})
@@ -57,6 +58,7 @@ async def health(state: State) -> Response | Health:
         pool=PoolInfo(size=stats.get("pool_size", 0), available=stats.get("pool_available", 0),
                       max=state.settings.pool_max),
         realtime_bus=getattr(state.bus, "name", None),
+        rate_limits={a: f"{r.max_hits}/{r.window_seconds}" for a, r in state.settings.rate_limits.items()},
     )
     if database != "ok":
         return JSONResponse(body.model_dump(), status_code=503)

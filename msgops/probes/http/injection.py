@@ -1,0 +1,117 @@
+"""http.sql_injection: classic payloads in content, query parameters and path ids do nothing but be text."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from msgops.probes import probe
+from msgops.probes.context import Context
+from msgops.probes.http.common import (
+    call,
+    community,
+    direct,
+    exchange,
+    group,
+    json_of,
+    once,
+    require,
+    send,
+    target_of,
+    users,
+)
+from msgops.results import Outcome, failed, passed
+
+SQL_PAYLOADS = (
+    "' OR '1'='1",
+    "'; DROP TABLE messages; --",
+    "\" OR \"\"=\"",
+    "1 UNION SELECT id, email FROM profiles --",
+    "%' OR 1=1 --",
+    "admin'--",
+    "')) OR 1=1; --",
+    "'||(SELECT pg_sleep(3))||'",
+)
+SLEEP_MS = 2900.0  # the pg_sleep(3) payload, executed, shows up as a three-second answer
+
+
+@probe("http.sql_injection",
+       what="SQL injection payloads as message content, search queries, cursors and path ids never cause a "
+            "5xx or a three-second (pg_sleep) answer, never return another user's private rows, and content "
+            "is stored as the literal text.",
+       why="A single concatenated query hands the database to whoever types a quote; RLS narrows the damage "
+           "but a 500 on a quote is the first sign of it.",
+       example="GET /communities?q=' OR '1'='1 answers 500 (syntax error from a formatted query).",
+       fix="Pass every value as a bound parameter (psycopg: %s placeholders; psycopg.sql for identifiers); "
+           "never format user input into SQL text.")
+async def sql_injection(ctx: Context, **_: Any) -> Outcome:
+    return await once(ctx, "sql_injection", lambda: _sql_injection(ctx))
+
+
+async def _sql_injection(ctx: Context) -> Outcome:
+    a, b, outsider = await users(ctx, "attendee", "attendee", "attendee")
+    conv = await direct(ctx, a, b)
+    await send(ctx, b, conv, "msgops injection probe hello")
+    secret = await community(ctx, outsider, private=True, name="msgops private injection probe",
+                             description="hello probe")
+    secret_conv = await group(ctx, outsider, title="msgops private injection group")
+    private_ids = {str(secret["id"]), secret_conv}
+
+    stored = await asyncio.gather(*(call(ctx, a, "POST", f"/conversations/{conv}/messages", json={"content": p})
+                                    for p in SQL_PAYLOADS))
+    reads: list[tuple[str, str, httpx.Response]] = []
+    gate = asyncio.Semaphore(16)
+
+    async def read(kind: str, payload: str, path: str, **kwargs: Any) -> None:
+        async with gate:
+            reads.append((kind, payload, await call(ctx, a, "GET", path, **kwargs)))
+
+    jobs = []
+    for i, p in enumerate(SQL_PAYLOADS):
+        jobs += [read("query", p, "/communities", params={"q": p}),
+                 read("query", p, f"/conversations/{conv}/messages/search", params={"q": p})]
+        if i % 2 == 0 or "pg_sleep" in p:  # ids and cursors take one parsing path: half the payloads do
+            jobs += [read("query", p, "/conversations", params={"cursor": p}),
+                     read("path", p, f"/conversations/{quote(p, safe='')}"),
+                     read("path", p, f"/messages/{quote(p, safe='')}"),
+                     read("path", p, f"/communities/{quote(p, safe='')}/messages")]
+    await asyncio.gather(*jobs)
+    page = await call(ctx, a, "GET", f"/conversations/{conv}/messages", params={"limit": 50})
+    contents = [m.get("content") for m in require(page, 200, what="read the messages back").get("messages", [])]
+
+    problems: list[str] = []
+    everything = [("content", p, r) for p, r in zip(SQL_PAYLOADS, stored, strict=True)] + reads + \
+        [("read", "", page)]
+    for kind, payload, r in everything:
+        where = target_of(r)
+        ms = r.elapsed.total_seconds() * 1000
+        if r.status_code >= 500:
+            problems.append(f"{where} answered {r.status_code}")
+        elif "pg_sleep" in payload and ms > SLEEP_MS:
+            problems.append(f"{where} took {ms:.0f} ms: the pg_sleep payload ran as SQL")
+        if kind == "path" and r.status_code == 200:
+            problems.append(f"{where} answered 200 to a path id that is not an id")
+        leaked = sorted(i for i in private_ids if i in r.text)
+        if leaked:
+            problems.append(f"{where} returned another user's private resource {', '.join(leaked)}")
+    for payload, r in zip(SQL_PAYLOADS, stored, strict=True):
+        if r.status_code == 201 and payload not in [html.unescape(c or "") for c in contents]:
+            problems.append(f"payload {payload!r} was not stored as its literal text")
+    evidence: dict[str, Any] = {
+        "payloads": list(SQL_PAYLOADS), "requests": len(everything),
+        "statuses": sorted({f"{k}:{r.status_code}" for k, _, r in everything}),
+        "stored": [{"sent": p, "status": r.status_code, "returned": (json_of(r) or {}).get("content")
+                    if r.status_code == 201 else None} for p, r in zip(SQL_PAYLOADS, stored, strict=True)],
+        "slowest_ms": round(max(r.elapsed.total_seconds() for _, _, r in everything) * 1000, 1),
+    }
+    if problems:
+        first = next((r for _, _, r in everything if r.status_code >= 500), None)
+        if first is not None:
+            evidence["first_5xx"] = exchange(first, body=300)
+        return failed(f"{len(problems)} problem(s); first: {problems[0]}", problems=problems[:20], **evidence)
+    return passed(f"{len(everything)} requests with {len(SQL_PAYLOADS)} payloads: no 5xx, no private rows, "
+                  "content stored as literal text", **evidence)
