@@ -6,6 +6,7 @@ and the algorithm allow-list are enforced; `alg: none` never verifies.
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import jwt
 
 API_ROLES = ("authenticated", "service_role")
+_CACHE_SIZE = 10_000  # verified tokens kept (each until its own exp)
 
 
 class AuthError(Exception):
@@ -54,8 +56,19 @@ class TokenVerifier:
         self.audience = audience
         self.algorithms = [a for a in algorithms if a.lower() != "none"]
         self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=600) if jwks_url else None
+        self._verified: dict[str, tuple[float, Claims]] = {}
 
     def verify(self, token: str) -> Claims:
+        cached = self._verified.get(token)
+        if cached is not None and cached[0] > time.time():
+            return cached[1]
+        claims = self._verify(token)
+        if len(self._verified) >= _CACHE_SIZE:
+            self._verified.pop(next(iter(self._verified)))  # the oldest entry
+        self._verified[token] = (float(claims.raw["exp"]), claims)
+        return claims
+
+    def _verify(self, token: str) -> Claims:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -90,8 +103,6 @@ class TokenVerifier:
 def mint_token(secret: str, sub: uuid.UUID | str, role: str = "authenticated", ttl: int = 3600,
                audience: str = "authenticated", extra: dict[str, Any] | None = None) -> str:
     """An HS256 token in the Supabase shape; used by `msgops token`, tests and load tests."""
-    import time
-
     now = int(time.time())
     claims: dict[str, Any] = {"sub": str(sub), "role": role, "aud": audience, "iat": now, "exp": now + ttl}
     claims.update(extra or {})

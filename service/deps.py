@@ -17,9 +17,14 @@ _bearer = HTTPBearer(auto_error=False, description="A JWT from your identity pro
 _MAX_KNOWN_USERS = 200_000
 
 
-def get_state(request: Request) -> AppState:
+def app_state(request: Request) -> AppState:
     state: AppState = request.app.state.msgops
     return state
+
+
+async def get_state(request: Request) -> AppState:
+    # async: a plain `def` dependency would be run in the threadpool on every request
+    return app_state(request)
 
 
 def unauthorized(reason: str) -> HTTPException:
@@ -33,7 +38,7 @@ async def get_current_user(
     """Verify the bearer token and make sure the caller has a profile row."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise unauthorized("missing bearer token")
-    state = get_state(request)
+    state = app_state(request)
     try:
         claims = state.verifier.verify(credentials.credentials)
     except AuthError as exc:
@@ -56,7 +61,7 @@ async def ensure_profile(state: AppState, claims: Claims) -> None:
     state.known_users.add(claims.sub)
 
 
-def require_service_role(claims: Annotated[Claims, Depends(get_current_user)]) -> Claims:
+async def require_service_role(claims: Annotated[Claims, Depends(get_current_user)]) -> Claims:
     if not claims.is_service:
         raise HTTPException(403, detail="service role only")
     return claims

@@ -56,7 +56,7 @@ def migrate(url: str) -> list[str]:
                 if m.name in done:
                     continue
                 with conn.transaction():
-                    conn.execute(m.sql.encode())  # type: ignore[call-overload]
+                    conn.execute(m.sql.encode())
                     conn.execute("insert into msgops_meta.schema_migrations (name, checksum) values (%s, %s)",
                                  [m.name, m.checksum])
                 applied_now.append(m.name)

@@ -1,0 +1,88 @@
+"""Request and response models of the conversation endpoints."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from service.sanitize import MAX_COMMUNITY_NAME_CHARS, clean_text
+
+MAX_TITLE_CHARS = MAX_COMMUNITY_NAME_CHARS
+MAX_GROUP_MEMBERS = 256
+
+
+def clean_title(value: str) -> str:
+    """Titles are plain text like messages; the limit holds after cleaning."""
+    cleaned = clean_text(value)  # raises a ValueError (-> 422) when nothing is left
+    if len(cleaned) > MAX_TITLE_CHARS:
+        raise ValueError(f"must be at most {MAX_TITLE_CHARS} characters after removing markup")
+    return cleaned
+
+
+Title = Annotated[str, Field(min_length=1, max_length=MAX_TITLE_CHARS), AfterValidator(clean_title)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DirectConversationIn(_In):
+    kind: Literal["direct"]
+    user_id: uuid.UUID = Field(description="The other person (the direct-message rules of your roles apply)")
+
+
+class GroupConversationIn(_In):
+    kind: Literal["group"]
+    title: Title
+    member_ids: list[uuid.UUID] = Field(default_factory=list, max_length=MAX_GROUP_MEMBERS,
+                                        description="Members besides you")
+
+
+ConversationIn = Annotated[DirectConversationIn | GroupConversationIn, Field(discriminator="kind")]
+
+
+class ArchiveIn(_In):
+    archived: bool
+
+
+class MemberIn(_In):
+    user_id: uuid.UUID
+
+
+class ConversationSummary(BaseModel):
+    id: uuid.UUID
+    kind: Literal["direct", "group"]
+    title: str | None
+    created_by: uuid.UUID
+    member_count: int
+    last_seq: int
+    last_message_at: datetime | None
+    unread_count: int = Field(description="Messages after the last one you read")
+    last_read_seq: int
+    archived: bool = Field(description="You archived it (for yourself)")
+    created_at: datetime
+
+
+class ConversationPage(BaseModel):
+    conversations: list[ConversationSummary] = Field(description="Newest activity first")
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last page")
+
+
+class Member(BaseModel):
+    user_id: uuid.UUID
+    display_name: str
+    role: Literal["owner", "member"]
+    joined_at: datetime
+
+
+class ConversationDetail(ConversationSummary):
+    members: list[Member]
+
+
+class ArchiveOut(BaseModel):
+    conversation_id: uuid.UUID
+    archived: bool
+    archived_at: datetime | None
