@@ -70,6 +70,13 @@ async def test_unused_vendor_is_not_configured_skip() -> None:
         await run("env.vars", env_target(), vars=[["SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_KEY"]])
 
 
+async def test_vendor_tool_settings_do_not_make_a_vendor_used() -> None:
+    with pytest.raises(Skip, match="AWS_REGION: not configured for this target"):
+        await run("env.vars", env_target({"AWS_CA_BUNDLE": "/etc/ssl/ca.pem"}), vars=["AWS_REGION"])
+    out = await run("env.vars", env_target({"AWS_S3_BUCKET": "b"}), vars=["AWS_REGION"])
+    assert out.status == "fail" and out.evidence["missing"] == ["AWS_REGION"]
+
+
 async def test_used_vendor_missing_a_variable_fails() -> None:
     env = {"SUPABASE_URL": "https://abc.supabase.co"}
     out = await run("env.vars", env_target(env), vars=["SUPABASE_URL", ["SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_KEY"]])

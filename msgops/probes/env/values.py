@@ -79,8 +79,15 @@ def is_placeholder(value: str) -> bool:
     return bool(_PLACEHOLDER.match(value.strip()))
 
 
+# Settings of a vendor's command-line tools, not of an application: a machine with the AWS CLI set
+# up does not make a deployment an AWS deployment.
+_TOOLING = re.compile(r"^(AWS_(CA_BUNDLE|CONFIG_FILE|SHARED_CREDENTIALS_FILE|PAGER|CLI_.*|EC2_METADATA_.*)"
+                      r"|REDISCLI_.*|SENTRY_CLI_.*)$")
+
+
 def vendors_in_use(ctx: Context) -> set[str]:
-    return {v for name, value in ctx.target.env.items() if value.strip() and (v := vendor_of(name))}
+    return {v for name, value in ctx.target.env.items()
+            if value.strip() and not _TOOLING.match(name) and (v := vendor_of(name))}
 
 
 def unused_vendor(ctx: Context, names: list[str]) -> str | None:
