@@ -1,17 +1,25 @@
-"""A reference service started in-process for `msgops gate`: embedded PostgreSQL, a loopback port,
-and everything stopped again afterwards."""
+"""The reference service for `msgops gate`: `msgops serve` in its own process on a loopback port.
+
+Its own process, not a thread of the gate: the service and the checks must not share one
+interpreter (and one GIL), or the checks would measure their own load. Stopped with SIGINT, like
+Ctrl-C, so the embedded PostgreSQL it started stops too.
+"""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
-import threading
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+
 from msgops import target
 from msgops.errors import UserError
-from msgops.serve import Database, migrate, open_database
 
 
 @dataclass
@@ -19,14 +27,17 @@ class LocalService:
     api_url: str
     database_url: str
     jwt_secret: str
-    _server: object
-    _thread: threading.Thread
-    _db: Database
+    log: Path
+    _process: subprocess.Popen[bytes]
 
     def stop(self) -> None:
-        self._server.should_exit = True  # type: ignore[attr-defined]
-        self._thread.join(timeout=20)
-        self._db.release()
+        if self._process.poll() is None:
+            self._process.send_signal(signal.SIGINT)
+            try:
+                self._process.wait(30)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(10)
 
 
 def _free_port() -> int:
@@ -35,31 +46,34 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(data_dir: Path, database_url: str | None = None) -> LocalService:
-    import uvicorn
-
-    from service.app import create_app
-    from service.settings import Settings
-
+def start(data_dir: Path, database_url: str | None = None, timeout_s: float = 90) -> LocalService:
     data_dir.mkdir(parents=True, exist_ok=True)
-    db = open_database(database_url, data_dir)
-    try:
-        migrate(db.url)
-        secret = target.jwt_secret(data_dir, create=True)
-        settings = Settings.from_env(database_url=db.url, jwt_secret=secret, log_level="INFO",
-                                     log_file=str(data_dir / "service.log"), jobs_enabled=False)
-        port = _free_port()
-        server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
-                                               ws="websockets-sansio", ws_per_message_deflate=False,
-                                               server_header=False, lifespan="on"))
-        thread = threading.Thread(target=server.run, name="msgops-service", daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 60
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise UserError("the reference service did not start; run `msgops serve` to see why")
-            time.sleep(0.05)
-    except BaseException:
-        db.release()
-        raise
-    return LocalService(f"http://127.0.0.1:{port}", db.url, secret, server, thread, db)
+    port = _free_port()
+    log = data_dir / "gate-service.log"
+    env = dict(os.environ, MSGOPS_JOBS="off", MSGOPS_LOG_FILE=str(data_dir / "service.log"))
+    env.pop("MSGOPS_API_URL", None)
+    command = [sys.executable, "-m", "msgops.cli", "serve", "--port", str(port), "--data-dir", str(data_dir)]
+    if database_url:
+        command += ["--database-url", database_url]
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+    api_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            last = log.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+            raise UserError(f"the reference service did not start: {last[0]} (full log: {log})")
+        try:
+            if httpx.get(api_url + "/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    else:
+        process.kill()
+        raise UserError(f"the reference service did not answer /health within {timeout_s:g}s (log: {log})")
+    info = target.ServeInfo.read(data_dir)
+    if info is None:
+        process.send_signal(signal.SIGINT)
+        raise UserError(f"the reference service started but did not announce itself in {data_dir}")
+    return LocalService(api_url, info.database_url, target.jwt_secret(data_dir, create=False), log, process)
