@@ -82,8 +82,10 @@ def run(host: str, port: int, database_url: str | None, data_dir: Path, workers:
             # Several processes share one database; realtime fans out through LISTEN/NOTIFY.
             os.environ.setdefault("MSGOPS_BUS", "postgres")
         target.ServeInfo(api_url, db.url, os.getpid()).write(data_dir)
+        from service.server import WS_MAX_SIZE, DrainingServer
+
         common = {"host": host, "port": port, "log_level": "warning", "ws": "websockets-sansio",
-                  "ws_per_message_deflate": False, "timeout_graceful_shutdown": 10,
+                  "ws_per_message_deflate": False, "ws_max_size": WS_MAX_SIZE, "timeout_graceful_shutdown": 10,
                   "server_header": False}
         try:
             if workers > 1:
@@ -91,7 +93,11 @@ def run(host: str, port: int, database_url: str | None, data_dir: Path, workers:
             else:
                 from service.app import create_app
 
-                uvicorn.run(create_app(Settings.from_env()), **common)  # type: ignore[arg-type]
+                app = create_app(Settings.from_env())
+                try:
+                    DrainingServer(uvicorn.Config(app, **common), app.state.msgops).run()  # type: ignore[arg-type]
+                except KeyboardInterrupt:
+                    pass  # uvicorn re-raises Ctrl-C after its graceful shutdown; stopping was the request
         finally:
             target.ServeInfo.remove(data_dir)
     finally:

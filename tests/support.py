@@ -15,6 +15,7 @@ import uvicorn
 
 from service.app import create_app
 from service.auth import mint_token
+from service.server import WS_MAX_SIZE, DrainingServer
 from service.settings import Settings
 
 JWT_SECRET = "test-secret-0123456789abcdef0123456789abcdef"
@@ -90,8 +91,8 @@ def start_service(database_url: str, **overrides: Any) -> RunningService:
     app = create_app(settings)
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
-                            ws="websockets-sansio", ws_per_message_deflate=False)
-    server = uvicorn.Server(config)
+                            ws="websockets-sansio", ws_per_message_deflate=False, ws_max_size=WS_MAX_SIZE)
+    server = DrainingServer(config, app.state.msgops)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
