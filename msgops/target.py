@@ -40,20 +40,16 @@ def jwt_secret(directory: Path, create: bool) -> str:
 
 
 def mask_url(url: str) -> str:
-    """A database URL without its password, for printing."""
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+    """A database URL (or key=value conninfo) as postgresql://user@host:port/db, password masked."""
+    from psycopg.conninfo import conninfo_to_dict
 
     try:
         parts = conninfo_to_dict(url)
     except Exception:
         return "<unparseable database URL>"
-    if parts.get("password"):
-        parts["password"] = "****"
-    host, port, db, user = parts.get("host", ""), parts.get("port", ""), parts.get("dbname", ""), parts.get("user", "")
-    if url.startswith("postgres"):
-        auth = f"{user}:****@" if parts.get("password") else (f"{user}@" if user else "")
-        return f"postgresql://{auth}{host}{':' + str(port) if port else ''}/{db}"
-    return make_conninfo(**parts)  # type: ignore[arg-type]
+    user, host, port, db = (str(parts.get(k) or "") for k in ("user", "host", "port", "dbname"))
+    auth = f"{user}:****@" if parts.get("password") else (f"{user}@" if user else "")
+    return f"postgresql://{auth}{host}{':' + port if port else ''}/{db}"
 
 
 @dataclass(frozen=True)
