@@ -1,9 +1,10 @@
 """realtime probes: each kind passes against the reference service and fails against a service broken
-in exactly that way (in-process patches of the hub, undone after each test; never a mock of the
-network or the database)."""
+in exactly that way (in-process patches of service/realtime internals, scoped to one service and undone
+after each test; never a mock of the network or the database)."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, cast
@@ -11,6 +12,7 @@ from typing import Any, cast
 import jwt
 import pytest
 from fastapi import FastAPI
+from psycopg.conninfo import conninfo_to_dict
 
 from msgops import probes
 from msgops.config import Target
@@ -19,12 +21,15 @@ from msgops.probes.realtime.client import RealtimeUnavailable
 from msgops.probes.realtime.events import EVENTS
 from msgops.results import Outcome
 from service import app as service_app
-from service.auth import Claims
+from service.auth import AuthError, Claims
+from service.db import Conn, fetch_one
 from service.realtime import hub as hub_module
 from service.realtime import protocol
+from service.realtime import session as session_module
 from service.realtime.connection import Connection
-from service.realtime.delivery import CONVERSATION, READER, read_batch
+from service.realtime.delivery import CONVERSATION, Batch, RoomKind
 from service.realtime.hub import Hub
+from service.realtime.membership import JoinCheck, RoomKey
 from service.realtime.session import Session
 from service.state import AppState
 from tests.support import JWT_SECRET, RunningService, start_service
@@ -49,6 +54,34 @@ def state_of(svc: RunningService) -> AppState:
     app = cast(FastAPI, svc.server.config.app)
     state: AppState = app.state.msgops
     return state
+
+
+def hub_of(svc: RunningService) -> Hub:
+    hub: Hub | None = state_of(svc).hub
+    assert hub is not None, "realtime did not start"
+    return hub
+
+
+def on_database_of(svc: RunningService) -> Callable[[Conn], bool]:
+    """Is this connection one of `svc`'s? (each test service has a database of its own): scopes a
+    patch of a module-level function, which every service in this process shares, to one service."""
+    name = conninfo_to_dict(svc.database_url)["dbname"]
+    return lambda conn: conn.info.dbname == name
+
+
+def unstate_typing_ttl(svc: RunningService, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`svc` sends user_typing without `expires_in`, like a server that does not state its TTL, so the probe
+    has to time the expiry (its observed path). Connection is slotted: patched on the class, `svc` only."""
+    state, original = state_of(svc), Connection.send
+
+    def send(self: Connection, text: str, kind: str) -> None:
+        if kind == "user_typing" and self.ws.app.state.msgops is state:
+            frame = json.loads(text)
+            frame.pop("expires_in", None)
+            text = json.dumps(frame)
+        original(self, text, kind)
+
+    monkeypatch.setattr(Connection, "send", send)
 
 
 @pytest.fixture(scope="module")
@@ -90,45 +123,61 @@ async def test_delivery_reports_latency(service: RunningService) -> None:
     assert 0 < out.evidence["latency_ms"] < 1000 and out.evidence["seq"] == 1
 
 
-async def test_typing_ttl_observed_on_a_short_ttl(quick: RunningService) -> None:
+async def test_typing_ttl_observed_on_a_short_ttl(quick: RunningService, monkeypatch: pytest.MonkeyPatch) -> None:
+    unstate_typing_ttl(quick, monkeypatch)
     out = await run("realtime.typing_ttl", quick, seconds=1)
     assert out.status == "pass", (out.message, out.evidence)
     assert out.evidence["method"].startswith("observed") and 0.8 <= out.evidence["expired_after_s"] < 2.5
 
 
 @pytest.mark.slow
-async def test_typing_ttl_of_the_reference_is_the_seeds_10_seconds(service: RunningService) -> None:
+async def test_typing_ttl_of_the_reference_is_the_seeds_10_seconds(service: RunningService,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    unstate_typing_ttl(service, monkeypatch)  # timed, not taken from the frame's word for it
     out = await run("realtime.typing_ttl", service, seconds=10)
     assert out.status == "pass", (out.message, out.evidence)
+    assert out.evidence["method"].startswith("observed")
+
+
+async def test_typing_ttl_read_from_the_protocol_when_stated(service: RunningService, quick: RunningService) -> None:
+    out = await run("realtime.typing_ttl", service, seconds=10)
+    assert out.status == "pass", (out.message, out.evidence)
+    assert out.evidence["method"] == "read from user_typing.expires_in (not waited)" and out.evidence["ttl_s"] == 10
+    out = await run("realtime.typing_ttl", quick, seconds=5)
+    assert out.status == "fail" and "the protocol states a typing TTL of 1 s, expected 5 s" in out.message
 
 
 # --- broken services fail ---------------------------------------------------------------------------
 
 
 @pytest.fixture
-def leaky_hub(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The hub forgets membership: joins are read as the service, and every subscriber counts as present."""
+def leaky_hub(spare: RunningService, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The spare's hub forgets membership: a join is granted without asking the database as the user
+    (the room's last_seq is read as the owner), and neither the re-check on a membership change nor the
+    still-a-member probe of each delivery read drops anyone."""
+    state, on_spare = state_of(spare), on_database_of(spare)
+    check_join, member_of, read_batch = session_module.check_join, hub_module.member_of, hub_module.read_batch
 
-    async def join_without_check(self: Session, conn: Connection, kind: Any, room_id: Any, since: int | None,
-                                 frame: Any) -> None:
-        async with self.state.db.transaction(READER) as db:
-            cur = await db.execute(f"select last_seq from {kind.rooms} where id = %s", (room_id,))
-            row = await cur.fetchone()
-        last_seq = int(row["last_seq"]) if row else 0
-        conn.send(protocol.Joined(last_seq=last_seq, ref=frame.ref, **{kind.id_field: room_id}).encode(), "joined")
-        self.hub.subscribe(conn, kind, room_id, last_seq, last_seq)
+    async def join_unchecked(st: AppState, claims: Claims, kind: RoomKind, room_id: uuid.UUID) -> JoinCheck | None:
+        if st is not state:
+            return await check_join(st, claims, kind, room_id)
+        async with st.db.privileged() as db:
+            row = await fetch_one(db, f"select last_seq from {kind.rooms} where id = %s", (room_id,))
+        return JoinCheck(int(row["last_seq"]), None) if row else None
 
-    async def everyone_present(db: Any, kind: Any, after: Any, updated: Any, pairs: Any, limit: int) -> Any:
+    async def everything_allowed(st: AppState, claims: Claims, keys: list[RoomKey]) -> set[RoomKey]:
+        return set(keys) if st is state else await member_of(st, claims, keys)
+
+    async def everyone_present(db: Conn, kind: RoomKind, after: dict[uuid.UUID, int], updated: set[uuid.UUID],
+                               pairs: list[tuple[uuid.UUID, uuid.UUID]], limit: int) -> Batch:
         batch = await read_batch(db, kind, after, updated, pairs, limit)
-        batch.present = set(pairs)
+        if on_spare(db):
+            batch.present = set(pairs)
         return batch
 
-    async def everything_allowed(state: Any, conn: Connection, keys: list[Any]) -> set[Any]:
-        return set(keys)
-
-    monkeypatch.setattr(Session, "_join", join_without_check)
-    monkeypatch.setattr(hub_module, "read_batch", everyone_present)
-    monkeypatch.setattr(hub_module, "member_of", everything_allowed)
+    monkeypatch.setattr(session_module, "check_join", join_unchecked)  # Session._join's membership check
+    monkeypatch.setattr(hub_module, "member_of", everything_allowed)   # Hub.recheck on membership_changed
+    monkeypatch.setattr(hub_module, "read_batch", everyone_present)    # Hub._deliver's re-check
 
 
 @pytest.mark.usefixtures("leaky_hub")
@@ -145,8 +194,11 @@ async def test_no_leak_fails_when_the_hub_skips_membership(spare: RunningService
 
 async def test_auth_required_fails_when_tokens_are_not_verified(spare: RunningService,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    def trusting(token: str) -> Claims:  # decodes, checks nothing
-        raw = jwt.decode(token, options={"verify_signature": False, "verify_exp": False, "verify_aud": False})
+    def trusting(token: str) -> Claims:  # decodes, checks nothing (signature, exp, aud)
+        try:
+            raw = jwt.decode(token, options={"verify_signature": False, "verify_exp": False, "verify_aud": False})
+        except jwt.PyJWTError:
+            raise AuthError("malformed token") from None  # unreadable: refused as the real verifier does
         return Claims(sub=uuid.UUID(raw["sub"]), role=raw.get("role", "authenticated"), raw=raw)
 
     monkeypatch.setattr(state_of(spare).verifier, "verify", trusting)
@@ -160,7 +212,7 @@ async def test_auth_required_fails_when_tokens_are_not_verified(spare: RunningSe
 
 async def test_delivery_fails_when_the_bus_drops_messages(spare: RunningService,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    bus = state_of(spare).bus
+    bus = state_of(spare).bus  # service.events.publish -> bus.publish -> the hub marks the room to read
     assert bus is not None
     original = bus.publish
 
@@ -175,11 +227,11 @@ async def test_delivery_fails_when_the_bus_drops_messages(spare: RunningService,
 
 
 async def test_resume_fails_when_since_seq_is_ignored(spare: RunningService, monkeypatch: pytest.MonkeyPatch) -> None:
-    original = Session._join
+    state, original = state_of(spare), Session._join
 
-    async def forgetful(self: Session, conn: Connection, kind: Any, room_id: Any, since: int | None,
+    async def forgetful(self: Session, conn: Connection, kind: RoomKind, room_id: Any, since: int | None,
                         frame: Any) -> None:
-        await original(self, conn, kind, room_id, None, frame)
+        await original(self, conn, kind, room_id, None if self.state is state else since, frame)
 
     monkeypatch.setattr(Session, "_join", forgetful)
     out = await run("realtime.resume", spare)
@@ -189,15 +241,16 @@ async def test_resume_fails_when_since_seq_is_ignored(spare: RunningService, mon
 
 async def test_multi_tab_fails_when_sockets_are_keyed_by_user(spare: RunningService,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    original = Hub.subscribe
+    hub = hub_of(spare)
+    original = hub.subscribe
 
-    def one_socket_per_user(self: Hub, conn: Connection, kind: Any, room_id: Any, cursor: int, last: int) -> None:
-        for other in list(self.by_user.get(conn.user_id, ())):
+    def one_socket_per_user(conn: Connection, kind: RoomKind, room_id: uuid.UUID, cursor: int, last: int) -> None:
+        for other in list(hub.by_user.get(conn.user_id, ())):
             if other is not conn:
-                self.unsubscribe(other, (kind.name, room_id))
-        original(self, conn, kind, room_id, cursor, last)
+                hub.unsubscribe(other, (kind.name, room_id))
+        original(conn, kind, room_id, cursor, last)
 
-    monkeypatch.setattr(Hub, "subscribe", one_socket_per_user)
+    monkeypatch.setattr(hub, "subscribe", one_socket_per_user)  # this hub only: Session calls self.hub.subscribe
     out = await run("realtime.multi_tab", spare)
     assert out.status == "fail"
     assert out.evidence["deliveries_per_tab"]["reader tab 1"] == {1: 0, 2: 0}
@@ -206,7 +259,11 @@ async def test_multi_tab_fails_when_sockets_are_keyed_by_user(spare: RunningServ
 
 async def test_presence_fails_when_broadcast_to_everyone(spare: RunningService,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    async def everyone(db: Any, users: list[uuid.UUID]) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    on_spare, co_members = on_database_of(spare), hub_module.co_members
+
+    async def everyone(db: Conn, users: list[uuid.UUID]) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        if not on_spare(db):
+            return await co_members(db, users)
         cur = await db.execute("select a.id as s, b.id as w from public.profiles a, public.profiles b "
                                "where a.id = any(%s) and b.id <> a.id", (users,))
         return [(r["s"], r["w"]) for r in await cur.fetchall()]
@@ -229,11 +286,11 @@ _FRAME_OF_EVENT = {
 @pytest.mark.parametrize("event", sorted(EVENTS))
 async def test_event_fails_when_the_server_never_sends_it(quick: RunningService, monkeypatch: pytest.MonkeyPatch,
                                                          event: str) -> None:
-    dropped = _FRAME_OF_EVENT[event]
-    original = Connection.send
+    dropped, state = _FRAME_OF_EVENT[event], state_of(quick)
+    original = Connection.send  # a slotted class: patched on the class, for `quick`'s sockets only
 
     def without(self: Connection, text: str, kind: str) -> None:
-        if kind != dropped:
+        if kind != dropped or self.ws.app.state.msgops is not state:
             original(self, text, kind)
 
     monkeypatch.setattr(Connection, "send", without)
@@ -246,12 +303,15 @@ async def test_typing_ttl_fails_when_typing_never_expires_in_time(make_service: 
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MSGOPS_TYPING_TTL", "4")
     slow = make_service(rate_limits={})
+    unstate_typing_ttl(slow, monkeypatch)
     out = await run("realtime.typing_ttl", slow, seconds=1)
     assert out.status == "fail" and "still typing" in out.message
     assert out.evidence["method"].startswith("observed")
 
 
-async def test_typing_ttl_fails_when_typing_expires_too_soon(quick: RunningService) -> None:
+async def test_typing_ttl_fails_when_typing_expires_too_soon(quick: RunningService,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    unstate_typing_ttl(quick, monkeypatch)
     out = await run("realtime.typing_ttl", quick, seconds=5)
     assert out.status == "fail" and "sooner than the 5 s TTL" in out.message
     assert out.evidence["expired_after_s"] < 2
