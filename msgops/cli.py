@@ -164,6 +164,9 @@ def _register_optional() -> None:
 
     app.command("check")(cli_check.check)
     app.command("init")(cli_check.init)
+    from msgops import cli_load
+
+    app.command("load")(cli_load.load)
     app.command("report")(cli_report.report)
     app.command("signoff")(cli_report.signoff_command)
     app.command("gate")(cli_report.gate)

@@ -47,7 +47,7 @@ def _summary_json(model: report_model.ReportModel, signatures: list[signoff.Sign
     return {
         "schema": "msgops.report", "version": 1, "verdict": asdict(model.verdict),
         "content_hash": model.content_hash, "counts": model.counts, "target": model.target, "git_sha": model.git_sha,
-        "load": {k: v for k, v in (model.load or {}).items() if k != "charts"} or None,
+        "loads": [{k: v for k, v in load.items() if k != "charts"} for load in model.loads],
         "new_failures": [asdict(c) for c in model.new_failures], "fixed": [asdict(c) for c in model.fixed],
         "regressions": [asdict(r) for r in model.regressions],
         "signatures": [dict(asdict(s), stale=s.stale(model.content_hash)) for s in signatures],
@@ -166,9 +166,8 @@ def gate(
 
 
 def _run_load(resolved: config.Target, profile: str, path: Path) -> None:
-    try:
-        from msgops.load import run_profile  # type: ignore[attr-defined]
-    except ImportError:
-        console.print("[yellow]msgops load is not available in this installation; load items will be skipped[/]")
-        return
-    run_profile(resolved, profile, path)
+    """Run the load profile; its verdict joins the report's through the results file."""
+    from msgops.load.run import LoadOptions
+    from msgops.load.run import execute as run_load
+
+    run_load(LoadOptions(profile=profile, json_out=path, target=resolved, show_progress=True), console)

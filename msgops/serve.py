@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,10 +95,9 @@ def run(host: str, port: int, database_url: str | None, data_dir: Path, workers:
                 from service.app import create_app
 
                 app = create_app(Settings.from_env())
-                try:
+                # uvicorn re-raises Ctrl-C after its graceful shutdown; stopping was the request.
+                with contextlib.suppress(KeyboardInterrupt):
                     DrainingServer(uvicorn.Config(app, **common), app.state.msgops).run()  # type: ignore[arg-type]
-                except KeyboardInterrupt:
-                    pass  # uvicorn re-raises Ctrl-C after its graceful shutdown; stopping was the request
         finally:
             target.ServeInfo.remove(data_dir)
     finally:

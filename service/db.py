@@ -41,14 +41,13 @@ class Database:
         `pipeline=True` sends BEGIN, the claims and the first query in one round trip and COMMIT in
         another, instead of one round trip each. Errors then surface when a result is fetched, not
         at `execute()`: use it only where every statement is fetched at once (the send path)."""
-        async with self.pool.connection() as conn:
-            async with contextlib.AsyncExitStack() as stack:
-                if pipeline:
-                    await stack.enter_async_context(conn.pipeline())
-                await stack.enter_async_context(conn.transaction())
-                role, payload = ("anon", {"role": "anon"}) if claims is None else (claims.db_role, claims.raw)
-                await conn.execute(_SET_CLAIMS, (role, orjson.dumps(payload).decode()))
-                yield conn
+        async with self.pool.connection() as conn, contextlib.AsyncExitStack() as stack:
+            if pipeline:
+                await stack.enter_async_context(conn.pipeline())
+            await stack.enter_async_context(conn.transaction())
+            role, payload = ("anon", {"role": "anon"}) if claims is None else (claims.db_role, claims.raw)
+            await conn.execute(_SET_CLAIMS, (role, orjson.dumps(payload).decode()))
+            yield conn
 
     @asynccontextmanager
     async def privileged(self) -> AsyncIterator[Conn]:

@@ -18,7 +18,8 @@ from tests.support import free_port
 MSGOPS = [sys.executable, "-m", "msgops.cli"]
 
 
-def msgops(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+def msgops(*args: str, cwd: Path, env: dict[str, str] | None = None,
+           timeout: float = 60) -> subprocess.CompletedProcess:
     full_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "MSGOPS_JWT_SECRET")}
     full_env.update(env or {})
     return subprocess.run([*MSGOPS, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)

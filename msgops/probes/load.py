@@ -28,8 +28,16 @@ MAX_AGE = timedelta(days=30)  # older results describe a service that has since 
 _OPS: tuple[Op, ...] = ("<", "<=", ">", ">=")
 
 
-def results_path(ctx: Context) -> Path:
-    return ctx.target.load_results or (Path.cwd() / DEFAULT_PATH)
+def results_path(ctx: Context, profile: str | None = None) -> Path:
+    """The latest results (load.json), or that profile's own (load-<profile>.json) beside them.
+
+    `msgops load` writes both, so checks of several profiles can each find their run."""
+    latest = ctx.target.load_results or (Path.cwd() / DEFAULT_PATH)
+    if profile:
+        own = latest.with_name(f"load-{profile}.json")
+        if own.exists():
+            return own
+    return latest
 
 
 def _same_url(a: str, b: str) -> bool:
@@ -48,7 +56,7 @@ def _same_url(a: str, b: str) -> bool:
 async def threshold(ctx: Context, metric: str, op: str, value: float, profile: str | None = None) -> Outcome:
     if op not in _OPS:
         raise ValueError(f"unknown operator {op!r}; use one of {', '.join(_OPS)}")
-    path = results_path(ctx)
+    path = results_path(ctx, profile)
     hint = f"`msgops load --profile {profile}`" if profile else "`msgops load`"
     try:
         results = load_results(path)

@@ -52,7 +52,7 @@ def line_chart(title: str, unit: str, series: list[tuple[str, list[tuple[float, 
         if pts:
             path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in sorted(pts))
             parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{path}"/>')
-        lx = _PAD_L + 140 + index * 120
+        lx = _W - _PAD_R - (len(series) - index) * 110  # legends right-aligned, clear of the title
         parts.append(f'<rect x="{lx}" y="8" width="10" height="10" fill="{color}"/>'
                      f'<text x="{lx + 14}" y="17" class="legend">{escape(name)}</text>')
     parts.append("</svg>")

@@ -17,14 +17,14 @@ from msgops.output import json_report
 @dataclass
 class Inputs:
     checks: dict[str, Any] | None = None  # a msgops.check-results document
-    load: LoadResults | None = None
-    load_raw: dict[str, Any] | None = None
+    loads: list[LoadResults] = field(default_factory=list)  # one per load run, oldest first
+    loads_raw: list[dict[str, Any]] = field(default_factory=list)
     paths: list[Path] = field(default_factory=list)
 
     @property
     def content_hash(self) -> str:
         """SHA-256 over the canonical JSON of every input: what a signature binds to."""
-        canonical = json.dumps({"checks": self.checks, "load": self.load_raw}, sort_keys=True,
+        canonical = json.dumps({"checks": self.checks, "loads": self.loads_raw}, sort_keys=True,
                                separators=(",", ":"), default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -55,15 +55,20 @@ def read(paths: list[Path]) -> Inputs:
                 raise UserError(f"{path}: a second check results file; pass one per report")
             inputs.checks = json_report.read(path)
         elif schema == LOAD_SCHEMA:
+            if data in inputs.loads_raw:
+                continue  # load.json is also written as load-<profile>.json: the same run once
             try:
-                inputs.load = parse(data, str(path))
+                inputs.loads.append(parse(data, str(path)))
             except LoadResultsError as exc:
                 raise UserError(str(exc)) from None
-            inputs.load_raw = data
+            inputs.loads_raw.append(data)
         else:
             continue  # other JSON (e.g. a report's own JSON) is not an input
         inputs.paths.append(path.resolve())
-    if inputs.checks is None and inputs.load is None:
+    order = sorted(range(len(inputs.loads)), key=lambda i: inputs.loads[i].finished_at)
+    inputs.loads = [inputs.loads[i] for i in order]
+    inputs.loads_raw = [inputs.loads_raw[i] for i in order]
+    if inputs.checks is None and not inputs.loads:
         raise UserError(f"no msgops results among {', '.join(str(p) for p in paths)}; "
                         "run `msgops check --json FILE` or `msgops load --json FILE` first")
     return inputs

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from msgops import __version__
+from msgops.loadresults import LoadResults
 from msgops.report.inputs import Inputs
 from msgops.results import Result
 from msgops.verdict import SEVERITY_ORDER, GatePolicy, Verdict, evaluate
@@ -61,7 +62,7 @@ class ReportModel:
     content_hash: str
     checklists: list[ChecklistView] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
-    load: dict[str, Any] | None = None
+    loads: list[dict[str, Any]] = field(default_factory=list)
     waived: list[Result] = field(default_factory=list)
     attested: list[Result] = field(default_factory=list)
     pending_manual: list[Result] = field(default_factory=list)
@@ -94,9 +95,12 @@ def combined_verdict(inputs: Inputs) -> Verdict:
     """The check verdict, joined with the load run's own thresholds and generator health."""
     results = _results(inputs)
     verdict = evaluate(results, _policy(inputs)) if results else Verdict("GO", 0, "no checks were run", {})
-    load = inputs.load
-    if load is None:
-        return verdict
+    for load in inputs.loads:
+        verdict = _with_load(verdict, load)
+    return verdict
+
+
+def _with_load(verdict: Verdict, load: LoadResults) -> Verdict:
     failed = [t for t in load.thresholds if t.passed is False]
     if failed:
         t = failed[0]
@@ -105,11 +109,11 @@ def combined_verdict(inputs: Inputs) -> Verdict:
                   f"{t.value:g} (observed {observed})")
         if verdict.decision == "NO-GO":
             return Verdict("NO-GO", verdict.exit_code, f"{verdict.reason}; and {reason}", verdict.counts,
-                           verdict.blocking + [f"load/{t.metric}" for t in failed])
-        return Verdict("NO-GO", 1, reason, verdict.counts, [f"load/{t.metric}" for t in failed])
+                           verdict.blocking + [f"load/{load.profile}/{t.metric}" for t in failed])
+        return Verdict("NO-GO", 1, reason, verdict.counts, [f"load/{load.profile}/{t.metric}" for t in failed])
     if load.generator.saturated and verdict.decision != "NO-GO":
         return Verdict("NO-GO", 2, f"load profile {load.profile}: the load generator was saturated, so the "
-                                   "measurement is not trustworthy", verdict.counts, ["load/generator"])
+                                   "measurement is not trustworthy", verdict.counts, [f"load/{load.profile}/generator"])
     return verdict
 
 
@@ -143,24 +147,29 @@ def _changes(current: list[Result], previous: list[Result]) -> tuple[list[Change
 
 
 def _regressions(current: Inputs, previous: Inputs) -> list[Regression]:
-    if current.load is None or previous.load is None:
-        return []
+    before_by_profile = {r.profile: r for r in previous.loads}
     found = []
-    for name, after in current.load.metrics.items():
-        before = previous.load.metrics.get(name)
-        if not name.endswith("_ms") or after is None or before is None:
-            continue
-        if after > before * _REGRESSION_RATIO and after - before >= 5:
-            found.append(Regression(name, before, after))
+    for load in current.loads:
+        prior = before_by_profile.get(load.profile)
+        if prior is not None:
+            found.extend(_metric_regressions(load, prior))
     return found
 
 
-def _load_view(inputs: Inputs) -> dict[str, Any] | None:
+def _metric_regressions(current: LoadResults, previous: LoadResults) -> list[Regression]:
+    found = []
+    for name, after in current.metrics.items():
+        before = previous.metrics.get(name)
+        if not name.endswith("_ms") or after is None or before is None:
+            continue
+        if after > before * _REGRESSION_RATIO and after - before >= 5:
+            found.append(Regression(f"{current.profile}: {name}", before, after))
+    return found
+
+
+def _load_view(load: LoadResults) -> dict[str, Any]:
     from msgops.report import charts
 
-    load = inputs.load
-    if load is None:
-        return None
     series = load.timeseries
 
     def points(key: str) -> list[tuple[float, float]]:
@@ -202,12 +211,12 @@ def build(inputs: Inputs, previous: Inputs | None = None) -> ReportModel:
         generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         tool_version=__version__,
         git_sha=git_sha(),
-        target=checks.get("target") or (inputs.load.target.model_dump() if inputs.load else {}),
+        target=checks.get("target") or (inputs.loads[-1].target.model_dump() if inputs.loads else {}),
         verdict=combined_verdict(inputs),
         content_hash=inputs.content_hash,
         checklists=views,
         counts=_count(results),
-        load=_load_view(inputs),
+        loads=[_load_view(load) for load in inputs.loads],
         waived=[r for r in results if r.status == "waived"],
         attested=[r for r in results if r.status == "attested"],
         pending_manual=[r for r in results if r.status == "manual"],

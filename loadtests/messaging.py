@@ -1,0 +1,137 @@
+"""The messaging workload for Locust. Run it through `msgops load`, which provisions users and
+conversations, writes the run plan this file reads (MSGOPS_LOAD_PLAN), and evaluates the results.
+
+Users (closed model; how many of each comes from the profile, as fixed counts):
+  Sender       sends a message (POST /conversations/{id}/messages with a client_msg_id) every pacing.sender
+  Reader       lists conversations, pages history, searches (pacing.reader, mix reader_mix)
+  Listener     holds a WebSocket joined to its conversation; a greenlet receives and times deliveries
+  Broadcaster  sends a broadcast as an organizer every pacing.broadcaster
+The open model (profile `open:`) sends at a target rate from every generator process, whatever the
+users do; see msgload/openloop.py.
+"""
+
+from __future__ import annotations
+
+import random
+
+import gevent
+from locust import FastHttpUser, User, constant, constant_pacing, task
+from msgload import actions, wiring  # noqa: F401  (wiring registers the event listeners)
+from msgload.realtime import RealtimeSocket
+from msgload.runstate import RUN
+
+_PLAN = RUN.plan  # None on a worker on another machine: the master dispatches users by class name
+
+
+def _count(name: str) -> int:
+    return int(_PLAN.users.get(name, 0)) if _PLAN is not None else 0
+
+
+def _pacing(name: str) -> float:
+    return float(_PLAN.pacing.get(name, 1.0)) if _PLAN is not None else 1.0
+
+
+class _Http(FastHttpUser):
+    abstract = True
+    host = _PLAN.api_url if _PLAN is not None else None
+    network_timeout = _PLAN.http_timeout_s if _PLAN is not None else 30.0
+    connection_timeout = network_timeout
+
+    def on_start(self) -> None:
+        self.slot = RUN.next_slot(type(self).__name__)
+        # A random phase: users spawned together would otherwise act in lockstep forever (constant
+        # pacing keeps their phase) and measure their own bursts.
+        gevent.sleep(random.uniform(0, _pacing(type(self).__name__.lower())))
+
+
+class Sender(_Http):
+    fixed_count = _count("sender")
+    wait_time = constant_pacing(_pacing("sender"))
+
+    @task
+    def send(self) -> None:
+        if not RUN.wait_for_window():
+            gevent.sleep(3600)  # the send window is over: stay idle until the run ends
+            return
+        plan = RUN.require_plan()
+        senders = plan.senders
+        actions.send_message(self.client, senders[self.slot % len(senders)], self.slot)
+        # Next time, the identity as many places on as there are senders: all identities take turns,
+        # which keeps each under a per-user rate limit.
+        self.slot += max(1, plan.generators) * max(1, _count("sender"))
+
+
+class Reader(_Http):
+    fixed_count = _count("reader")
+    wait_time = constant_pacing(_pacing("reader"))
+
+    @task
+    def read(self) -> None:
+        senders = RUN.require_plan().senders
+        actions.read(self.client, senders[self.slot % len(senders)])
+
+
+class Broadcaster(_Http):
+    fixed_count = _count("broadcaster")
+    wait_time = constant_pacing(_pacing("broadcaster"))
+
+    @task
+    def broadcast(self) -> None:
+        if not RUN.wait_for_window():
+            gevent.sleep(3600)
+            return
+        plan = RUN.require_plan()
+        organizers = plan.organizers
+        actions.send_broadcast(self.client, organizers[self.slot % len(organizers)], self.slot)
+        self.slot += max(1, plan.generators) * max(1, _count("broadcaster"))
+
+
+class Listener(User):
+    fixed_count = _count("listener")
+    wait_time = constant(1)
+
+    def on_start(self) -> None:
+        senders = RUN.require_plan().senders
+        self.socket = RealtimeSocket(self.environment, senders[RUN.next_slot("listener") % len(senders)])
+        self.failures = 0
+        self._connect()
+
+    def _connect(self) -> None:
+        if self.socket.open():
+            self.failures = 0
+            return
+        # Back off like a real client (1, 2, 4 ... 30 s, with jitter) instead of hammering a busy server.
+        self.failures += 1
+        gevent.sleep(min(30.0, 2.0 ** (self.failures - 1)) * random.uniform(0.5, 1.0))
+
+    @task
+    def keep_open(self) -> None:
+        """Reopen a socket that failed or was closed (each attempt is a new socket)."""
+        if not self.socket.alive and not RUN.stopping:
+            self._connect()
+
+    def on_stop(self) -> None:
+        self.socket.close()
+
+
+class Idle(User):
+    """Present only when a profile has no users at all (pure open model): Locust needs one class."""
+
+    fixed_count = 1
+    wait_time = constant(3600)
+
+    @task
+    def idle(self) -> None:
+        pass
+
+
+# Classes the profile does not use are left out of the run.
+def _select_classes() -> None:
+    if _PLAN is None:
+        return
+    for cls in (Sender, Reader, Broadcaster, Listener):
+        cls.abstract = _count(cls.__name__.lower()) == 0
+    Idle.abstract = sum(_count(c) for c in ("sender", "reader", "listener", "broadcaster")) > 0
+
+
+_select_classes()

@@ -1,0 +1,97 @@
+"""The open model: requests arrive at a target rate whatever the service's latency.
+
+Send n is due at `window start + n / rate`. Generator process k of G takes every n with
+n % G == k, so together they keep one schedule. Each send runs in its own greenlet (at most
+`max_inflight` at once); its latency is measured from the *intended* start, so a slow service
+cannot slow the arrivals and hide its queueing (no coordinated omission). A send that starts more
+than `late_after` behind schedule is counted late; one that cannot start within `drop_after` is
+dropped and counted as a failed request.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+from gevent.pool import Pool
+from locust.contrib.fasthttp import FastHttpSession
+from locust.env import Environment
+
+from msgload import actions
+from msgload.runstate import RUN
+
+Action = Callable[[FastHttpSession, int, int, float], None]
+_pools: list[Pool] = []
+_inflight: dict[int, tuple[str, float]] = {}  # id(greenlet) -> (endpoint, intended start)
+
+
+def _tracked(action: Action, name: str, client: FastHttpSession, identity: int, n: int, intended: float) -> None:
+    me = id(gevent.getcurrent())
+    _inflight[me] = (name, intended)
+    try:
+        action(client, identity, n, intended)
+    finally:
+        _inflight.pop(me, None)
+
+
+def abandon_inflight() -> None:
+    """At the end of the run: a send still waiting for its answer failed; its wait so far is its latency.
+    Killing is deferred by gevent, so one may still complete: RUN.abandoned keeps it from counting twice."""
+    pending = list(_inflight.values())
+    RUN.abandoned.update(_inflight)
+    _inflight.clear()
+    for pool in _pools:
+        pool.kill(block=False)
+    now = time.time()
+    for name, intended in pending:
+        RUN.recorder.request(name, (now - intended) * 1000, False, "unfinished", now)
+
+
+def _stream(client: FastHttpSession, pool: Pool, rate: float, action: Action, identities: list[int],
+            name: str) -> None:
+    plan = RUN.require_plan()
+    start, end = RUN.window()
+    late_after = float(plan.open.get("late_after", 0.05))
+    drop_after = float(plan.open.get("drop_after", 5.0))
+    generators = max(1, plan.generators)
+    n = RUN.index
+    while not RUN.stopping:
+        intended = start + n / rate
+        if intended >= end:
+            return
+        delay = intended - time.time()
+        if delay > 0:
+            gevent.sleep(delay)
+        if pool.full():
+            pool.wait_available(timeout=max(0.0, intended + drop_after - time.time()))
+        lateness = time.time() - intended
+        if pool.full() or lateness > drop_after:
+            RUN.recorder.scheduled(late=True)
+            RUN.recorder.dropped_send(name, time.time())
+        else:
+            RUN.recorder.scheduled(late=lateness > late_after)
+            pool.spawn(_tracked, action, name, client, identities[n % len(identities)], n, intended)
+        n += generators
+
+
+def start(environment: Environment) -> list[gevent.Greenlet[Any, Any]]:
+    """The open-model streams of this generator process (none if the profile has no rates)."""
+    plan = RUN.require_plan()
+    rates = {"messages": float(plan.open.get("messages", 0)), "broadcasts": float(plan.open.get("broadcasts", 0))}
+    if not any(rates.values()):
+        return []
+    inflight = int(plan.open.get("max_inflight", 200))
+    client = FastHttpSession(base_url=plan.api_url, request_event=environment.events.request, user=None,
+                             concurrency=inflight, network_timeout=plan.http_timeout_s,
+                             connection_timeout=plan.http_timeout_s)
+    greenlets = []
+    for rate, action, identities, name in (
+            (rates["messages"], actions.send_message, plan.senders, "POST " + actions.SEND_PATH),
+            (rates["broadcasts"], actions.send_broadcast, plan.organizers, "POST /broadcasts")):
+        if rate and identities:
+            pool = Pool(inflight)
+            _pools.append(pool)
+            greenlets.append(gevent.spawn(_stream, client, pool, rate, action, identities, name))
+    return greenlets

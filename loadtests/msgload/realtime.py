@@ -1,0 +1,114 @@
+"""One listening WebSocket: connect, authenticate, join a conversation, then receive in a greenlet.
+
+Connecting (TCP + upgrade + auth frame + join) is timed as one request, `WS /realtime`; a failure
+counts as a connect failure. Every `message_received` carrying a load stamp records its delivery
+latency (now - the sender's intended send time) and which socket got which message, from which
+the runner counts lost and duplicated deliveries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+import gevent
+import orjson
+from locust.env import Environment
+from websockets.exceptions import WebSocketException
+from websockets.sync.client import ClientConnection, connect
+
+from msgload.runstate import RUN, parse_content
+
+WS_NAME = "/realtime"
+OPEN_TIMEOUT = 10.0
+
+
+class HandshakeError(Exception):
+    pass
+
+
+def _await(ws: ClientConnection, kind: str, deadline: float) -> dict[str, Any]:
+    """Frames until one of type `kind`; an error frame or the deadline fails the handshake."""
+    while True:
+        remaining = deadline - time.time()
+        if remaining <= 0:
+            raise HandshakeError(f"no {kind} frame within {OPEN_TIMEOUT:g}s")
+        frame = orjson.loads(ws.recv(timeout=remaining))
+        if frame.get("type") == kind:
+            return dict(frame)
+        if frame.get("type") == "error":
+            raise HandshakeError(f"{frame.get('code')}: {frame.get('message')}")
+
+
+class RealtimeSocket:
+    """A socket for one identity, joined to that identity's conversation."""
+
+    def __init__(self, environment: Environment, identity_index: int) -> None:
+        self.environment = environment
+        self.identity_index = identity_index
+        self.ws: ClientConnection | None = None
+        self.key = ""
+        self.receiver: gevent.Greenlet[Any, Any] | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.receiver is not None and not self.receiver.dead
+
+    def open(self) -> bool:
+        plan = RUN.require_plan()
+        ident = plan.identities[self.identity_index]
+        started, perf = time.time(), time.perf_counter()
+        error: Exception | None = None
+        try:
+            ws = connect(plan.ws_url, open_timeout=OPEN_TIMEOUT, close_timeout=1, compression=None,
+                         ping_interval=None, max_size=2**20)
+            try:
+                deadline = started + OPEN_TIMEOUT
+                ws.send(orjson.dumps({"type": "auth", "token": ident.token}).decode())
+                _await(ws, "authenticated", deadline)
+                ws.send(orjson.dumps({"type": "join_conversation",
+                                      "conversation_id": plan.conversations[ident.conversation]}).decode())
+                _await(ws, "joined", deadline)
+            except BaseException:
+                ws.close()
+                raise
+        except (OSError, WebSocketException, HandshakeError, TimeoutError, ValueError) as exc:
+            error = exc
+        elapsed_ms = (time.perf_counter() - perf) * 1000
+        self.environment.events.request.fire(request_type="WS", name=WS_NAME, response_time=elapsed_ms,
+                                             response_length=0, response=None, context={}, exception=error,
+                                             start_time=started, url=plan.ws_url)
+        if error is not None:
+            return False
+        self.ws = ws
+        self.key = RUN.next_socket()
+        RUN.open_sockets += 1
+        RUN.recorder.socket_opened(self.key, ident.conversation, time.time())
+        self.receiver = gevent.spawn(self._receive, ws, self.key)
+        return True
+
+    def _receive(self, ws: ClientConnection, key: str) -> None:
+        recorder = RUN.recorder  # deltas empty it in place, between greenlet switches
+        try:
+            for text in ws:
+                if not isinstance(text, str) or '"message_received"' not in text:
+                    continue
+                now = time.time()
+                frame = orjson.loads(text)
+                stamped = parse_content((frame.get("message") or {}).get("content"))
+                if stamped is not None:
+                    recorder.message_received(stamped[0], key, (now - stamped[1]) * 1000, now)
+        except (OSError, WebSocketException, ValueError):
+            pass
+        finally:
+            RUN.open_sockets -= 1
+        if not RUN.stopping:
+            RUN.recorder.socket_closed(key, time.time())
+
+    def close(self) -> None:
+        if self.receiver is not None:
+            self.receiver.kill(block=False)
+        if self.ws is not None:
+            with contextlib.suppress(OSError, WebSocketException):
+                self.ws.close()

@@ -1,0 +1,275 @@
+"""`msgops load` end to end: real Locust subprocesses against real services on loopback.
+
+The smoke profile passes; an impossible threshold fails with exit 1 and the observed value; a
+service slowed by a known delay shows that delay in the percentiles and in delivery latency; frames
+dropped and duplicated on purpose are counted exactly, across two Locust worker processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+import uvicorn
+from typer.testing import CliRunner
+
+from msgops import probes
+from msgops.cli_load import load
+from msgops.config import Target
+from msgops.errors import UserError
+from msgops.load.measure import WS_CONNECT
+from msgops.loadresults import LoadResults, load_results
+from msgops.probes import Context
+from msgops.results import Outcome
+from service.app import create_app
+from service.settings import Settings
+from tests.support import JWT_SECRET, RunningService, free_port
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+SEND = "POST /conversations/{id}/messages"
+
+
+# A service wrapped in test middleware ------------------------------------------------------------
+
+
+class SlowSends:
+    """Holds every message send for `delay` seconds before the service sees it."""
+
+    def __init__(self, app: ASGIApp, delay: float) -> None:
+        self.app, self.delay = app, delay
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].endswith("/messages"):
+            await asyncio.sleep(self.delay)
+        await self.app(scope, receive, send)
+
+
+class LossyFrames:
+    """Drops every `drop_every`-th message_received frame and sends every `dup_every`-th twice."""
+
+    def __init__(self, app: ASGIApp, drop_every: int, dup_every: int) -> None:
+        self.app, self.drop_every, self.dup_every = app, drop_every, dup_every
+        self.frames = self.dropped = self.duplicated = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await self.app(scope, receive, send)
+            return
+
+        async def lossy_send(message: Message) -> None:
+            if message["type"] == "websocket.send" and '"type":"message_received"' in (message.get("text") or ""):
+                self.frames += 1
+                if self.frames % self.drop_every == 0:
+                    self.dropped += 1
+                    return
+                if self.frames % self.dup_every == 0:
+                    self.duplicated += 1
+                    await send(message)
+            await send(message)
+
+        await self.app(scope, receive, lossy_send)
+
+
+def serve(database_url: str, wrap: Callable[[ASGIApp], ASGIApp], **overrides: Any) -> RunningService:
+    settings = Settings(**{"database_url": database_url, "jwt_secret": JWT_SECRET, "log_level": "WARNING",
+                           "jobs_enabled": False, **overrides})
+    port = free_port()
+    config = uvicorn.Config(wrap(create_app(settings)), host="127.0.0.1", port=port, log_level="warning",
+                            lifespan="on", ws="websockets-sansio", ws_per_message_deflate=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "test service did not start"
+        time.sleep(0.02)
+    return RunningService(f"http://127.0.0.1:{port}", database_url, settings, server, thread)
+
+
+@pytest.fixture
+def wrapped_service(new_database: Callable[..., str]) -> Any:
+    started: list[RunningService] = []
+
+    def make(wrap: Callable[[ASGIApp], ASGIApp], **overrides: Any) -> RunningService:
+        running = serve(new_database(), wrap, **overrides)
+        started.append(running)
+        return running
+
+    yield make
+    for running in started:
+        running.stop()
+
+
+# Running `msgops load` ---------------------------------------------------------------------------
+
+
+def run_load(tmp_path: Path, api_url: str, *args: str) -> tuple[int, str, Path]:
+    app = typer.Typer()
+    app.command()(load)
+    out = tmp_path / "load.json"
+    result = CliRunner().invoke(app, ["--api-url", api_url, "--json", str(out), "--quiet", *args],
+                                env={"MSGOPS_JWT_SECRET": JWT_SECRET, "MSGOPS_DATA_DIR": str(tmp_path / "data"),
+                                     "MSGOPS_API_URL": None, "DATABASE_URL": None, "COLUMNS": "200"})
+    if isinstance(result.exception, UserError):  # what `msgops` main() does with it
+        return result.exception.exit_code, f"{result.output}error: {result.exception}", out
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.output, out
+
+
+def profile_file(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "profile.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+SMALL = """
+name: small
+requires: {rate_limits: off}
+provision: {users: 8, group_size: 4}
+spawn_rate: 50
+settle: 0.5s
+duration: 4s
+delivery_timeout: 2s
+users: {listener: 8, reader: 1}
+pacing: {reader: 0.5s}
+open: {messages: 10}
+"""
+
+
+def leftovers(svc: RunningService) -> int:
+    return int(svc.sql("select count(*) from public.profiles where email like 'load-%%@load.invalid'")[0][0])
+
+
+# The tests -------------------------------------------------------------------------------------
+
+
+def test_smoke_profile_passes_and_load_checks_read_its_results(make_service: Any, tmp_path: Path) -> None:
+    svc = make_service()  # seed rate limits on: smoke is sized to pass under them
+    code, output, out = run_load(tmp_path, svc.url, "--profile", "smoke")
+    assert code == 0, output
+    assert "PASS" in output
+    results = load_results(out)
+    assert results.profile == "smoke" and results.target.api_url == svc.url
+    m = results.metrics
+    for name in ("http.p50_ms", "http.p95_ms", "http.p99_ms", "http.error_rate", "http.rps", "messages_per_s",
+                 "ws.connections", "ws.connect_failures", "ws.connect_error_rate", "delivery.p50_ms",
+                 "delivery.p95_ms", "delivery.p99_ms", "delivery.loss_rate", "delivery.duplicates", "memory_mb",
+                 "users"):
+        assert m.get(name) is not None, f"{name} not measured"
+    assert m["ws.connections"] == 60 and m["delivery.loss_rate"] == 0 and m["http.error_rate"] == 0
+    assert m["messages.accepted"] == 90  # 15/s over the 6 s window, each accepted once
+    assert m["delivery.expected"] == 90 * 4  # groups of 4, one socket per member
+    assert all(t.passed for t in results.thresholds) and not results.generator.saturated
+    assert set(results.endpoints) >= {SEND, "GET /conversations", "POST /broadcasts", WS_CONNECT}
+    assert any(row["messages_per_s"] for row in results.timeseries)
+    assert leftovers(svc) == 0  # the run's users are erased afterwards
+
+    probe = probes.get("load.threshold")
+    assert probe is not None
+
+    async def check() -> Outcome:
+        ctx = Context(Target(api_url=svc.url, load_results=out))
+        try:
+            return await probe.fn(ctx, metric="http.p95_ms", op="<", value=200, profile="smoke")
+        finally:
+            await ctx.close()
+
+    outcome = asyncio.run(check())
+    assert outcome.status == "pass", outcome.message
+
+
+def test_an_impossible_threshold_fails_with_exit_1_and_the_observed_value(make_service: Any,
+                                                                          tmp_path: Path) -> None:
+    svc = make_service(rate_limits={})
+    profile = profile_file(tmp_path, SMALL + "thresholds: ['http.p95_ms < 0.001', 'http.error_rate < 0.01']\n")
+    code, output, out = run_load(tmp_path, svc.url, "--profile", profile, "--html", str(tmp_path / "locust.html"))
+    observed = load_results(out).metric("http.p95_ms")
+    assert code == 1, output
+    assert "<html" in (tmp_path / "locust.html").read_text()[:2000].lower()  # Locust's own report, as asked
+    assert observed is not None and observed > 0.001
+    assert f"http.p95_ms = {observed:g}, expected < 0.001" in output
+    failed = [t for t in load_results(out).thresholds if not t.passed]
+    assert [t.metric for t in failed] == ["http.p95_ms"]
+
+
+def test_a_slow_service_shows_in_percentiles_and_delivery_latency(wrapped_service: Any, tmp_path: Path) -> None:
+    delay = 0.08
+    svc = wrapped_service(lambda app: SlowSends(app, delay), rate_limits={})
+    profile = profile_file(tmp_path, SMALL + "thresholds: ['http.error_rate < 0.01']\n")
+    code, output, out = run_load(tmp_path, svc.url, "--profile", profile)
+    assert code == 0, output
+    results: LoadResults = load_results(out)
+    send = results.endpoints[SEND]
+    assert send.requests == 40 and send.failures == 0
+    assert send.p50_ms is not None and send.p50_ms >= delay * 1000
+    # Every delivery happens after the delayed commit, measured from the sender's intended send time.
+    delivery_p50 = results.metric("delivery.p50_ms")
+    assert delivery_p50 is not None and delivery_p50 >= delay * 1000
+    # Open-model sends: the service time alone shows the delay as well.
+    service_p95 = results.metric("open.service_p95_ms")
+    assert service_p95 is not None and service_p95 >= delay * 1000
+    assert results.metric("delivery.lost") == 0 and results.metric("open.dropped") == 0
+
+
+def test_dropped_and_duplicated_deliveries_are_counted_exactly_across_workers(wrapped_service: Any,
+                                                                               tmp_path: Path) -> None:
+    lossy: list[LossyFrames] = []
+
+    def wrap(app: ASGIApp) -> ASGIApp:
+        lossy.append(LossyFrames(app, drop_every=5, dup_every=7))
+        return lossy[0]
+
+    svc = wrapped_service(wrap, rate_limits={})
+    profile = profile_file(tmp_path, SMALL + "thresholds: ['delivery.loss_rate <= 0']\n")
+    code, output, out = run_load(tmp_path, svc.url, "--profile", profile, "--processes", "2")
+    results = load_results(out)
+    frames = lossy[0]
+    assert frames.dropped > 0 and frames.duplicated > 0
+    assert results.metric("delivery.lost") == frames.dropped
+    assert results.metric("delivery.duplicates") == frames.duplicated
+    assert results.metric("delivery.expected") == frames.frames
+    assert results.metric("delivery.loss_rate") == pytest.approx(frames.dropped / frames.frames, abs=1e-6)
+    assert code == 1 and "delivery.loss_rate" in output
+    assert len(results.generator.model_dump()["processes"]) >= 2  # both workers reported
+
+
+WORKER = "import typer; from msgops.cli_load import load; app = typer.Typer(); app.command()(load); app()"
+
+
+def test_a_master_with_a_worker_started_elsewhere_gets_the_plan_and_the_results(make_service: Any,
+                                                                                 tmp_path: Path) -> None:
+    svc = make_service(rate_limits={})
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MSGOPS_")}  # the worker has no plan file
+    worker = subprocess.Popen([sys.executable, "-c", WORKER, "--worker", "--master-host", "127.0.0.1",
+                               "--master-port", str(port), "--quiet"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        profile = profile_file(tmp_path, SMALL + "thresholds: ['delivery.loss_rate <= 0']\n")
+        code, output, out = run_load(tmp_path, svc.url, "--profile", profile, "--master", "--expect-workers", "1",
+                                     "--master-bind-port", str(port))
+        worker_output, _ = worker.communicate(timeout=60)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert code == 0, output
+    assert worker.returncode == 0, worker_output
+    results = load_results(out)
+    assert results.metric("messages.accepted") == 40 and results.metric("delivery.expected") == 40 * 4
+    processes = results.generator.model_dump()["processes"]
+    assert any(tag.startswith("worker-") for tag in processes) and any(tag.startswith("master-") for tag in processes)

@@ -1,0 +1,162 @@
+"""The parts of `msgops load` that need no service: profiles, exact percentiles and their merge,
+delivery accounting, generator health and the verdict."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from msgops.cli_load import load
+from msgops.errors import UserError
+from msgops.load import accounting, summary
+from msgops.load.measure import SEND, WS_CONNECT, Measurements, percentile_ms
+from msgops.load.plan import seed_limit_problem
+from msgops.load.profile import ProfileError, available, load_profile, parse_profile
+from msgops.load.verdict import decide
+
+# Profiles ----------------------------------------------------------------------------------------
+
+
+def test_every_builtin_profile_is_valid_and_the_seed_targets_are_there() -> None:
+    names = available()
+    assert {"smoke", "seed-000-api", "seed-001-scale", "seed-002-dm-burst", "seed-004-websockets"} <= set(names)
+    for name in names:
+        profile = load_profile(name)
+        assert profile.thresholds, f"{name} has no thresholds"
+        if profile.requires.rate_limits == "seed":
+            assert seed_limit_problem(profile) is None, name
+    metrics = {t.metric for t in load_profile("seed-004-websockets").thresholds}
+    assert {"ws.connections", "delivery.p95_ms", "messages_per_s"} <= metrics
+
+
+@pytest.mark.parametrize(("text", "line", "problem"), [
+    ("name: x\nduration: 5s\nusers: {reader: 1}\nthresholds:\n  - http.p95_ms < 200\n  - p95 is low\n",
+     6, "thresholds.1: 'p95 is low' is not a threshold"),
+    ("name: x\nduration: 5 minutes\nusers: {reader: 1}\n", 2, "duration: '5 minutes' is not a duration"),
+    ("name: x\nduration: 5s\nusers:\n  reader: 1\n  writer: 3\n", 5, "users.writer: unknown setting"),
+    ("name: x\nusers: {reader: 1}\n", 1, "duration: required"),
+    ("name: x\nduration: 5s\n", 1, "no load"),
+    ("name: x\nduration: [5s\n", 3, "invalid YAML"),
+    ("name: x\nduration: 5s\nusers: {reader: 1}\nprovision: {group_size: 1}\n", 4,
+     "provision.group_size: Input should be greater than or equal to 2"),
+])
+def test_profile_errors_name_file_and_line(text: str, line: int, problem: str) -> None:
+    with pytest.raises(ProfileError) as err:
+        parse_profile(text, "p.yaml")
+    assert str(err.value).startswith(f"p.yaml:{line}: "), str(err.value)
+    assert problem in str(err.value)
+    assert err.value.exit_code == 3
+
+
+def test_a_bad_profile_exits_3_before_touching_any_target(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nduration: 5s\nusers: {reader: 1}\nthresholds: ['http.p95 ~ 3']\n")
+    app = typer.Typer()
+    app.command()(load)
+    result = CliRunner().invoke(app, ["--profile", str(bad), "--api-url", "http://127.0.0.1:9"])
+    assert isinstance(result.exception, UserError) and result.exception.exit_code == 3
+    assert f"{bad}:4: thresholds.0" in str(result.exception)
+    unknown = CliRunner().invoke(app, ["--profile", "no-such-profile", "--api-url", "http://127.0.0.1:9"])
+    assert isinstance(unknown.exception, UserError) and "built-in profiles: " in str(unknown.exception)
+
+
+def test_overrides_scale_the_mix_and_size_provisioning() -> None:
+    base = parse_profile("name: x\nduration: 10s\nusers: {reader: 2, listener: 8}\nopen: {messages: 5}\n", "x")
+    scaled = base.with_overrides(users=100, rate=50, duration=30)
+    assert (scaled.users.reader, scaled.users.listener) == (20, 80)
+    assert scaled.open.messages == 50 and scaled.duration == 30
+    assert scaled.provision.users >= 80  # one socket per user
+    assert base.with_overrides(connections=500).users.listener == 500
+
+
+def test_seed_rate_limits_are_checked_before_a_run() -> None:
+    greedy = parse_profile("name: x\nduration: 60s\nprovision: {users: 10}\nopen: {messages: 20}\n", "x")
+    problem = seed_limit_problem(greedy)
+    assert problem is not None and "provision at least" in problem and "MSGOPS_RATE_LIMITS=off" in problem
+    fits = parse_profile("name: x\nduration: 6s\nprovision: {users: 60}\nopen: {messages: 15}\n", "x")
+    assert seed_limit_problem(fits) is None
+
+
+# Exact percentiles, merged across processes -------------------------------------------------------
+
+
+def test_percentiles_do_not_round_like_locust() -> None:
+    # Locust stores a 196 ms response as 200 (two significant digits), so `p95 < 200` would fail.
+    m = Measurements()
+    for _ in range(100):
+        m.request(SEND, 196.0, True, 201, 1000.0)
+    p95 = percentile_ms(m.endpoints[SEND].hist, 95)
+    assert p95 is not None and 196.0 <= p95 < 196.0 * 1.001 < 200
+
+
+def test_deltas_from_several_processes_merge_to_the_exact_distribution() -> None:
+    single, workers = Measurements(), [Measurements(), Measurements(), Measurements()]
+    for i in range(3000):
+        latency = 1 + (i * 7919) % 500 + i / 1000  # spread over 1..501 ms
+        single.request(SEND, latency, i % 50 != 0, 201, 1000.0 + i / 100)
+        workers[i % 3].request(SEND, latency, i % 50 != 0, 201, 1000.0 + i / 100)
+    deltas = [w.take_delta() for w in workers]
+    assert all(not w.endpoints for w in workers)  # take_delta empties the recorder
+    merged = Measurements.merged(deltas)
+    for pct in (50, 95, 99, 99.9):
+        assert percentile_ms(merged.endpoints[SEND].hist, pct) == percentile_ms(single.endpoints[SEND].hist, pct)
+    assert merged.endpoints[SEND].requests == 3000 and merged.endpoints[SEND].failures == 60
+    assert sum(s.requests for s in merged.seconds.values()) == 3000
+
+
+# Deliveries --------------------------------------------------------------------------------------
+
+
+def test_lost_and_duplicated_deliveries_against_what_each_socket_should_get() -> None:
+    sent = [["m1", 0, 10.0, 10.1], ["m2", 0, 20.0, 20.1], ["m3", 1, 20.0, 20.1], ["late", 0, 98.5, 98.6]]
+    opened = [["a", 0, 5.0], ["b", 0, 15.0], ["c", 1, 5.0], ["gone", 1, 5.0]]
+    closed = [["gone", 21.0]]  # closed before m3 was due (20.1 + 3 s): not expected there
+    received = [["m1", "a"], ["m2", "a"], ["m2", "a"], ["m2", "b"]]  # m3 never reached c; m2 twice on a
+    d = accounting.count(sent, opened, closed, received, run_end=100.0, timeout=3.0)
+    # m1 -> a (b joined later); m2 -> a, b; m3 -> c; "late" is due after the end: unjudged for a and b.
+    assert (d.expected, d.lost, d.duplicates, d.unjudged) == (4, 1, 1, 2)
+    assert d.loss_rate == pytest.approx(0.25)
+    peak, per_second = accounting.peak_open(opened, closed, run_end=100.0)
+    assert peak == 4 and per_second[21] == 3
+
+
+# Generator health and the verdict ----------------------------------------------------------------
+
+
+def _results(cpu: list[float], p95: float, limit: float) -> summary.LoadResults:
+    m = Measurements()
+    for i in range(50):
+        m.request(SEND, p95, True, 201, 1001.0 + i / 10)
+    m.request(WS_CONNECT, 5.0, True, 101, 1001.0)
+    for i, pct in enumerate(cpu):
+        m.cpu_sample("worker-1", 1000 + i, pct)
+    m.meta.update({"t0": 1000.0, "stopped_at": 1000.0 + len(cpu), "send_after_s": 1, "send_for_s": 5})
+    profile = parse_profile(f"name: t\nduration: 5s\nusers: {{listener: 1}}\nthresholds: ['http.p95_ms < {limit}']\n",
+                            "t")
+    now = datetime.now(UTC)
+    return summary.build(m, summary.RunInfo(profile, "http://127.0.0.1:1", None, None, now, now, None, 1))
+
+
+def test_verdict_pass_fail_and_a_saturated_generator() -> None:
+    assert decide(_results([20.0] * 10, 50, 200)).exit_code == 0
+    failed = decide(_results([20.0] * 10, 250, 200))
+    assert failed.exit_code == 1 and "http.p95_ms = 250" in failed.reason
+    saturated = _results([20.0, 95.0, 97.0, 99.0, 98.0, 96.0, 40.0, 30.0, 20.0, 20.0], 250, 200)
+    assert saturated.generator.saturated
+    verdict = decide(saturated)
+    assert verdict.exit_code == 2 and "worker-1" in verdict.reason and "generator" in verdict.reason
+
+
+def test_an_unmeasured_threshold_is_not_a_pass() -> None:
+    results = _results([10.0] * 5, 50, 200)
+    doc = results.model_dump(by_alias=True, mode="json")
+    doc["thresholds"].append({"metric": "delivery.p95_ms", "op": "<", "value": 2000, "observed": None,
+                              "passed": None})
+    from msgops.loadresults import parse
+
+    verdict = decide(parse(doc))
+    assert verdict.exit_code == 2 and "delivery.p95_ms" in verdict.reason
