@@ -29,7 +29,8 @@ class RunOptions:
     today: date = field(default_factory=date.today)
 
 
-def _base(item: Item) -> Result:
+def base_result(item: Item) -> Result:
+    """A result for `item` before it has run (status error until something better is known)."""
     return Result(
         id=item.full_id, checklist=item.checklist_id, section=list(item.section), text=item.text,
         severity=item.severity, status="error", message="", kind=item.check.kind if item.check else None,
@@ -74,7 +75,7 @@ async def run_items(items: Sequence[Item], ctx: Context, opts: RunOptions,
     gate = asyncio.Semaphore(max(1, opts.concurrency))
 
     async def one(index: int, item: Item) -> None:
-        result = _base(item)
+        result = base_result(item)
         if item.manual:
             attestation = opts.attestations.get(item.full_id)
             if attestation:
