@@ -341,3 +341,21 @@ async def test_secret_on_another_branch_is_found(repo: Repo) -> None:
     out = await run("env.no_secrets_in_git", repo.target)
     assert out.status == "fail" and out.evidence["findings"][0]["commit"] == sha
     assert key not in repr(out.evidence)
+
+
+async def test_allowlisted_fixture_paths_pass_and_say_so(repo: Repo) -> None:
+    key = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7x\n-----END RSA PRIVATE KEY-----\n"
+    repo.commit({"tests/fixtures/keys.py": f'FAKE = """{key}"""\n'}, "scanner fixtures")
+    out = await run("env.no_secrets_in_git", repo.target)
+    assert out.status == "fail" and out.evidence["findings"][0]["file"] == "tests/fixtures/keys.py"
+
+    repo.commit({".msgops-allow-secrets": "tests/fixtures/*   # the scanner's own test data\n"}, "allowlist")
+    out = await run("env.no_secrets_in_git", repo.target)
+    assert out.status == "pass", out.message
+    assert out.evidence["allowlist"] == {"file": ".msgops-allow-secrets", "paths": ["tests/fixtures/*"],
+                                         "findings_allowed": 1}
+
+    sha = repo.commit({"deploy/key.pem": key}, "a real key elsewhere")
+    out = await run("env.no_secrets_in_git", repo.target)
+    assert out.status == "fail" and [(f["commit"], f["file"]) for f in out.evidence["findings"]] == [
+        (sha, "deploy/key.pem")]

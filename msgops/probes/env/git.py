@@ -7,6 +7,7 @@ when it is not a git work tree or git is not installed.
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import posixpath
 import shutil
 from pathlib import Path
@@ -126,6 +127,18 @@ class _HistoryScan:
                                           "pattern": match.pattern, "match": match.masked})
 
 
+ALLOW_FILE = ".msgops-allow-secrets"
+
+
+def allowed_paths(top: Path) -> list[str]:
+    """Path globs whose findings are known fixtures (like gitleaks' allowlisted paths), one per line."""
+    path = top / ALLOW_FILE
+    if not path.exists():
+        return []
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text(errors="replace").splitlines())
+    return [line for line in lines if line]
+
+
 async def _scan_history(top: Path) -> tuple[_HistoryScan, bool]:
     proc = await asyncio.create_subprocess_exec(
         "git", "-C", str(top), "log", "-p", "--all", "--no-color", "--no-ext-diff", "--no-textconv", "-U0",
@@ -163,13 +176,19 @@ async def _scan_history(top: Path) -> tuple[_HistoryScan, bool]:
     why="A secret pushed once stays readable in history after it is deleted; scrapers find public ones in minutes.",
     example="Commit 9f8e7d6 adding `AWS_ACCESS_KEY_ID=AKIA…` to deploy/config.sh fails, naming the commit and file.",
     fix=f"Rotate the secret first, then remove it from history (git filter-repo) and load it from the environment. "
-        f"A line that is a known false positive can carry `{PRAGMA}`.",
+        f"A line that is a known false positive can carry `{PRAGMA}`; files of known fixtures (a secret "
+        f"scanner's own tests) can be listed as path globs in `{ALLOW_FILE}` at the repository root.",
 )
 async def no_secrets_in_git(ctx: Context) -> Outcome:
     top = await work_tree(ctx)
     scan, truncated = await _scan_history(top)
+    allow = allowed_paths(top)
+    allowed = [f for f in scan.findings if any(fnmatch.fnmatch(f["file"], glob) for glob in allow)]
+    scan.findings = [f for f in scan.findings if f not in allowed]
     evidence: dict[str, Any] = {"repo": str(top), "commits_scanned": scan.commits, "patterns": list(PATTERN_NAMES),
                                 "findings": scan.findings[:MAX_FINDINGS], "findings_total": len(scan.findings)}
+    if allow:  # never silent: what the allowlist hid is part of the evidence
+        evidence["allowlist"] = {"file": ALLOW_FILE, "paths": allow, "findings_allowed": len(allowed)}
     if truncated or scan.commits >= MAX_COMMITS:
         evidence["bounded"] = f"newest {scan.commits} commits (limits: {MAX_COMMITS} commits, {MAX_BYTES >> 20} MiB)"
     if scan.findings:
