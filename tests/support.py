@@ -13,6 +13,7 @@ import httpx
 import psycopg
 import uvicorn
 
+from msgops.probes.context import ProbeUser
 from service.app import create_app
 from service.auth import mint_token
 from service.server import WS_MAX_SIZE, DrainingServer
@@ -27,15 +28,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@dataclass
-class User:
-    id: uuid.UUID
-    token: str
-    role: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
+# A user with a token: the same shape the probes use for the users they create.
+User = ProbeUser
 
 
 @dataclass
