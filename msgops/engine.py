@@ -69,6 +69,11 @@ def _apply_waiver(result: Result, opts: RunOptions) -> None:
         result.message = f"{result.message} (waiver expired {waiver.expires.isoformat()})"
 
 
+def _waits_long(item: Item) -> bool:
+    implementation = probes.get(item.check.kind) if item.check else None
+    return implementation is not None and implementation.waits_long
+
+
 async def run_items(items: Sequence[Item], ctx: Context, opts: RunOptions,
                     progress: Progress | None = None) -> list[Result]:
     results: list[Result | None] = [None] * len(items)
@@ -99,5 +104,8 @@ async def run_items(items: Sequence[Item], ctx: Context, opts: RunOptions,
         if progress:
             progress(result)
 
-    await asyncio.gather(*(one(i, item) for i, item in enumerate(items)))
+    # Probes that mostly wait (a presence timeout, a 300-statement matrix) start first, so their waiting
+    # overlaps everything else; results still come back in checklist order.
+    launch = sorted(enumerate(items), key=lambda pair: not _waits_long(pair[1]))
+    await asyncio.gather(*(one(i, item) for i, item in launch))
     return [r for r in results if r is not None]

@@ -35,18 +35,20 @@ class Probe:
     kind: str
     fn: ProbeFn
     doc: ProbeDoc
+    waits_long: bool = False  # spends seconds waiting (timeouts, grace periods): the engine starts it early
 
 
 _REGISTRY: dict[str, Probe] = {}
 
 
-def probe(kind: str, *, what: str, why: str, example: str, fix: str) -> Callable[[ProbeFn], ProbeFn]:
+def probe(kind: str, *, what: str, why: str, example: str, fix: str,
+          waits_long: bool = False) -> Callable[[ProbeFn], ProbeFn]:
     """Register `fn` as the implementation of `kind`, with its four-line rule doc."""
 
     def register(fn: ProbeFn) -> ProbeFn:
         if kind in _REGISTRY:
             raise ValueError(f"probe kind {kind!r} registered twice")
-        _REGISTRY[kind] = Probe(kind, fn, ProbeDoc(what, why, example, fix))
+        _REGISTRY[kind] = Probe(kind, fn, ProbeDoc(what, why, example, fix), waits_long)
         return fn
 
     return register

@@ -555,7 +555,7 @@ async def _missing_tables(conn: AsyncConnection[Any]) -> list[str]:
 _RUN_LOCK = "db.rls_matrix.lock"
 
 
-@probe("db.rls_matrix",
+@probe("db.rls_matrix", waits_long=True,
        what="Arranges users, a conversation, communities and messages in a rolled-back transaction, then acts as "
             "personas (member, outsider, moderator, admin, anon; the role and JWT claims PostgREST would set) "
             "and checks what Row Level Security allowed and denied for the named scenario; `full_matrix` runs "

@@ -101,7 +101,7 @@ def _unrouted(seen: dict[str, Any]) -> bool:
     return seen["status"] == 405 or (seen["status"] == 404 and seen.get("body") == '{"detail":"Not Found"}')
 
 
-@probe("http.endpoints",
+@probe("http.endpoints", waits_long=True,
        what="Each named endpoint (\"METHOD /path\", `:id` or `{id}` for parameters) is in /openapi.json "
             "and answers an authenticated request with a non-5xx status.",
        why="The checklist's API surface is what clients are built against; a missing or crashing route "

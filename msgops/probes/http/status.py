@@ -94,7 +94,7 @@ def _hostile(go: Any, user: Any, conv: str) -> list[Any]:
     ]
 
 
-@probe("http.status_codes",
+@probe("http.status_codes", waits_long=True,
        what="Each listed code is produced by a purposeful request (200 list, 201 create, 400 malformed, 401 "
             "no token, 403 forbidden action, 404 unknown or private resource, 409 conflict, 422 validation, "
             "429 rate limit); 500 is satisfied when no request of the battery, hostile inputs included, "

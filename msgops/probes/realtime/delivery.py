@@ -96,6 +96,13 @@ async def no_leak(ctx: Context) -> Outcome:
             raise RuntimeError("the member never received the probe message: realtime delivery is broken, so "
                                "absence at the stranger proves nothing (see realtime.delivery)")
 
+        # Still a member during step 2: its socket gets the same frames. Wait for them, so that nothing
+        # from step 2 arriving a moment late is taken for something delivered after the removal.
+        if await removed.wait(received(first.id)) is None or await removed.wait(
+                lambda f: f.get("type") == "user_typing" and f.get("typing") is True) is None:
+            raise RuntimeError("the member about to be removed missed the probe message or the typing indicator: "
+                               "realtime delivery is broken (see realtime.delivery)")
+
         # 3. Remove a member, then send again: the removed member must not receive it.
         mark = len(removed.frames)
         await scene.remove("owner", "removed")

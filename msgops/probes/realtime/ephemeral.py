@@ -29,6 +29,7 @@ def _stated_ttl(frame: Frame) -> tuple[str, float] | None:
 
 @probe(
     "realtime.typing_ttl",
+    waits_long=True,
     what="typing_start reaches the other member as user_typing; without typing_stop it expires after `seconds` "
          "(default 10): read from the protocol when the frame states it (expires_in), otherwise observed.",
     why="An indicator that never expires shows someone typing forever after they closed the tab.",
@@ -69,6 +70,7 @@ async def typing_ttl(ctx: Context, seconds: float = 10) -> Outcome:
 
 @probe(
     "realtime.presence",
+    waits_long=True,
     what="When a user connects, a peer who shares a conversation gets user_online and, when they disconnect, "
          "user_offline; a stranger who shares nothing gets neither.",
     why="Presence is personal data: it must reach the people one talks to, and no one else.",

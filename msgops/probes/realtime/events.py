@@ -130,6 +130,7 @@ EVENTS = frozenset(_EXERCISES)
 
 @probe(
     "realtime.event",
+    waits_long=True,
     what="Exercises one SPEC-MSG-001 WebSocket event (join_conversation, send_message, mark_read, typing_start, "
          "typing_stop, heartbeat -> message_sent, message_received, message_read, user_typing, user_online, "
          "user_offline) and observes the expected reply or broadcast.",
