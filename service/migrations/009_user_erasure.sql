@@ -43,6 +43,10 @@ begin
     from public.conversation_members where user_id = target;
   select coalesce(array_agg(community_id), '{}') into communities_left
     from public.community_members where user_id = target;
+  -- Erasures of several members of one conversation serialize here (in id order: no deadlock), so
+  -- the last one sees the others' deletions and removes what nobody is left in.
+  perform 1 from public.conversations where id = any (conversations_left) order by id for update;
+  perform 1 from public.communities where id = any (communities_left) order by id for update;
   update public.messages set content = null, is_deleted = true where sender_id = target and not is_deleted;
   get diagnostics n_messages = row_count;
   update public.community_messages set content = null, is_deleted = true where sender_id = target and not is_deleted;

@@ -154,7 +154,7 @@ class Left(_ServerFrame):
 class MessageBody(BaseModel):
     model_config = ConfigDict(frozen=True)
     id: uuid.UUID
-    sender_id: uuid.UUID
+    sender_id: uuid.UUID | None  # None: the sender's account was erased
     seq: int
     content: str | None  # None once deleted
     is_deleted: bool = False

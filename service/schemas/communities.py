@@ -107,7 +107,7 @@ class CommunityMessageUpdate(BaseModel):
 class CommunityMessage(BaseModel):
     id: uuid.UUID
     community_id: uuid.UUID
-    sender_id: uuid.UUID
+    sender_id: uuid.UUID | None  # None: the sender's account was erased
     seq: int
     client_msg_id: str | None
     content: str | None = Field(description="null once the message is deleted")

@@ -68,7 +68,7 @@ class ReactionIn(_In):
 class MessageOut(BaseModel):
     id: uuid.UUID
     conversation_id: uuid.UUID
-    sender_id: uuid.UUID
+    sender_id: uuid.UUID | None  # None: the sender's account was erased
     seq: int = Field(description="Position in the conversation: 1, 2, 3, ... without gaps")
     client_msg_id: str | None
     parent_id: uuid.UUID | None
