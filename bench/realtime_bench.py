@@ -52,7 +52,7 @@ from websockets.asyncio.client import ClientConnection, connect
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from msgops.embedded import EmbeddedPostgres  # noqa: E402
+from msgops.embedded import EmbeddedPostgres, free_port  # noqa: E402
 from service.auth import mint_token  # noqa: E402
 from service.migrate import migrate  # noqa: E402
 
@@ -94,11 +94,6 @@ def database(args: argparse.Namespace) -> Iterator[tuple[str, int | None]]:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -24,7 +24,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,7 +39,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from msgops.embedded import EmbeddedPostgres, bin_dir  # noqa: E402
+from msgops.embedded import EmbeddedPostgres, bin_dir, free_port  # noqa: E402
 from service.auth import mint_token  # noqa: E402
 from service.migrate import migrate  # noqa: E402
 
@@ -55,11 +54,6 @@ def user_id(n: int) -> str:
 def conversation_id(n: int) -> str:
     return f"00000000-0000-4000-9000-{n:012d}"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def provision(url: str, users: int) -> None:

@@ -33,7 +33,8 @@ def bin_dir() -> Path:
     return Path(POSTGRES_BIN_PATH)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -118,7 +119,7 @@ class EmbeddedPostgres:
             port = int(remembered.read_text().strip() or 0)
             if port and _port_free(port):
                 return port
-        return _free_port()
+        return free_port()
 
     def _running_port(self) -> int:
         """The port of a live server on this cluster, or 0."""

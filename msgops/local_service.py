@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 import httpx
 
 from msgops import target
+from msgops.embedded import free_port
 from msgops.errors import UserError
 
 
@@ -40,15 +40,10 @@ class LocalService:
                 self._process.wait(10)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 def start(data_dir: Path, database_url: str | None = None, timeout_s: float = 90) -> LocalService:
     data_dir.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     log = data_dir / "gate-service.log"
     env = dict(os.environ, MSGOPS_JOBS="off", MSGOPS_LOG_FILE=str(data_dir / "service.log"))
     env.pop("MSGOPS_API_URL", None)

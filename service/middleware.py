@@ -69,5 +69,6 @@ class HttpEdgeMiddleware:
             status = status_holder["status"]
             metrics.http_requests.labels(scope["method"], template, str(status)).inc()
             metrics.http_latency.labels(scope["method"], template).observe(elapsed)
-            log.info("request", extra={"method": scope["method"], "route": template, "path": path,
-                                       "status": status, "ms": round(elapsed * 1000, 2)})
+            if log.isEnabledFor(logging.INFO):  # the record's dict is built on every request otherwise
+                log.info("request", extra={"method": scope["method"], "route": template, "path": path,
+                                           "status": status, "ms": round(elapsed * 1000, 2)})

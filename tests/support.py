@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 import uuid
@@ -13,6 +12,7 @@ import httpx
 import psycopg
 import uvicorn
 
+from msgops.embedded import free_port
 from msgops.probes.context import ProbeUser
 from service.app import create_app
 from service.auth import mint_token
@@ -21,11 +21,6 @@ from service.settings import Settings
 
 JWT_SECRET = "test-secret-0123456789abcdef0123456789abcdef"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # A user with a token: the same shape the probes use for the users they create.
