@@ -5,6 +5,8 @@ an `error`, never a `pass`."""
 from __future__ import annotations
 
 import asyncio
+import copy
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -69,6 +71,12 @@ def _apply_waiver(result: Result, opts: RunOptions) -> None:
         result.message = f"{result.message} (waiver expired {waiver.expires.isoformat()})"
 
 
+def check_key(item: Item) -> str:
+    """Items whose checks are the same probe with the same parameters share one evaluation."""
+    assert item.check is not None
+    return item.check.kind + json.dumps(item.check.params, sort_keys=True, default=str)
+
+
 def _waits_long(item: Item) -> bool:
     implementation = probes.get(item.check.kind) if item.check else None
     return implementation is not None and implementation.waits_long
@@ -78,6 +86,18 @@ async def run_items(items: Sequence[Item], ctx: Context, opts: RunOptions,
                     progress: Progress | None = None) -> list[Result]:
     results: list[Result | None] = [None] * len(items)
     gate = asyncio.Semaphore(max(1, opts.concurrency))
+    # Seeds repeat themselves ("RLS enabled" appears in four checklists): an identical check runs
+    # once per run and every item that names it gets its outcome.
+    shared: dict[str, asyncio.Task[tuple[Outcome, int, float]]] = {}
+
+    async def evaluate_once(item: Item) -> tuple[Outcome, int, float]:
+        async with gate:
+            started, attempts = time.perf_counter(), 0
+            while True:
+                outcome = await _evaluate(item, ctx, opts)
+                attempts += 1
+                if outcome.status != "error" or attempts > opts.retries:
+                    return outcome, attempts, round((time.perf_counter() - started) * 1000, 1)
 
     async def one(index: int, item: Item) -> None:
         result = base_result(item)
@@ -90,15 +110,12 @@ async def run_items(items: Sequence[Item], ctx: Context, opts: RunOptions,
             else:
                 result.status, result.message = "manual", "needs a person: " + (item.confirm or item.text)
         else:
-            async with gate:
-                started = time.perf_counter()
-                for attempt in range(1, opts.retries + 2):
-                    outcome = await _evaluate(item, ctx, opts)
-                    result.attempts = attempt
-                    if outcome.status != "error":
-                        break
-                result.duration_ms = round((time.perf_counter() - started) * 1000, 1)
-                result.status, result.message, result.evidence = outcome.status, outcome.message, outcome.evidence
+            key = check_key(item)
+            if key not in shared:
+                shared[key] = asyncio.ensure_future(evaluate_once(item))
+            outcome, result.attempts, result.duration_ms = await shared[key]
+            result.status, result.message = outcome.status, outcome.message
+            result.evidence = copy.deepcopy(outcome.evidence)
         _apply_waiver(result, opts)
         results[index] = result
         if progress:

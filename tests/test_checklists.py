@@ -150,7 +150,7 @@ GOOD_ITEM = """  - id: db.ok
 MALFORMED = {
     "yaml_syntax": (
         GOOD_ITEM + "  - id: db.broken\n    text: fine: oops  # <-\n    line: 2\n",
-        "YAML syntax error: mapping values are not allowed here",
+        "YAML syntax error: mapping values are not allowed",
     ),
     "yaml_unclosed": (
         GOOD_ITEM + "  - id: db.broken\n    text: [unclosed\n    line: 2  # <-\n",

@@ -29,20 +29,22 @@ def make_checklist(*items: dict) -> Checklist:
 
 
 def auto(item_id: str, severity: str = "critical", **extra) -> dict:
-    return {"id": item_id, "text": item_id, "severity": severity, "check": {"kind": "http.health"}, **extra}
+    """An automated item whose check is its own (items with identical checks share one run)."""
+    check = {"kind": "db.tables_exist", "tables": [item_id]}
+    return {"id": item_id, "text": item_id, "severity": severity, "check": check, **extra}
 
 
 @pytest.fixture
 def fake_health(monkeypatch):
-    """Replace the http.health probe's function with a scripted one (the engine is under test here)."""
+    """Replace the db.tables_exist probe's function with a scripted one (the engine is under test here)."""
     script: dict[str, object] = {}
 
     async def scripted(ctx: Context, **params) -> Outcome:
         behaviour = script["next"]
         return await behaviour()  # type: ignore[operator]
 
-    monkeypatch.setitem(probes.registry(), "http.health",
-                        probes.Probe("http.health", scripted, probes.ProbeDoc("scripted", "-", "-", "-")))
+    monkeypatch.setitem(probes.registry(), "db.tables_exist",
+                        probes.Probe("db.tables_exist", scripted, probes.ProbeDoc("scripted", "-", "-", "-")))
     return script
 
 
@@ -82,6 +84,24 @@ async def test_concurrency_is_bounded(fake_health):
     fake_health["next"] = step
     await run(make_checklist(*[auto(f"i{n}") for n in range(12)]), concurrency=3)
     assert peak == 3
+
+
+async def test_items_with_the_same_check_share_one_evaluation(fake_health):
+    calls = 0
+
+    async def step() -> Outcome:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.01)
+        return Outcome("fail", "table missing", {"missing": ["messages"]})
+
+    fake_health["next"] = step
+    same = {"check": {"kind": "db.tables_exist", "tables": ["messages"]}}
+    a, b, c = await run(make_checklist(auto("a", **same), auto("b", **same), auto("c")),
+                        waivers={"t/a": Waiver("t/a", "known", "cto", date(2030, 1, 1))})
+    assert calls == 2  # a and b share one run; c has its own
+    assert (a.status, b.status, c.status) == ("waived", "fail", "fail")
+    assert b.evidence == {"missing": ["messages"]} and "waived_outcome" in a.evidence  # copies, not one dict
 
 
 async def test_timeout_is_an_error_never_a_pass(fake_health):
