@@ -97,19 +97,42 @@ async def test_presence_online_away_offline_only_to_people_who_share_a_conversat
         assert away["status"] == "away"
         await a.send(type="heartbeat")
         assert (await b.next("user_online", user_id=alice.id))["status"] == "online"
-        # A quick reconnect within the grace period does not flap.
-        await a.close()
+        # A page reload (1001) that reconnects within the grace period does not flap.
+        await a.close(1001)
         a = await Client.open(quick, alice)
         await b.nothing("user_offline", within=1.0, user_id=alice.id)
-        await a.close()
+        # A dropped socket that does not come back is offline after the grace period (0.6 s) ...
+        await a.close(1001)
+        dropped = time.monotonic()
         gone = await b.next("user_offline", timeout=3, user_id=alice.id)
-        assert gone["status"] == "offline"
+        assert gone["status"] == "offline" and time.monotonic() - dropped >= 0.5
+
         # The stranger shares no conversation with Alice and heard nothing about her.
         await s.drain(0.2)
         assert not [f for f in s.seen if f.get("user_id") == str(alice.id)]
     finally:
         await b.close()
         await s.close()
+
+
+async def test_signing_out_is_offline_at_once_whatever_the_grace(
+        make_service: Callable[..., RunningService], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A normal close (1000) means the client is leaving: no grace period, however long it is."""
+    monkeypatch.setenv("MSGOPS_OFFLINE_GRACE", "600")
+    service = make_service(rate_limits={})
+    alice, bob = service.user(), service.user()
+    api = Api(service)
+    try:
+        await api.group(alice, bob)
+        b = await Client.open(service, bob)
+        a = await Client.open(service, alice)
+        await b.next("user_online", user_id=alice.id)
+        await a.close(1000)
+        gone = await b.next("user_offline", timeout=10, user_id=alice.id)  # not 600 s
+        assert gone["status"] == "offline"
+        await b.close()
+    finally:
+        await api.aclose()
 
 
 async def test_join_reports_who_is_online(quick: RunningService, api: Api) -> None:

@@ -114,9 +114,10 @@ class Client:
             return exc.rcvd.code if exc.rcvd is not None else 1006
         raise AssertionError(f"socket still open after {timeout}s")
 
-    async def close(self) -> None:
+    async def close(self, code: int = 1000) -> None:
+        """1000 signs out (presence goes offline at once); 1001 is a page leaving, which may come back."""
         with contextlib.suppress(Exception):
-            await self.ws.close()
+            await self.ws.close(code)
 
 
 class Api:

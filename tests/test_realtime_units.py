@@ -134,6 +134,16 @@ def test_local_presence_online_away_offline_with_grace() -> None:
     assert user not in local.users
 
 
+def test_local_presence_a_normal_close_is_offline_at_once() -> None:
+    local = Local(away_after=10, grace=2)
+    user = uuid.uuid4()
+    local.connect(user, now=0)
+    local.connect(user, now=0)
+    assert local.disconnect(user, now=1, leaving=True) is None  # another tab is still open
+    assert local.disconnect(user, now=1, leaving=True) == "offline"
+    assert user not in local.users and local.tick(now=5) == []  # announced once, not again after the grace
+
+
 def test_directory_merges_instances_and_expires_silent_ones() -> None:
     directory = Directory(instance_ttl=30)
     user = uuid.uuid4()

@@ -61,7 +61,7 @@ class TokenBucket:
 class Connection:
     # Slots and a lazily created outbox: at 10,000 idle sockets every few hundred bytes count.
     __slots__ = ("_in_receive", "_limit", "_outbox", "_reader", "_writer", "bucket", "claims", "close_code",
-                 "close_reason", "closing", "expiry", "id", "subs", "user_id", "ws")
+                 "close_reason", "closing", "expiry", "id", "signed_off", "subs", "user_id", "ws")
 
     def __init__(self, websocket: WebSocket, claims: Claims, outbox_limit: int, frames_per_second: float) -> None:
         self.ws = websocket
@@ -73,6 +73,7 @@ class Connection:
         self.closing = False
         self.close_code = 1000
         self.close_reason = ""
+        self.signed_off = False  # the client closed with 1000: it is leaving, not reconnecting
         self.expiry: asyncio.TimerHandle | None = None
         self._outbox: deque[tuple[str, str]] | None = None
         self._limit = outbox_limit

@@ -164,7 +164,8 @@ class Hub:
             if not mine:
                 del self.by_user[conn.user_id]
         metrics.ws_connections.dec()
-        self.local.disconnect(conn.user_id, time.monotonic())
+        if self.local.disconnect(conn.user_id, time.monotonic(), leaving=conn.signed_off) is not None:
+            self._emit({"kind": "rt.presence", "user_id": str(conn.user_id), "status": "offline"})
 
     def heartbeat(self, conn: Connection) -> None:
         if self.local.beat(conn.user_id, time.monotonic()) is not None:

@@ -2,7 +2,8 @@
 
 Each instance derives the status of the users connected to it (`Local`): online on connect or
 heartbeat, away after `away_after` without a heartbeat, offline `grace` seconds after the last
-socket closed (so a reconnect does not flap). It announces changes on the bus. Every instance
+socket dropped (so a reload or a network switch does not flap), or at once when the last socket
+closed normally (code 1000: the client signed out or quit). It announces changes on the bus. Every instance
 merges the announcements of all instances (`Directory`): a user is online if any instance says so.
 An instance that stops announcing that it is alive has its users expire.
 """
@@ -51,14 +52,20 @@ class Local:
             return "online"
         return None
 
-    def disconnect(self, user: uuid.UUID, now: float) -> None:
+    def disconnect(self, user: uuid.UUID, now: float, leaving: bool = False) -> Status | None:
+        """`leaving`: the socket closed normally, so no reconnect is coming and offline is immediate."""
         entry = self.users.get(user)
         if entry is None:
-            return
+            return None
         entry.sockets -= 1
-        if entry.sockets <= 0:
-            entry.sockets = 0
-            entry.offline_at = now + self.grace
+        if entry.sockets > 0:
+            return None
+        if leaving:
+            del self.users[user]
+            return "offline"
+        entry.sockets = 0
+        entry.offline_at = now + self.grace
+        return None
 
     def tick(self, now: float) -> list[tuple[uuid.UUID, Status]]:
         changes: list[tuple[uuid.UUID, Status]] = []

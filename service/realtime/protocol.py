@@ -254,6 +254,7 @@ class Error(_ServerFrame):
 
 # Close codes --------------------------------------------------------------------------------------
 
+CLOSE_NORMAL = 1000           # from a client: signing out or quitting, so presence goes offline at once
 CLOSE_GOING_AWAY = 1001       # server shutting down: reconnect (to another instance) and resume
 CLOSE_TOKEN_EXPIRED = 4001    # the token expired and no refreshed token was presented
 CLOSE_SLOW_CONSUMER = 4008    # the client fell more than `outbox_frames` frames behind

@@ -145,6 +145,7 @@ class Session:
             if message is None:
                 return
             if message["type"] == "websocket.disconnect":
+                conn.signed_off = message.get("code") == p.CLOSE_NORMAL
                 conn.request_close(1006, "client went away")
                 return
             if not conn.bucket.take():

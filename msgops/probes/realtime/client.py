@@ -161,8 +161,9 @@ class Socket:
         return reply
 
     async def close(self) -> None:
+        """A normal close (1000), as a client signing out sends."""
         with contextlib.suppress(Exception):
-            await self.ws.close()
+            await self.ws.close(1000)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._task, timeout=2)
 
