@@ -19,7 +19,6 @@ from msgops.errors import UserError
 from msgops.output import json_report, junit, terminal
 from msgops.probes import Context
 from msgops.results import Result
-from msgops.shards import run_sharded
 from msgops.verdict import GatePolicy, Verdict, evaluate, parse_fail_on
 from msgops.waivers import load_attestations, load_waivers
 
@@ -49,19 +48,14 @@ def select_items(checklist_ids: list[str] | None, tags: list[str] | None, only: 
     return chosen, items
 
 
-async def run_checks(target: config.Target, items: list[Item], opts: RunOptions, show_progress: bool,
-                     processes: int = 2) -> list[Result]:
-    async def run_here(chosen: list[Item], progress: OnResult | None) -> list[Result]:
+async def run_checks(target: config.Target, items: list[Item], opts: RunOptions,
+                     show_progress: bool) -> list[Result]:
+    async def run_all(progress: OnResult | None) -> list[Result]:
         ctx = Context(target)
         try:
-            return await run_items(chosen, ctx, opts, progress)
+            return await run_items(items, ctx, opts, progress)
         finally:
             await ctx.close()
-
-    async def run_all(progress: OnResult | None) -> list[Result]:
-        if processes > 1:
-            return await run_sharded(target, items, opts, progress, run_here)
-        return await run_here(items, progress)
 
     if not show_progress:
         return await run_all(None)
@@ -105,8 +99,6 @@ def check(
                                                     show_default=False)] = None,
     timeout: Annotated[float | None, typer.Option(help="Per-check timeout in seconds.", show_default=False)] = None,
     retries: Annotated[int | None, typer.Option(min=0, help="Re-run a check that errored.", show_default=False)] = None,
-    processes: Annotated[int, typer.Option(min=1, max=2, help="Processes running checks: 2 runs the HTTP probes "
-                                           "beside the others, on a second core.")] = 2,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also list skipped and manual items.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the verdict line.")] = False,
 ) -> None:
@@ -122,7 +114,7 @@ def check(
     """
     document, verdict = execute(target_file, api_url, database_url, checklist, tags, only, fail_on,
                                 require_attestations, waivers, attestations, concurrency, timeout, retries,
-                                show_progress=not quiet, verbose=verbose, quiet=quiet, processes=processes)
+                                show_progress=not quiet, verbose=verbose, quiet=quiet)
     if json_out:
         json_report.write(document, json_out)
     if junit_out:
@@ -134,8 +126,7 @@ def execute(target_file: Path | None, api_url: str | None, database_url: str | N
             tags: list[str] | None, only: list[str] | None, fail_on: str, require_attestations: bool,
             waivers: Path | None, attestations: Path | None, concurrency: int | None, timeout: float | None,
             retries: int | None, show_progress: bool = True, verbose: bool = False,
-            quiet: bool = False, target_override: config.Target | None = None,
-            processes: int = 2) -> tuple[dict, Verdict]:
+            quiet: bool = False, target_override: config.Target | None = None) -> tuple[dict, Verdict]:
     policy = GatePolicy(parse_fail_on(fail_on), require_attestations)
     target = target_override or config.resolve(target_file, api_url=api_url, database_url=database_url)
     chosen, items = select_items(checklist, tags, only)
@@ -150,7 +141,7 @@ def execute(target_file: Path | None, api_url: str | None, database_url: str | N
         attestations=load_attestations(attest_path) if attest_path else {},
     )
     started = json_report.now()
-    results = asyncio.run(run_checks(target, items, opts, show_progress, processes))
+    results = asyncio.run(run_checks(target, items, opts, show_progress))
     verdict = evaluate(results, policy)
     document = json_report.build(results, chosen, target.describe(), policy, verdict, started, json_report.now())
     if quiet:

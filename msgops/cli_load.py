@@ -10,7 +10,6 @@ from rich.console import Console
 
 from msgops.errors import UserError
 from msgops.load.profile import available, parse_duration
-from msgops.load.run import LoadOptions, execute, run_worker
 from msgops.loadresults import DEFAULT_PATH
 
 console = Console()
@@ -83,6 +82,8 @@ def load(
         raise UserError("--master and --worker exclude each other")
     if master and processes > 1:
         raise UserError("--processes is for one machine; with --master, start workers with `msgops load --worker`")
+    from msgops.load.run import LoadOptions, execute, run_worker  # the load machinery, only for `load`
+
     opts = LoadOptions(
         profile=profile, target_file=target_file, api_url=api_url, database_url=database_url, users=users,
         connections=connections, rate=rate, duration=_duration(duration), processes=processes, master=master,

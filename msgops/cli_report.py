@@ -15,7 +15,7 @@ from msgops.errors import UserError
 from msgops.output import json_report, junit
 from msgops.report import inputs as report_inputs
 from msgops.report import model as report_model
-from msgops.report import render, signoff
+from msgops.report import signoff
 from msgops.results import Result
 
 console = Console()
@@ -25,6 +25,8 @@ DEFAULT_OUT = Path("msgops-out")
 def render_report(results: list[Path], out: Path, previous: list[Path] | None = None,
                   markdown_out: Path | None = None, json_out: Path | None = None,
                   junit_out: Path | None = None) -> report_model.ReportModel:
+    from msgops.report import render  # jinja2 and the charts load only when a report is written
+
     inputs = report_inputs.read(results)
     prior = report_inputs.read(previous) if previous else None
     model = report_model.build(inputs, prior)
@@ -85,6 +87,8 @@ def signoff_command(
     note: Annotated[str, typer.Option(help="Why, or under which conditions.")] = "",
 ) -> None:
     """Sign a report: append to its sign-off ledger, bound to the results' content hash, and re-render it."""
+    from msgops.report import render
+
     meta = render.read_meta(report_path)
     inputs = report_inputs.read(meta["inputs"])
     if inputs.content_hash != meta["content_hash"]:

@@ -71,8 +71,10 @@ class Context:
     @property
     def http(self) -> httpx.AsyncClient:
         if self._http is None:
+            from msgops.probes.http.transport import AiohttpTransport
+
             self._http = httpx.AsyncClient(base_url=self.require_api(), timeout=15,
-                                           limits=httpx.Limits(max_connections=64))
+                                           transport=AiohttpTransport(max_connections=64))
         return self._http
 
     def mint(self, sub: uuid.UUID | str | None = None, role: str = "authenticated", ttl: int = 900,
