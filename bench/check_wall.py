@@ -1,0 +1,85 @@
+"""Wall time of a full `msgops check` against the local reference service.
+
+    python bench/check_wall.py              # 7 runs of every checklist, plus the baselines
+    python bench/check_wall.py --runs 15
+
+It starts `msgops serve` on an embedded PostgreSQL in a temporary directory (one service process,
+as `msgops gate` starts it), warms it with one run, then times, as a user would see them
+(process start to exit, each a fresh `msgops check` process):
+
+- `full`:   every checklist, all 239 automated items (the figure the target is about: < 5 s);
+- `start`:  `msgops check --only` one database item, the baseline of start-up, imports, checklist
+            loading and one probe;
+- `serial`: every checklist with `--concurrency 1` (one run only: the same work, nothing overlapped).
+
+Every run must end GO (exit 0); a run that does not is reported and the script exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from msgops import local_service  # noqa: E402
+
+# The console script, as users run it (its imports differ from `python -m msgops.cli`).
+_SCRIPT = Path(sys.executable).parent / "msgops"
+MSGOPS = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "msgops.cli"]
+ONE_ITEM = "000-messaging-production/db.rls.enabled"
+
+
+def timed(args: list[str], cwd: Path) -> tuple[float, float, int]:
+    """(wall seconds, the run's own duration from the JSON, exit code) of one `msgops check`."""
+    out = cwd / "run.json"
+    started = time.perf_counter()
+    done = subprocess.run([*MSGOPS, "check", "-q", "--json", str(out), *args], cwd=cwd,
+                          capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        print(f"  exit {done.returncode}: {done.stdout.strip()} {done.stderr.strip()[-300:]}")
+    run_ms = json.loads(out.read_text())["run"]["duration_ms"] if out.exists() else float("nan")
+    return wall, run_ms / 1000, done.returncode
+
+
+def summary(name: str, rows: list[tuple[float, float, int]]) -> str:
+    walls = sorted(w for w, _, _ in rows)
+    runs = sorted(r for _, r, _ in rows)
+    return (f"{name:<7} runs {len(rows):>2}  wall median {statistics.median(walls):.2f} s  min {walls[0]:.2f}  "
+            f"max {walls[-1]:.2f}   in-run median {statistics.median(runs):.2f} s")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=7, help="timed runs of the full check")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="msgops-check-bench-"))
+    service = local_service.start(work / ".msgops")  # `msgops check` in `work` finds it there
+    try:
+        print(f"msgops serve at {service.api_url}, data in {work}; {os.cpu_count()} cores")
+        timed([], work)  # warm-up: first connections, first plans
+        full = [timed([], work) for _ in range(args.runs)]
+        start = [timed(["--only", ONE_ITEM], work) for _ in range(3)]
+        serial = [timed(["--concurrency", "1"], work)]
+        print(summary("full", full))
+        print(summary("start", start))
+        print(summary("serial", serial))
+        failed = [r for r in full + start + serial if r[2] != 0]
+        return 1 if failed else 0
+    finally:
+        service.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
