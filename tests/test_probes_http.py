@@ -130,17 +130,6 @@ async def test_tls_is_skipped_on_loopback_http(service: RunningService) -> None:
         await run(service, "http.tls")
 
 
-async def test_repeated_items_share_one_observation_but_not_evidence(service: RunningService) -> None:
-    ctx = Context(Target(api_url=service.url, jwt_secret=JWT_SECRET))
-    try:
-        fn = probes.registry()["http.flow"].fn
-        first, second = await fn(ctx, flow="send_message"), await fn(ctx, flow="send_message")
-        assert first.status == second.status == "pass"
-        assert first.evidence == second.evidence and first.evidence is not second.evidence
-    finally:
-        await ctx.close()
-
-
 # --- and each fails against a copy broken in exactly its way -----------------------------------
 
 async def test_health_fails_when_the_database_check_fails(make_service: Callable[..., RunningService]) -> None:

@@ -8,7 +8,6 @@ An attempt that errors (42P17 infinite recursion, a missing function, ...) is ne
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -552,9 +551,6 @@ async def _missing_tables(conn: AsyncConnection[Any]) -> list[str]:
     return [f"public.{_first(r)}" for r in await cur.fetchall()]
 
 
-_RUN_LOCK = "db.rls_matrix.lock"
-
-
 @probe("db.rls_matrix", waits_long=True,
        what="Arranges users, a conversation, communities and messages in a rolled-back transaction, then acts as "
             "personas (member, outsider, moderator, admin, anon; the role and JWT claims PostgREST would set) "
@@ -571,13 +567,6 @@ async def rls_matrix(ctx: Context, scenario: str) -> Outcome:
     run = SCENARIOS.get(scenario)
     if run is None:
         raise ValueError(f"unknown RLS scenario {scenario!r}")
-    if scenario == "full_matrix":  # the biggest scenario runs once per run, whoever asks for it
-        lock = ctx.cache.setdefault(_RUN_LOCK, asyncio.Lock())
-        async with lock:
-            cached = ctx.cache.get("db.rls_matrix.full_matrix")
-            if cached is None:
-                cached = ctx.cache["db.rls_matrix.full_matrix"] = await _run(ctx, scenario, run)
-            return cached
     return await _run(ctx, scenario, run)
 
 

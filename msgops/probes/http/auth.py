@@ -19,7 +19,6 @@ from msgops.probes.http.common import (
     exchange,
     fill_path,
     mask,
-    once,
     openapi,
     operations,
     shared,
@@ -146,7 +145,7 @@ async def auth_required(ctx: Context, cases: list[str], **_: Any) -> Outcome:
        fix="Depend on get_current_user on every router (APIRouter(dependencies=[...]) or per route) and "
            "list deliberate public routes explicitly.")
 async def protected_routes(ctx: Context, **_: Any) -> Outcome:
-    return await once(ctx, "protected_routes", lambda: _protected_routes(ctx))
+    return await _protected_routes(ctx)
 
 
 async def _protected_routes(ctx: Context) -> Outcome:

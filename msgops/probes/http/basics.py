@@ -9,7 +9,7 @@ import httpx
 
 from msgops.probes import probe
 from msgops.probes.context import Context, Skip
-from msgops.probes.http.common import exchange, json_of, once, openapi, operations, shared
+from msgops.probes.http.common import exchange, json_of, openapi, operations, shared
 from msgops.results import Outcome, failed, passed
 
 HEALTH_BUDGET_MS = 2000.0  # load balancers commonly time out health checks at 2-5 s
@@ -156,7 +156,7 @@ async def metrics(ctx: Context, metrics: list[str] | None = None, **_: Any) -> O
        fix="Keep FastAPI's docs_url and openapi_url enabled (or publish the document elsewhere and "
            "point the check at it), with a docstring per endpoint.")
 async def openapi_docs(ctx: Context, **_: Any) -> Outcome:
-    return await once(ctx, "openapi_docs", lambda: _openapi_docs(ctx))
+    return await _openapi_docs(ctx)
 
 
 async def _openapi_docs(ctx: Context) -> Outcome:

@@ -7,7 +7,6 @@ trimmed body, latency) and never a secret: request headers are not recorded and 
 from __future__ import annotations
 
 import asyncio
-import copy
 import ipaddress
 import json
 import re
@@ -20,7 +19,6 @@ from urllib.parse import urlsplit
 import httpx
 
 from msgops.probes.context import Context, ProbeUser, Skip
-from msgops.results import Outcome
 
 T = TypeVar("T")
 
@@ -100,12 +98,6 @@ async def shared(ctx: Context, key: str, factory: Callable[[], Awaitable[T]]) ->
         raise value
     return value
 
-
-async def once(ctx: Context, key: str, probe: Callable[[], Awaitable[Outcome]]) -> Outcome:
-    """One evaluation per run for checks that several checklist items ask (same kind and params);
-    each item gets its own copy, so a waiver annotating one result does not touch another."""
-    outcome = await shared(ctx, "outcome." + key, probe)
-    return Outcome(outcome.status, outcome.message, copy.deepcopy(outcome.evidence))
 
 
 # --- the OpenAPI document ------------------------------------------------------------------------

@@ -7,7 +7,6 @@ from typing import Any
 from msgops.probes import probe
 from msgops.probes.context import Context
 from msgops.probes.http import flows_communities, flows_messaging, flows_robustness, flows_roles  # noqa: F401
-from msgops.probes.http.common import once
 from msgops.probes.http.flowkit import FLOWS, Flow, FlowFailed
 from msgops.results import Outcome, failed, passed
 
@@ -26,7 +25,7 @@ async def http_flow(ctx: Context, flow: str, **_: Any) -> Outcome:
     if flow not in FLOWS:
         raise ValueError(f"unknown flow {flow!r} (expected one of {', '.join(sorted(FLOWS))})")
     ctx.require_api()
-    return await once(ctx, f"flow.{flow}", lambda: _run(ctx, flow))
+    return await _run(ctx, flow)
 
 
 async def _run(ctx: Context, name: str) -> Outcome:

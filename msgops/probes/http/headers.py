@@ -12,7 +12,7 @@ import httpx
 
 from msgops.probes import probe
 from msgops.probes.context import Context, Skip
-from msgops.probes.http.common import exchange, is_loopback, once, shared
+from msgops.probes.http.common import exchange, is_loopback, shared
 from msgops.results import Outcome, failed, passed
 
 _CORS_HEADERS = ("access-control-allow-origin", "access-control-allow-credentials",
@@ -80,7 +80,7 @@ async def cors(ctx: Context, allowed_origin: str | None = None, disallowed_origi
                **_: Any) -> Outcome:
     allowed = allowed_origin or ctx.target.cors_allowed_origin
     disallowed = disallowed_origin or ctx.target.cors_disallowed_origin
-    return await once(ctx, f"cors.{allowed}.{disallowed}", lambda: _cors(ctx, allowed, disallowed))
+    return await _cors(ctx, allowed, disallowed)
 
 
 async def _cors(ctx: Context, allowed: str | None, disallowed: str) -> Outcome:

@@ -18,7 +18,6 @@ from msgops.probes.http.common import (
     exchange,
     group,
     json_of,
-    once,
     require,
     send,
     target_of,
@@ -49,7 +48,7 @@ SLEEP_MS = 2900.0  # the pg_sleep(3) payload, executed, shows up as a three-seco
        fix="Pass every value as a bound parameter (psycopg: %s placeholders; psycopg.sql for identifiers); "
            "never format user input into SQL text.")
 async def sql_injection(ctx: Context, **_: Any) -> Outcome:
-    return await once(ctx, "sql_injection", lambda: _sql_injection(ctx))
+    return await _sql_injection(ctx)
 
 
 async def _sql_injection(ctx: Context) -> Outcome:

@@ -10,7 +10,7 @@ import httpx
 
 from msgops.probes import probe
 from msgops.probes.context import Context
-from msgops.probes.http.common import call, community, exchange, group, json_of, once, require, target_of, trim, users
+from msgops.probes.http.common import call, community, exchange, group, json_of, require, target_of, trim, users
 from msgops.results import Outcome, failed, passed
 
 DEFAULT_LIMITS = {"message_content": 5000, "community_name": 100}
@@ -35,7 +35,7 @@ async def validation_limit(ctx: Context, field: str, max: int | None = None, **_
     if field not in DEFAULT_LIMITS:
         raise ValueError(f"unknown field {field!r} (expected one of {', '.join(DEFAULT_LIMITS)})")
     limit = int(max if max is not None else DEFAULT_LIMITS[field])
-    return await once(ctx, f"validation.{field}.{limit}", lambda: _validation(ctx, field, limit))
+    return await _validation(ctx, field, limit)
 
 
 async def _validation(ctx: Context, field: str, limit: int) -> Outcome:
@@ -118,7 +118,7 @@ class _Xss:
        fix="Treat text as text: strip or escape markup on input (nh3.clean with no tags allowed) and "
            "escape on output; never render message content as HTML.")
 async def xss_sanitized(ctx: Context, **_: Any) -> Outcome:
-    return await once(ctx, "xss", lambda: _xss(ctx))
+    return await _xss(ctx)
 
 
 async def _xss(ctx: Context) -> Outcome:

@@ -22,7 +22,6 @@ from msgops.probes.http.common import (
     fill_path,
     group,
     json_of,
-    once,
     openapi,
     operations,
     require,
@@ -101,7 +100,7 @@ def _readable(op: Operation) -> bool:
        fix="Return display names and ids only: response models without email fields; keep emails in a "
            "table no API role can select.")
 async def no_email_leak(ctx: Context, **_: Any) -> Outcome:
-    return await once(ctx, "no_email_leak", lambda: _no_email_leak(ctx))
+    return await _no_email_leak(ctx)
 
 
 async def _no_email_leak(ctx: Context) -> Outcome:

@@ -15,7 +15,7 @@ import httpx
 
 from msgops.probes import probe
 from msgops.probes.context import Context
-from msgops.probes.http.common import call, exchange, group, json_of, once, shared
+from msgops.probes.http.common import call, exchange, group, json_of, shared
 from msgops.results import Outcome, failed, passed
 
 # The seeds' limits: 10 messages/minute, 100 messages/hour, 5 conversations/hour, 3 communities/day.
@@ -104,7 +104,7 @@ async def _waves(attempt: Callable[[int], Awaitable[httpx.Response]], total: int
 async def rate_limit(ctx: Context, action: str, **_: Any) -> Outcome:
     if action not in SEED_LIMITS:
         raise ValueError(f"unknown action {action!r} (expected one of {', '.join(SEED_LIMITS)})")
-    return await once(ctx, f"rate_limit.{action}", lambda: _burst(ctx, action))
+    return await _burst(ctx, action)
 
 
 async def _burst(ctx: Context, action: str) -> Outcome:
