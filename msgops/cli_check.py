@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from msgops import config
+from msgops import config, preflight
 from msgops.checklist import ChecklistError, Item, load_checklists
 from msgops.engine import Progress as OnResult
 from msgops.engine import RunOptions, run_items
@@ -50,6 +50,8 @@ def select_items(checklist_ids: list[str] | None, tags: list[str] | None, only: 
 
 async def run_checks(target: config.Target, items: list[Item], opts: RunOptions,
                      show_progress: bool) -> list[Result]:
+    opts.unreachable = await preflight.unreachable(target, {i.check.family for i in items if i.check})
+
     async def run_all(progress: OnResult | None) -> list[Result]:
         ctx = Context(target)
         try:

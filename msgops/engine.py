@@ -29,6 +29,7 @@ class RunOptions:
     waivers: dict[str, Waiver] = field(default_factory=dict)
     attestations: dict[str, Attestation] = field(default_factory=dict)
     today: date = field(default_factory=date.today)
+    unreachable: dict[str, str] = field(default_factory=dict)  # probe family -> why its endpoint is down
 
 
 def base_result(item: Item) -> Result:
@@ -43,6 +44,8 @@ def base_result(item: Item) -> Result:
 
 async def _evaluate(item: Item, ctx: Context, opts: RunOptions) -> Outcome:
     assert item.check is not None
+    if reason := opts.unreachable.get(item.check.family):
+        return Outcome("error", reason, {"unreachable": True})
     implementation = probes.get(item.check.kind)
     if implementation is None:
         return Outcome("error", f"no probe implements {item.check.kind!r}; upgrade msgops")

@@ -148,6 +148,27 @@ def test_check_rejects_bad_configuration_with_exit_3(tmp_path: Path):
     assert_one_line_error(msgops("check", "--checklist", "nope", cwd=tmp_path), 3, "no such checklist")
 
 
+def test_check_against_an_unreachable_target_names_it_once_and_exits_2(tmp_path: Path):
+    api, db = free_port(), free_port()  # nothing listens on either
+    proc = msgops("check", "-c", "000-messaging-production", "--api-url", f"http://127.0.0.1:{api}",
+                  "--database-url", f"postgresql://probe:secret@127.0.0.1:{db}/app", "--json", "out.json",
+                  cwd=tmp_path, env={"MSGOPS_JWT_SECRET": "cli-test-secret-0123456789abcdef0123456789",
+                                     "COLUMNS": "200"})
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stdout + proc.stderr and "secret@" not in proc.stdout
+    out = " ".join(proc.stdout.split())  # rich wraps long lines
+    assert f"cannot connect to PostgreSQL at postgresql://probe:****@127.0.0.1:{db}/app (Connection refused)" in out
+    assert f"cannot reach the API at http://127.0.0.1:{api} (Connection refused)" in out
+    assert "items could not be evaluated" in out and "DATABASE_URL" in out and "MSGOPS_API_URL" in out
+    import json
+
+    results = json.loads((tmp_path / "out.json").read_text())["results"]
+    by_kind = {r["kind"].split(".")[0]: r for r in results if r["kind"]}
+    assert by_kind["db"]["status"] == by_kind["http"]["status"] == by_kind["realtime"]["status"] == "error"
+    assert by_kind["db"]["evidence"] == {"unreachable": True}
+    assert by_kind["env"]["status"] != "error"  # checks that need neither endpoint still ran
+
+
 def test_init_writes_a_target_file_that_loads(tmp_path: Path):
     proc = msgops("init", cwd=tmp_path)
     assert proc.returncode == 0

@@ -104,6 +104,15 @@ async def test_items_with_the_same_check_share_one_evaluation(fake_health):
     assert b.evidence == {"missing": ["messages"]} and "waived_outcome" in a.evidence  # copies, not one dict
 
 
+async def test_an_unreachable_endpoint_errors_its_family_without_running_it(fake_health):
+    async def never() -> Outcome:
+        raise AssertionError("the probe ran although its database is unreachable")
+
+    fake_health["next"] = never
+    [result] = await run(make_checklist(auto("a")), unreachable={"db": "cannot connect to PostgreSQL at h"})
+    assert (result.status, result.message) == ("error", "cannot connect to PostgreSQL at h")
+
+
 async def test_timeout_is_an_error_never_a_pass(fake_health):
     async def hang() -> Outcome:
         await asyncio.sleep(5)

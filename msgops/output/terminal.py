@@ -40,10 +40,27 @@ def evidence_text(result: Result, limit: int = 1500) -> str:
     return text if len(text) <= limit else text[:limit] + "\n  … (full evidence in --json output)"
 
 
+def _print_shared_error(console: Console, message: str, members: Sequence[Result]) -> None:
+    """One block for many items that errored the same way (an unreachable database, a missing secret)."""
+    ids = ", ".join(r.id for r in members[:8]) + (f", … ({len(members) - 8} more)" if len(members) > 8 else "")
+    console.print(Text.assemble(("ERROR ", STYLE["error"]), (f"{len(members)} items could not be evaluated", "bold")))
+    console.print(Text(f"       {message}"))
+    console.print(Text(f"       {ids}", style="dim"))
+
+
 def print_run(console: Console, results: Sequence[Result], verdict: Verdict, verbose: bool = False) -> None:
     console.print(summary_table(results))
     shown = [r for r in results if r.status in ("fail", "error") or (verbose and r.status != "pass")]
+    same_error: dict[str, list[Result]] = {}
     for r in shown:
+        if r.status == "error":
+            same_error.setdefault(r.message, []).append(r)
+    for r in shown:
+        members = same_error.get(r.message, []) if r.status == "error" else []
+        if len(members) > 2:
+            if r is members[0]:
+                _print_shared_error(console, r.message, members)
+            continue
         console.print(Text.assemble((f"{r.status.upper():6}", STYLE[r.status]), f" [{r.severity}] ", (r.id, "bold"),
                                     f"  {r.text}"))
         console.print(Text(f"       {r.message}"))
