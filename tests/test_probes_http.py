@@ -130,6 +130,18 @@ async def test_tls_is_skipped_on_loopback_http(service: RunningService) -> None:
         await run(service, "http.tls")
 
 
+async def test_a_wrong_jwt_secret_is_named_with_its_fix(service: RunningService) -> None:
+    ctx = Context(Target(api_url=service.url, jwt_secret=JWT_SECRET[::-1]))  # not the one the service verifies with
+    flow = probes.get("http.flow")
+    assert flow is not None
+    try:
+        with pytest.raises(probes.CannotEvaluate, match="set MSGOPS_JWT_SECRET to the secret the service") as caught:
+            await flow.fn(ctx, flow="send_message")
+    finally:
+        await ctx.close()
+    assert "answered 401" in str(caught.value) and "signature" in str(caught.value)
+
+
 # --- and each fails against a copy broken in exactly its way -----------------------------------
 
 async def test_health_fails_when_the_database_check_fails(make_service: Callable[..., RunningService]) -> None:

@@ -14,7 +14,7 @@ import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from msgops.probes.context import Context, Skip
+from msgops.probes.context import CannotEvaluate, Context, Skip
 from msgops.results import Outcome
 
 ProbeFn = Callable[..., Awaitable[Outcome]]
@@ -79,5 +79,5 @@ def get(kind: str) -> Probe | None:
     return registry().get(kind)
 
 
-__all__ = ["Context", "Outcome", "Probe", "ProbeDoc", "Skip", "get", "probe", "registry"]
+__all__ = ["CannotEvaluate", "Context", "Outcome", "Probe", "ProbeDoc", "Skip", "get", "probe", "registry"]
 

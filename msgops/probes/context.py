@@ -27,6 +27,11 @@ class Skip(Exception):
     """The target lacks what this check needs; the message names what is missing."""
 
 
+class CannotEvaluate(Exception):
+    """The probe could not evaluate, for a reason its message explains to the user (reported as
+    `error` with the message as it is; other exceptions are reported with their type)."""
+
+
 @dataclass
 class ProbeUser:
     id: uuid.UUID
@@ -88,14 +93,20 @@ class Context:
         uid = uuid.uuid4()
         token = self.mint(uid, email=f"msgops-probe-{uid.hex[:12]}@probe.invalid", name=f"msgops probe {self.run_id}")
         r = await self.http.get("/conversations", headers={"Authorization": f"Bearer {token}"})
+        if r.status_code in (401, 403):
+            raise CannotEvaluate(
+                f"the API refused a token signed with the configured JWT secret (GET /conversations answered "
+                f"{r.status_code} {r.text[:120]}): set MSGOPS_JWT_SECRET to the secret the service verifies with")
         if r.status_code != 200:
-            raise RuntimeError(f"could not create a probe user: GET /conversations answered {r.status_code}")
+            raise CannotEvaluate(f"could not create a probe user: GET /conversations answered {r.status_code} "
+                                 f"{r.text[:200]}")
         self._users.append(uid)
         if app_role != "attendee":
             r = await self.http.put(f"/admin/users/{uid}/role", json={"role": app_role},
                                     headers={"Authorization": f"Bearer {self.mint(role='service_role')}"})
             if r.status_code != 200:
-                raise RuntimeError(f"could not give the probe user role {app_role}: {r.status_code} {r.text[:200]}")
+                raise CannotEvaluate(f"could not give a probe user the role {app_role}: PUT /admin/users/{{id}}/role "
+                                     f"answered {r.status_code} {r.text[:200]}")
         return ProbeUser(uid, token, app_role)
 
     # --- database ----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from msgops.probes import probe
-from msgops.probes.context import Context, Skip
+from msgops.probes.context import CannotEvaluate, Context, Skip
 from msgops.probes.env.secret_patterns import PATTERN_NAMES, PRAGMA, scan_line
 from msgops.results import Outcome, failed, passed
 
@@ -68,7 +68,7 @@ async def dotenv_ignored(ctx: Context) -> Outcome:
     top = await work_tree(ctx)
     code, rule = await _git(top, "check-ignore", "--no-index", "-v", ".env")
     if code not in (0, 1):
-        raise RuntimeError(f"git check-ignore failed in {top}")
+        raise CannotEvaluate(f"git check-ignore failed in {top}")
     ignored = code == 0
     _, listed = await _git(top, "ls-files", "-z", "--", *_DOTENV_PATHSPECS)
     tracked = sorted(p for p in listed.split("\0") if p and is_dotenv(p))

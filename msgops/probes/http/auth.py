@@ -13,7 +13,7 @@ import httpx
 import jwt
 
 from msgops.probes import probe
-from msgops.probes.context import Context, ProbeUser, Skip
+from msgops.probes.context import CannotEvaluate, Context, ProbeUser, Skip
 from msgops.probes.http.common import (
     PUBLIC_PATHS,
     exchange,
@@ -104,7 +104,7 @@ async def _user(ctx: Context) -> ProbeUser:
         route = await _protected_route(ctx)
         r = await ctx.http.get(route, headers=user.headers)
         if r.status_code >= 300:
-            raise RuntimeError(f"a valid probe token was refused (GET {route} answered {r.status_code}); "
+            raise CannotEvaluate(f"a valid probe token was refused (GET {route} answered {r.status_code}); "
                                "check that MSGOPS_JWT_SECRET is the service's secret")
         return user
 

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from msgops.probes.context import Context, ProbeUser, Skip
+from msgops.probes.context import CannotEvaluate, Context, ProbeUser, Skip
 
 T = TypeVar("T")
 
@@ -29,7 +29,7 @@ PUBLIC_PATHS = frozenset({"/health", "/healthz", "/metrics", "/docs", "/docs/oau
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 
 
-class SetupFailed(RuntimeError):
+class SetupFailed(CannotEvaluate):
     """A request that arranges a probe's situation was refused: the probe cannot evaluate."""
 
 

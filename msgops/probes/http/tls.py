@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from msgops.probes import probe
-from msgops.probes.context import Context, Skip
+from msgops.probes.context import CannotEvaluate, Context, Skip
 from msgops.probes.http.common import is_loopback
 from msgops.results import Outcome, failed, passed
 
@@ -62,7 +62,7 @@ async def tls(ctx: Context, **_: Any) -> Outcome:
         stream = r.extensions.get("network_stream")
         ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
     if ssl_object is None:
-        raise RuntimeError("could not read the TLS session of the connection")
+        raise CannotEvaluate("could not read the TLS session of the connection")
     protocol = ssl_object.version()
     cert = ssl_object.getpeercert() or {}
     expires = datetime.fromtimestamp(ssl.cert_time_to_seconds(cert["notAfter"]), UTC) if "notAfter" in cert \

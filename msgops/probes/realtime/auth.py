@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from msgops.probes import probe
-from msgops.probes.context import Context
+from msgops.probes.context import CannotEvaluate, Context
 from msgops.probes.realtime.client import REPLY_TIMEOUT, SETTLE, Scene, Socket, brief, received
 from msgops.results import Outcome, failed, passed
 
@@ -57,7 +57,7 @@ async def auth_required(ctx: Context) -> Outcome:
         socks = await asyncio.gather(*(attempt(c, q, t) for c, (q, t) in cases.items()))
         sent = await scene.send("owner", "msgops auth probe")
         if await member.wait(received(sent.id)) is None:
-            raise RuntimeError("the member never received the probe message: realtime delivery is broken, so "
+            raise CannotEvaluate("the member never received the probe message: realtime delivery is broken, so "
                                "silence at the refused sockets proves nothing (see realtime.delivery)")
         await asyncio.sleep(SETTLE)
         rows: list[dict[str, Any]] = []

@@ -20,7 +20,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from msgops.probes.context import Context, ProbeUser
+from msgops.probes.context import CannotEvaluate, Context, ProbeUser
 
 Frame = dict[str, Any]
 Predicate = Callable[[Frame], bool]
@@ -30,7 +30,7 @@ REPLY_TIMEOUT = 3.0   # a frame the server should send at once (authenticated, j
 SETTLE = 0.3          # after the expected frames arrived: how long stray ones get to show up
 
 
-class RealtimeUnavailable(RuntimeError):
+class RealtimeUnavailable(CannotEvaluate):
     """The WebSocket endpoint cannot be used at all (missing route, refused handshake, down)."""
 
 
@@ -145,7 +145,7 @@ class Socket:
         return [f for f in self.frames[after:] if predicate(f)]
 
     async def join(self, conversation_id: uuid.UUID, since_seq: int | None = None) -> Frame:
-        """Join and wait for `joined`; RuntimeError (probe error) when a member cannot join."""
+        """Join and wait for `joined`; CannotEvaluate (probe error) when a member cannot join."""
         start = len(self.frames)
         frame: dict[str, Any] = {"type": "join_conversation", "conversation_id": str(conversation_id),
                                  "ref": f"join-{self.label}"}
@@ -156,7 +156,7 @@ class Socket:
                                 (f.get("type") == "joined" and f.get("conversation_id") == str(conversation_id)),
                                 REPLY_TIMEOUT, after=start)
         if reply is None or reply.get("type") != "joined":
-            raise RuntimeError(f"{self.label} could not join its own conversation {conversation_id}: "
+            raise CannotEvaluate(f"{self.label} could not join its own conversation {conversation_id}: "
                                f"{reply or 'no answer'}")
         return reply
 
@@ -208,7 +208,7 @@ class Scene:
                 "member_ids": [self.uid(m) for m in members]}
         r = await self.ctx.http.post("/conversations", json=body, headers=user.headers)
         if r.status_code != 201:
-            raise RuntimeError(f"could not create a probe conversation: POST /conversations answered "
+            raise CannotEvaluate(f"could not create a probe conversation: POST /conversations answered "
                                f"{r.status_code} {r.text[:200]}")
         self.conversation = uuid.UUID(r.json()["id"])
         return self.conversation
@@ -226,7 +226,7 @@ class Scene:
                                      json={"content": content, "client_msg_id": uuid.uuid4().hex},
                                      headers=self.users[sender].headers)
         if r.status_code != 201:
-            raise RuntimeError(f"could not send a probe message: POST /conversations/{{id}}/messages answered "
+            raise CannotEvaluate(f"could not send a probe message: POST /conversations/{{id}}/messages answered "
                                f"{r.status_code} {r.text[:200]}")
         body = r.json()
         return Sent(str(body["id"]), int(body["seq"]), started)
@@ -235,7 +235,7 @@ class Scene:
         r = await self.ctx.http.delete(f"/conversations/{self.conversation}/members/{self.uid(member)}",
                                        headers=self.users[owner].headers)
         if r.status_code != 204:
-            raise RuntimeError(f"could not remove a probe member: DELETE /conversations/{{id}}/members/{{user}} "
+            raise CannotEvaluate(f"could not remove a probe member: DELETE /conversations/{{id}}/members/{{user}} "
                                f"answered {r.status_code} {r.text[:200]}")
 
     def who(self, user_id: object) -> str:
