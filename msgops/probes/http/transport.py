@@ -34,6 +34,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 cookie_jar=aiohttp.DummyCookieJar(),  # httpx keeps the cookies
                 auto_decompress=False,  # httpx decodes Content-Encoding itself
                 skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
+                trust_env=True,  # HTTP(S)_PROXY, NO_PROXY and netrc, as httpx honours them
             )
         return self._session
 
