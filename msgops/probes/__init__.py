@@ -35,7 +35,7 @@ class Probe:
     kind: str
     fn: ProbeFn
     doc: ProbeDoc
-    waits_long: bool = False  # spends seconds waiting (timeouts, grace periods): the engine starts it early
+    waits_long: bool = False  # mostly waits (settle periods, timeouts, long matrices): the engine starts it early
 
 
 _REGISTRY: dict[str, Probe] = {}

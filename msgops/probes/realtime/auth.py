@@ -31,6 +31,7 @@ def _cases(ctx: Context) -> dict[str, tuple[str, str | None]]:
 
 @probe(
     "realtime.auth_required",
+    waits_long=True,
     what="WebSockets that send no token, a malformed, badly signed or expired token (as the auth frame or "
          "?token=) are refused — closed or answered with an error — and receive no event while a message is "
          "sent to the conversation they try to join.",

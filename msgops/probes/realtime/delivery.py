@@ -60,6 +60,7 @@ def _leak(scene: Scene, sock: Socket, frame: Frame, who: str) -> dict[str, Any]:
 
 @probe(
     "realtime.no_leak",
+    waits_long=True,
     what="A non-member who tries to join a conversation is refused and, listening while messages are sent and "
          "members type, receives nothing about it; a member removed from a group stops receiving at once.",
     why="A realtime event delivered to a non-member leaks the conversation as surely as a missing RLS policy.",
@@ -130,6 +131,7 @@ async def no_leak(ctx: Context) -> Outcome:
 
 @probe(
     "realtime.resume",
+    waits_long=True,
     what="A socket receives messages, disconnects, more are sent through REST, and reconnecting with "
          "since_seq delivers exactly the missed ones, in order, without duplicates.",
     why="Phones drop connections constantly; without exact resume users miss messages or see them twice.",
@@ -175,6 +177,7 @@ async def resume(ctx: Context) -> Outcome:
 
 @probe(
     "realtime.multi_tab",
+    waits_long=True,
     what="Two sockets of one user (two tabs) both receive each message exactly once.",
     why="Users keep several tabs and devices open; each must stay current without double-counting messages.",
     example="The second tab receives nothing (the server keyed sockets by user), or each tab gets it twice.",
