@@ -76,7 +76,7 @@ def _apply_waiver(result: Result, opts: RunOptions) -> None:
         result.message = f"{result.message} (waiver expired {waiver.expires.isoformat()})"
 
 
-def check_key(item: Item) -> str:
+def _check_key(item: Item) -> str:
     """Items whose checks are the same probe with the same parameters share one evaluation."""
     assert item.check is not None
     return item.check.kind + json.dumps(item.check.params, sort_keys=True, default=str)
@@ -115,7 +115,7 @@ async def run_items(items: Sequence[Item], ctx: Context, opts: RunOptions,
             else:
                 result.status, result.message = "manual", "needs a person: " + (item.confirm or item.text)
         else:
-            key = check_key(item)
+            key = _check_key(item)
             if key not in shared:
                 shared[key] = asyncio.ensure_future(evaluate_once(item))
             outcome, result.attempts, result.duration_ms = await shared[key]

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -26,7 +24,7 @@ from service.app import create_app
 from service.auth import Claims
 from service.deps import CurrentUser, State
 from service.settings import Settings
-from tests.support import JWT_SECRET, RunningService, free_port
+from tests.support import JWT_SECRET, RunningService, free_port, run_in_thread
 
 Change = Callable[[FastAPI], None]
 Wrap = Callable[[ASGIApp], ASGIApp]
@@ -48,13 +46,7 @@ def start_broken(database_url: str, *, change: Change | None = None, wrap: Wrap 
                             lifespan="on", ws="websockets-sansio", ws_per_message_deflate=False,
                             ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("broken test service did not start")
-        time.sleep(0.02)
+    thread = run_in_thread(server, "broken test service")
     scheme = "https" if ssl_certfile else "http"
     return RunningService(f"{scheme}://127.0.0.1:{port}", database_url, settings, server, thread)
 

@@ -82,11 +82,16 @@ def start_service(database_url: str, **overrides: Any) -> RunningService:
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
                             ws="websockets-sansio", ws_per_message_deflate=False, ws_max_size=WS_MAX_SIZE)
     server = DrainingServer(config, app.state.msgops)
+    return RunningService(f"http://127.0.0.1:{port}", database_url, settings, server, run_in_thread(server))
+
+
+def run_in_thread(server: uvicorn.Server, what: str = "test service") -> threading.Thread:
+    """Start `server` on a daemon thread and return once it accepts connections."""
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("test service did not start")
+            raise RuntimeError(f"{what} did not start")
         time.sleep(0.02)
-    return RunningService(f"http://127.0.0.1:{port}", database_url, settings, server, thread)
+    return thread
