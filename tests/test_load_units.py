@@ -16,7 +16,7 @@ from msgops.load import accounting, summary
 from msgops.load.measure import SEND, WS_CONNECT, Measurements, percentile_ms
 from msgops.load.plan import seed_limit_problem
 from msgops.load.profile import ProfileError, available, load_profile, parse_profile
-from msgops.load.verdict import decide
+from msgops.verdict import evaluate
 
 # Profiles ----------------------------------------------------------------------------------------
 
@@ -141,14 +141,19 @@ def _results(cpu: list[float], p95: float, limit: float) -> summary.LoadResults:
     return summary.build(m, summary.RunInfo(profile, "http://127.0.0.1:1", None, None, now, now, None, 1))
 
 
+def decide(results):  # a load run alone, judged by the one verdict every command uses
+    return evaluate([], loads=[results])
+
+
 def test_verdict_pass_fail_and_a_saturated_generator() -> None:
-    assert decide(_results([20.0] * 10, 50, 200)).exit_code == 0
+    passed = decide(_results([20.0] * 10, 50, 200))
+    assert passed.exit_code == 0 and passed.decision == "GO"
     failed = decide(_results([20.0] * 10, 250, 200))
-    assert failed.exit_code == 1 and "http.p95_ms = 250" in failed.reason
+    assert failed.exit_code == 1 and failed.decision == "NO-GO" and "http.p95_ms = 250" in failed.reason
     saturated = _results([20.0, 95.0, 97.0, 99.0, 98.0, 96.0, 40.0, 30.0, 20.0, 20.0], 250, 200)
     assert saturated.generator.saturated
-    verdict = decide(saturated)
-    assert verdict.exit_code == 2 and "worker-1" in verdict.reason and "generator" in verdict.reason
+    verdict = decide(saturated)  # its missed threshold is no evidence either way
+    assert verdict.decision == "INCOMPLETE" and verdict.exit_code == 2 and "worker-1" in verdict.reason and "generator" in verdict.reason
 
 
 def test_an_unmeasured_threshold_is_not_a_pass() -> None:
@@ -159,4 +164,4 @@ def test_an_unmeasured_threshold_is_not_a_pass() -> None:
     from msgops.loadresults import parse
 
     verdict = decide(parse(doc))
-    assert verdict.exit_code == 2 and "delivery.p95_ms" in verdict.reason
+    assert verdict.decision == "INCOMPLETE" and verdict.exit_code == 2 and "delivery.p95_ms" in verdict.reason

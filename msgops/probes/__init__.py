@@ -1,8 +1,9 @@
 """Probes observe one kind of thing each. A registry maps probe kinds to async functions.
 
-A probe is `async def probe(ctx: Context, **params) -> Outcome`. It raises `Skip` when the target
-lacks what it needs (no database configured, say), and any other exception is an `error` result:
-a check that could not evaluate never passes.
+A probe is `async def probe(ctx: Context, **params) -> Outcome`. It raises `Skip` when the check does
+not apply to the target (it has no communities, say), `NotRun` when msgops was not given what the
+check needs (no database configured), and any other exception is an `error` result: a check that
+could not evaluate never passes.
 
 Every probe kind also carries its rule doc — what it does, why it matters, an example of a
 failure, and the fix — which `msgops checklists show` and the HTML report display.
@@ -14,7 +15,7 @@ import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from msgops.probes.context import CannotEvaluate, Context, Skip
+from msgops.probes.context import CannotEvaluate, Context, NotRun, Skip
 from msgops.results import Outcome
 
 ProbeFn = Callable[..., Awaitable[Outcome]]
@@ -79,5 +80,5 @@ def get(kind: str) -> Probe | None:
     return registry().get(kind)
 
 
-__all__ = ["CannotEvaluate", "Context", "Outcome", "Probe", "ProbeDoc", "Skip", "get", "probe", "registry"]
+__all__ = ["CannotEvaluate", "Context", "NotRun", "Outcome", "Probe", "ProbeDoc", "Skip", "get", "probe", "registry"]
 

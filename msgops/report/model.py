@@ -92,29 +92,9 @@ def _policy(inputs: Inputs) -> GatePolicy:
 
 
 def combined_verdict(inputs: Inputs) -> Verdict:
-    """The check verdict, joined with the load run's own thresholds and generator health."""
-    results = _results(inputs)
-    verdict = evaluate(results, _policy(inputs)) if results else Verdict("GO", 0, "no checks were run", {})
-    for load in inputs.loads:
-        verdict = _with_load(verdict, load)
-    return verdict
-
-
-def _with_load(verdict: Verdict, load: LoadResults) -> Verdict:
-    failed = [t for t in load.thresholds if t.passed is False]
-    if failed:
-        t = failed[0]
-        observed = f"{t.observed:g}" if t.observed is not None else "not measured"
-        reason = (f"load profile {load.profile}: {len(failed)} threshold(s) missed, first {t.metric} {t.op} "
-                  f"{t.value:g} (observed {observed})")
-        if verdict.decision == "NO-GO":
-            return Verdict("NO-GO", verdict.exit_code, f"{verdict.reason}; and {reason}", verdict.counts,
-                           verdict.blocking + [f"load/{load.profile}/{t.metric}" for t in failed])
-        return Verdict("NO-GO", 1, reason, verdict.counts, [f"load/{load.profile}/{t.metric}" for t in failed])
-    if load.generator.saturated and verdict.decision != "NO-GO":
-        return Verdict("NO-GO", 2, f"load profile {load.profile}: the load generator was saturated, so the "
-                                   "measurement is not trustworthy", verdict.counts, [f"load/{load.profile}/generator"])
-    return verdict
+    """The verdict over the check results and every load run among the inputs (msgops.verdict decides)."""
+    scope = (inputs.checks or {}).get("policy", {}).get("scope")
+    return evaluate(_results(inputs), _policy(inputs), inputs.loads, scope)
 
 
 def _sections(results: list[Result]) -> list[Section]:

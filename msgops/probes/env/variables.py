@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from msgops.probes import probe
-from msgops.probes.context import Context, Skip
+from msgops.probes.context import Context, NotRun, Skip
 from msgops.probes.env import urls
 from msgops.probes.env.values import is_placeholder, lookup, not_configured, unused_vendor
 from msgops.results import Outcome, failed, passed
@@ -167,7 +167,7 @@ async def env_log_level(ctx: Context, expected: str = "INFO") -> Outcome:
     if level is None and (level := await _health_level(ctx)):
         source = "GET /health log_level"
     if level is None or source is None:
-        raise Skip("no log level to read: set MSGOPS_LOG_LEVEL or LOG_LEVEL, or configure an API URL "
+        raise NotRun("no log level to read: set MSGOPS_LOG_LEVEL or LOG_LEVEL, or configure an API URL "
                    "whose /health reports log_level")
     observed = level.strip().upper()
     evidence = {"source": source, "observed": observed, "expected": want}
