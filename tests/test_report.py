@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from msgops.cli_check import execute
+from msgops import api
 from msgops.cli_report import render_report
 from msgops.config import Target
 from msgops.errors import UserError
@@ -24,9 +24,7 @@ CHECKLIST = "000-messaging-production"
 
 def check_results(api_url: str, database_url: str, path: Path) -> Path:
     target = Target(api_url=api_url, database_url=database_url, jwt_secret=JWT_SECRET, repo=path.parent)
-    document, _ = execute(None, None, None, [CHECKLIST], None, None, "critical,high", False, None, None, None, None,
-                          None, show_progress=False, quiet=True, target_override=target)
-    json_report.write(document, path)
+    api.run_checks(target, api.Selection(checklists=(CHECKLIST,))).write_json(path)
     return path
 
 

@@ -19,7 +19,8 @@ SCHEMA = "msgops.check-results"
 
 
 def build(results: Sequence[Result], checklists: Sequence[Checklist], target: dict[str, Any], policy: GatePolicy,
-          verdict: Verdict, started: datetime, finished: datetime) -> dict[str, Any]:
+          verdict: Verdict, started: datetime, finished: datetime, *, scope: str | None = None,
+          preflight: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
         "version": RESULTS_SCHEMA_VERSION,
@@ -29,7 +30,9 @@ def build(results: Sequence[Result], checklists: Sequence[Checklist], target: di
         "target": target,
         "checklists": [{"id": c.id, "title": c.title, "seed": c.seed, "sha256": c.sha256, "items": len(c.items)}
                        for c in checklists],
-        "policy": {"fail_on": sorted(policy.fail_on), "require_attestations": policy.require_attestations},
+        "policy": {"fail_on": sorted(policy.fail_on), "require_attestations": policy.require_attestations,
+                   "scope": scope},
+        "preflight": preflight,
         "verdict": asdict(verdict),
         "results": [r.to_dict() for r in results],
     }
