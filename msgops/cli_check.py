@@ -109,7 +109,7 @@ def run_with_progress(target: config.Target, chosen: api.Selection, policy: Gate
 
 def render(run: api.CheckRun, out: Console, verbose: bool, quiet: bool, output_format: str) -> None:
     for warning in run.warnings:
-        out.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        out.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     if quiet:
         out.print(f"{run.verdict.headline} (exit {run.verdict.exit_code})", highlight=False)
     else:
