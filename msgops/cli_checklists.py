@@ -1,7 +1,9 @@
-"""`msgops checklists`: list the checklists, show items, and report how much of them is automated."""
+"""`msgops checklists`: list the checklists, show items and probe kinds, report how much of them is
+automated, and print the JSON Schema of checklist files."""
 
 from __future__ import annotations
 
+import difflib
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,17 +14,24 @@ from rich.markup import escape
 from rich.table import Table
 
 from msgops.checklist import Checklist, ChecklistError, Item, load_checklists
+from msgops.checklist.schema import schema_text
+from msgops.errors import EXIT_BAD_INPUT
+from msgops.probes import Probe, registry
 
 checklists_app = typer.Typer(
     name="checklists",
-    help="Inspect the checklists: what they contain and how much of them runs automatically.",
+    help="Inspect the checklists: what they contain, how much of them runs automatically, and the probe "
+    "kinds a check may use.",
     no_args_is_help=True,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 PathsOption = Annotated[
     list[Path] | None,
     typer.Option(
-        "--path", "-p", help="Checklist file or folder (repeatable); default: the built-in checklists."
+        "--path", "-p", help="A checklist file or a folder of them (repeat); default: the built-in checklists.",
+        show_default=False,
     ),
 ]
 
@@ -33,12 +42,16 @@ def _console() -> Console:
     return Console()
 
 
+def _fail(message: str) -> typer.Exit:
+    Console(stderr=True).print(f"[red]{escape(message)}[/red]", soft_wrap=True, highlight=False)
+    return typer.Exit(code=EXIT_BAD_INPUT)
+
+
 def _load(paths: list[Path] | None) -> list[Checklist]:
     try:
         return load_checklists(paths or None)
     except ChecklistError as e:
-        Console(stderr=True).print(f"[red]{escape(str(e))}[/red]", soft_wrap=True, highlight=False)
-        raise typer.Exit(code=3) from None
+        raise _fail(str(e)) from None
 
 
 def _pct(part: int, whole: int) -> float:
@@ -70,7 +83,12 @@ def _check_summary(item: Item, params: bool = True) -> str:
 
 @checklists_app.command("list")
 def list_checklists(paths: PathsOption = None) -> None:
-    """List checklists with their item counts."""
+    """List checklists with their item counts.
+
+    Examples:
+      msgops checklists list                      # the built-in checklists
+      msgops checklists list -p ./checklists/     # a folder of your own checklist files
+    """
     table = Table(title="Checklists")
     table.add_column("checklist", no_wrap=True)
     table.add_column("title")
@@ -124,28 +142,122 @@ def _show_checklist(checklist: Checklist) -> None:
 @checklists_app.command("show")
 def show(
     ident: Annotated[
-        str, typer.Argument(metavar="ID", help="A checklist id, or an item id: <checklist>/<item>.")
+        str,
+        typer.Argument(
+            metavar="ID", help="A checklist id, an item id (<checklist>/<item>) or a probe kind (db.rls_enabled)."
+        ),
     ],
     paths: PathsOption = None,
 ) -> None:
-    """Show one checklist (its items) or one item (all its fields)."""
-    checklists = {c.id: c for c in _load(paths)}
+    """Show one checklist (its items), one item (its fields and what its check does), or a probe kind.
+
+    For an item's check: what it checks, why it matters, an example of a failure, the fix, its parameters.
+
+    Examples:
+      msgops checklists show 000-messaging-production
+      msgops checklists show 000-messaging-production/db.rls.enabled
+      msgops checklists show db.rls_matrix        # a probe kind
+      msgops checklists show team-chat/db.rooms -p team-chat.yaml
+    """
     checklist_id, _, item_id = ident.partition("/")
+    if not item_id and "." in checklist_id:  # checklist ids have no dots; probe kinds do
+        _show_kind(checklist_id)
+        return
+    checklists = {c.id: c for c in _load(paths)}
     checklist = checklists.get(checklist_id)
     if checklist is None:
-        raise typer.BadParameter(
-            f"no checklist {checklist_id!r} (known: {', '.join(checklists)})", param_hint="ID"
-        )
+        raise _fail(f"no checklist {checklist_id!r} (known: {', '.join(checklists)}; give -p FILE for your own)")
     if not item_id:
         _show_checklist(checklist)
         return
     try:
         item = checklist.item(item_id)
     except KeyError:
-        raise typer.BadParameter(
-            f"no item {item_id!r} in checklist {checklist_id!r}", param_hint="ID"
-        ) from None
+        close = difflib.get_close_matches(item_id, [i.id for i in checklist.items], n=1)
+        hint = f" (did you mean {checklist_id}/{close[0]}?)" if close else ""
+        raise _fail(f"no item {item_id!r} in checklist {checklist_id!r}{hint}") from None
     _show_item(item)
+    if item.check is not None:
+        _show_kind(item.check.kind)
+
+
+def _show_kind(kind: str) -> None:
+    found = registry().get(kind)
+    if found is None:
+        close = difflib.get_close_matches(kind, registry(), n=3)
+        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+        raise _fail(f"no probe kind {kind!r}{hint}; `msgops checklists kinds` lists them")
+    table = Table(title=f"check {kind}", show_header=False)
+    table.add_column("field", style="bold", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    for name, value in (("what", found.doc.what), ("why", found.doc.why), ("example", found.doc.example),
+                        ("fix", found.doc.fix), ("params", _params_text(found))):
+        table.add_row(name, escape(value))
+    _console().print(table)
+
+
+def _type_text(schema: dict[str, Any]) -> str:
+    """A JSON Schema fragment of a parameter, in a few words."""
+    if "enum" in schema:
+        return "one of " + ", ".join(map(str, schema["enum"]))
+    if "anyOf" in schema:
+        return " or ".join(_type_text(s) for s in schema["anyOf"] if s.get("type") != "null")
+    kind = schema.get("type")
+    if kind == "array":
+        least = schema.get("minItems")
+        inner = _type_text(schema.get("items", {}))
+        inner = f"({inner})" if " " in inner else inner
+        return f"list of {inner}" + (f", at least {least}" if least else "")
+    words = {"string": "text", "integer": "whole number", "number": "number", "boolean": "true or false"}
+    text = words.get(str(kind), str(kind or "any"))
+    bounds = [f">= {schema['minimum']}" if "minimum" in schema else "",
+              f"> {schema['exclusiveMinimum']}" if "exclusiveMinimum" in schema else "",
+              f"<= {schema['maximum']}" if "maximum" in schema else ""]
+    return " ".join([text, *(b for b in bounds if b)])
+
+
+def _params_text(found: Probe) -> str:
+    schema = found.params.model_json_schema()
+    required = set(schema.get("required", []))
+    lines = []
+    for name, prop in schema.get("properties", {}).items():
+        given = prop.get("default")
+        default = "required" if name in required else "optional" if given is None else f"default {json.dumps(given)}"
+        lines.append(f"{name} ({default}): {_type_text(prop)}")
+    return "\n".join(lines) or "none"
+
+
+@checklists_app.command("kinds")
+def kinds() -> None:
+    """List the probe kinds a check may name, with what each checks.
+
+    Examples:
+      msgops checklists kinds
+      msgops checklists show http.flow     # one kind: why, example, fix and its parameters
+    """
+    table = Table(title="Probe kinds", caption="msgops checklists show KIND: the whole rule and its parameters",
+                  expand=True)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("params", ratio=1, overflow="fold")
+    table.add_column("what", ratio=2, no_wrap=True, overflow="ellipsis")
+    for kind, found in sorted(registry().items()):
+        params = ", ".join(found.params.model_json_schema().get("properties", {})) or "-"
+        table.add_row(kind, params, escape(found.doc.what))
+    _console().print(table)
+
+
+@checklists_app.command("schema")
+def schema() -> None:
+    """Print the JSON Schema of checklist files (every probe kind and its parameters).
+
+    Editors complete and validate checklists with it; the same file ships as msgops/schemas/checklist.schema.json.
+    For the YAML language server, start a checklist with `# yaml-language-server: $schema=checklist.schema.json`.
+
+    Examples:
+      msgops checklists schema > checklist.schema.json
+      msgops checklists schema | jq '.["$defs"].Check.properties.kind.enum'
+    """
+    typer.echo(schema_text(), nl=False)
 
 
 @checklists_app.command("coverage")
@@ -153,7 +265,13 @@ def coverage(
     paths: PathsOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """How many items each checklist has, and how many of them run automatically."""
+    """How many items each checklist has, and how many of them run automatically.
+
+    Examples:
+      msgops checklists coverage
+      msgops checklists coverage --json
+      msgops checklists coverage -p ./checklists/ -p extra.yaml
+    """
     checklists = _load(paths)
     rows = [{"id": c.id, "title": c.title, "sha256": c.sha256, **_counts(c.items)} for c in checklists]
     total = _counts([i for c in checklists for i in c.items])
