@@ -107,7 +107,7 @@ def _show_item(item: Item) -> None:
     rows = [
         ("text", item.text),
         ("section", " > ".join(item.section)),
-        ("line", str(item.line)),
+        ("line", str(item.line or "")),
         ("kind", item.kind),
         ("severity", item.severity),
         ("tags", ", ".join(item.tags)),
