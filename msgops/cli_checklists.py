@@ -50,8 +50,8 @@ def _fail(message: str) -> typer.Exit:
 def _load(paths: list[Path] | None) -> list[Checklist]:
     try:
         return load_checklists(paths or None)
-    except ChecklistError as e:
-        raise _fail(str(e)) from None
+    except ChecklistError as e:  # every problem of every file, one line each
+        raise _fail("\n".join(e.problems)) from None
 
 
 def _pct(part: int, whole: int) -> float:

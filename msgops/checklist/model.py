@@ -98,6 +98,8 @@ def _param_problem(kind: str, model: type[BaseModel], err: ErrorDetails) -> Chec
         return CheckProblem(name, f"check {kind!r}: {err['msg']}")
     if etype == "literal_error":
         return CheckProblem(name, f"check {kind!r}: {what}: unknown value {value!r} (expected {ctx.get('expected')})")
+    if etype == "string_pattern_mismatch":  # the only pattern: a name is not blank
+        return CheckProblem(name, f"check {kind!r}: {what} must not be blank")
     message = err["msg"][:1].lower() + err["msg"][1:]
     return CheckProblem(name, f"check {kind!r}: {what}: {message}, got {value!r}")
 
