@@ -85,9 +85,11 @@ def _check_summary(item: Item, params: bool = True) -> str:
 def list_checklists(paths: PathsOption = None) -> None:
     """List checklists with their item counts.
 
+    With -p, your own checklist files or folders instead of the built-in ones.
+
     Examples:
       msgops checklists list                      # the built-in checklists
-      msgops checklists list -p ./checklists/     # a folder of your own checklist files
+      msgops checklists list -p ./checklists/     # a folder of your own
     """
     table = Table(title="Checklists")
     table.add_column("checklist", no_wrap=True)
@@ -231,9 +233,11 @@ def _params_text(found: Probe) -> str:
 def kinds() -> None:
     """List the probe kinds a check may name, with what each checks.
 
+    A check names one of these kinds and writes its parameters next to it.
+
     Examples:
       msgops checklists kinds
-      msgops checklists show http.flow     # one kind: why, example, fix and its parameters
+      msgops checklists show http.flow     # one kind, in full
     """
     table = Table(title="Probe kinds", caption="msgops checklists show KIND: the whole rule and its parameters",
                   expand=True)
@@ -266,6 +270,8 @@ def coverage(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """How many items each checklist has, and how many of them run automatically.
+
+    The counts come from the checklist files alone: nothing is run.
 
     Examples:
       msgops checklists coverage
