@@ -237,7 +237,7 @@ def _register_optional() -> None:
         from msgops.cli_checklists import checklists_app
     except ImportError:
         return
-    app.add_typer(checklists_app, name="checklists", help="Browse the built-in checklists and their coverage.")
+    app.add_typer(checklists_app, name="checklists")
 
 
 _register_optional()
