@@ -85,7 +85,7 @@ def token(
 
     Example: [bold]curl -H "Authorization: Bearer $(msgops token)" localhost:8000/conversations[/]
     """
-    from service.auth import API_ROLES, mint_token
+    from msgops.tokens import API_ROLES, mint_token
 
     subject = sub or str(uuid.uuid4())
     try:
