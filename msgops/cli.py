@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import sys
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from msgops import __version__, target
+from msgops import __version__, extras, target
 from msgops.errors import EXIT_BAD_INPUT, UserError
+
+try:  # typer >= 0.20 ships its own copy of click
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - older typer runs on click itself
+    from click import exceptions as click_errors  # type: ignore[no-redef]
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
@@ -180,17 +187,43 @@ def _register_optional() -> None:
 _register_optional()
 
 
-def main() -> None:
+def _fail(message: str, code: int) -> int:
+    err_console.print(f"[red]error:[/] {escape(message)}", highlight=False)
+    return code
+
+
+def main(args: Sequence[str] | None = None) -> None:
+    """The `msgops` entry point: exit codes as the README documents them, errors in one line.
+
+    Usage errors (an unknown option, a bad value, a missing argument) exit 3 like any other invalid
+    input; 2 stays reserved for "could not be evaluated".
+    """
+    argv = list(sys.argv[1:] if args is None else args)
     try:
-        app()
+        extras.check_command_line(argv)
+        code = app(args=argv, prog_name="msgops", standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as exc:
+        if exc.format_message().strip():  # rich help is printed as the error is made
+            typer.echo(exc.format_message())
+        code = EXIT_BAD_INPUT
+    except click_errors.UsageError as exc:
+        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
+        code = _fail(" ".join(exc.format_message().split()) + hint, EXIT_BAD_INPUT)
+    except click_errors.ClickException as exc:
+        code = _fail(" ".join(exc.format_message().split()), EXIT_BAD_INPUT)
     except UserError as exc:
-        err_console.print(f"[red]error:[/] {exc}", highlight=False)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        sys.exit(130)
+        code = _fail(str(exc), exc.exit_code)
+    except (KeyboardInterrupt, typer.Abort):
+        code = 130
+    except ImportError as exc:
+        extra = extras.extra_of(exc)
+        if extra is None:
+            raise
+        command = next((a for a in argv if not a.startswith("-")), "")
+        code = _fail(extras.message(command, extra), EXIT_BAD_INPUT)
     except OSError as exc:
-        err_console.print(f"[red]error:[/] {exc}", highlight=False)
-        sys.exit(EXIT_BAD_INPUT)
+        code = _fail(str(exc), EXIT_BAD_INPUT)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":
