@@ -15,6 +15,7 @@ from rich.table import Table
 
 from msgops import __version__, extras, target
 from msgops.errors import EXIT_BAD_INPUT, UserError
+from msgops.urls import database_url_problem
 
 try:  # typer >= 0.20 ships its own copy of click
     from typer._click import exceptions as click_errors
@@ -40,8 +41,17 @@ app.add_typer(db_app, name="db")
 DataDir = Annotated[Path | None, typer.Option(
     "--data-dir", help="Where the embedded database and the development JWT secret live "
                        "\\[default: .msgops, or MSGOPS_DATA_DIR].", show_default=False)]
+
+
+def _database_url(value: str | None) -> str | None:
+    problem = database_url_problem(value) if value is not None else None
+    if problem:
+        raise typer.BadParameter(problem)
+    return value
+
+
 DatabaseUrl = Annotated[str | None, typer.Option(
-    "--database-url", envvar="DATABASE_URL",
+    "--database-url", envvar="DATABASE_URL", callback=_database_url,
     help="Use this PostgreSQL instead of the embedded one.", show_default=False)]
 
 

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
 from msgops.errors import UserError
 
@@ -78,9 +79,22 @@ def got(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _real_loc(loc: Iterable[str | int]) -> tuple[str | int, ...]:
+def _real_loc(loc: Iterable[str | int], root: type[BaseModel]) -> tuple[str | int, ...]:
     """The key path without the tags pydantic adds for union members and wrapped validators."""
-    return tuple(p for p in loc if isinstance(p, int) or not (p in _UNION_TAGS or any(c in p for c in "[]()'-")))
+    out: list[str | int] = []
+    for part in loc:
+        if not isinstance(part, int) and _field(model_at(root, out), part) is None and (
+                part in _UNION_TAGS or any(c in part for c in "[]()'-")):
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def _field(model: type[BaseModel] | None, key: str) -> FieldInfo | None:
+    """The field of `model` that the key `key` (its name or alias) sets."""
+    if model is None:
+        return None
+    return next((f for name, f in model.model_fields.items() if key in (name, f.alias)), None)
 
 
 def _unwrap(annotation: Any) -> list[Any]:
@@ -102,9 +116,10 @@ def model_at(root: type[BaseModel], loc: Sequence[str | int]) -> type[BaseModel]
             current = items[0] if items else None
             continue
         models = [t for t in _unwrap(current) if isinstance(t, type) and issubclass(t, BaseModel)]
-        if not models or part not in models[0].model_fields:
+        field = _field(models[0], part) if models else None
+        if field is None:
             return None
-        current = models[0].model_fields[part].annotation
+        current = field.annotation
     models = [t for t in _unwrap(current) if isinstance(t, type) and issubclass(t, BaseModel)]
     return models[0] if models else None
 
@@ -162,7 +177,7 @@ def problems(exc: ValidationError, root: type[BaseModel], prefix: tuple[str | in
     """One problem per key path; alternatives of a union are merged (`must be an integer or auto`)."""
     grouped: dict[tuple[str | int, ...], list[str]] = {}
     for error in exc.errors(include_url=False):
-        loc = _real_loc(error["loc"])
+        loc = _real_loc(error["loc"], root)
         message = _describe(error, root, loc)
         messages = grouped.setdefault(prefix + loc, [])
         if message not in messages:
