@@ -165,6 +165,7 @@ def test_an_import_error_of_an_extra_module_is_named() -> None:
 _CHECK_PATH = """\
 import importlib, pkgutil, sys, uuid
 import msgops.cli, msgops.cli_check, msgops.cli_report, msgops.engine, msgops.preflight, msgops.report.render
+import msgops.local_service  # what `gate` starts when no target is configured: a `msgops serve` subprocess
 import msgops.probes
 for module in pkgutil.walk_packages(msgops.probes.__path__, "msgops.probes."):
     importlib.import_module(module.name)
