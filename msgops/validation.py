@@ -128,7 +128,7 @@ def _keys(model: type[BaseModel] | None) -> str:
     return ", ".join(f.alias or name for name, f in model.model_fields.items()) if model else ""
 
 
-def _did_you_mean(key: str, parent: type[BaseModel] | None, root: type[BaseModel]) -> str | None:
+def _did_you_mean(key: str, parent: type[BaseModel] | None) -> str | None:
     """A close spelling at the same level, or the same key one level down (`checks.concurrency`)."""
     if parent is None:
         return None
@@ -150,7 +150,7 @@ def _describe(error: Mapping[str, Any], root: type[BaseModel], loc: tuple[str | 
         return "required"
     if kind == "extra_forbidden":
         parent = model_at(root, loc[:-1])
-        hint = _did_you_mean(str(loc[-1]), parent, root) if loc else None
+        hint = _did_you_mean(str(loc[-1]), parent) if loc else None
         allowed = _keys(parent)
         return "unknown setting" + (f" (did you mean {hint}?)" if hint else f" (allowed: {allowed})" if allowed else "")
     if kind in _BOUNDS:
