@@ -25,7 +25,8 @@ def missing(extra: str) -> list[str]:
 
 
 def message(command: str, extra: str) -> str:
-    return f"msgops {command} needs the {extra} extra: pip install 'msgops[{extra}]'"
+    hint = " (or skip the load test: --profile none)" if (command, extra) == ("gate", "load") else ""
+    return f"msgops {command} needs the {extra} extra: pip install 'msgops[{extra}]'{hint}"
 
 
 def require(extra: str, command: str) -> None:
