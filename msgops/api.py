@@ -31,7 +31,7 @@ from msgops.output import json_report, junit
 from msgops.probes import Context
 from msgops.results import Result
 from msgops.verdict import GatePolicy, Verdict, evaluate
-from msgops.waivers import load_attestations, load_waivers
+from msgops.waivers import load_attestations, load_waivers, unknown_ids
 
 Target = config.Target
 OnResult = Callable[[Result], None]
@@ -164,12 +164,11 @@ def _options(target: Target, options: RunOptions | None, waivers: Path | None,
 
 
 def _unknown_ids(opts: RunOptions, checklists: Sequence[Checklist]) -> list[str]:
-    known = {i.full_id for c in checklists for i in c.items}
-    warnings = [f"waiver for {wid!r} names no checklist item; check the id (msgops checklists list)"
-                for wid in opts.waivers if wid not in known]
-    warnings += [f"attestation for {aid!r} names no checklist item; check the id (msgops checklists list)"
-                 for aid in opts.attestations if aid not in known]
-    return warnings
+    known = [i.full_id for c in checklists for i in c.items]
+    return ([f"waiver for {wid!r} names no checklist item; check the id (msgops checklists list)"
+             for wid in unknown_ids(opts.waivers, known)]
+            + [f"attestation for {aid!r} names no checklist item; check the id (msgops checklists list)"
+               for aid in unknown_ids(opts.attestations, known)])
 
 
 @dataclass

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import sys
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from msgops import __version__, target
+from msgops import __version__, extras, target
 from msgops.errors import EXIT_BAD_INPUT, UserError
+from msgops.urls import database_url_problem
+
+try:  # typer >= 0.20 ships its own copy of click
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - older typer runs on click itself
+    from click import exceptions as click_errors  # type: ignore[no-redef]
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
@@ -33,8 +41,17 @@ app.add_typer(db_app, name="db")
 DataDir = Annotated[Path | None, typer.Option(
     "--data-dir", help="Where the embedded database and the development JWT secret live "
                        "\\[default: .msgops, or MSGOPS_DATA_DIR].", show_default=False)]
+
+
+def _database_url(value: str | None) -> str | None:
+    problem = database_url_problem(value) if value is not None else None
+    if problem:
+        raise typer.BadParameter(problem)
+    return value
+
+
 DatabaseUrl = Annotated[str | None, typer.Option(
-    "--database-url", envvar="DATABASE_URL", show_envvar=True,
+    "--database-url", envvar="DATABASE_URL", show_envvar=True, callback=_database_url,
     help="Use this PostgreSQL instead of the embedded one.", show_default=False)]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only what the command exists to print.")]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Say more about what happens.")]
@@ -100,14 +117,22 @@ def token(
     ttl: Annotated[int, typer.Option(min=1, help="Lifetime in seconds.")] = 3600,
     email: Annotated[str | None, typer.Option(help="Email claim (stored, never returned by the API).")] = None,
     data_dir: DataDir = None,
+    quiet: Quiet = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also print the token's claims on "
+                                          "standard error.")] = False,
 ) -> None:
     """Print a signed development JWT that the running service accepts.
 
-    The secret is MSGOPS_JWT_SECRET, or the one `msgops serve` keeps in the data directory.
+    The secret is MSGOPS_JWT_SECRET, or the one `msgops serve` keeps in
+    the data directory.
 
-    Example: [bold]curl -H "Authorization: Bearer $(msgops token)" localhost:8000/conversations[/]
+    Examples:
+
+      curl -H "Authorization: Bearer $(msgops token)" localhost:8000/conversations
+
+      msgops token --role service_role --ttl 300 -v
     """
-    from service.auth import API_ROLES, mint_token
+    from msgops.tokens import API_ROLES, mint_token
 
     subject = sub or str(uuid.uuid4())
     try:
@@ -118,7 +143,12 @@ def token(
         raise UserError(f"--role must be one of {', '.join(API_ROLES)}, got {role!r}")
     secret = target.jwt_secret(target.data_dir(data_dir), create=False)
     extra = {"email": email} if email else None
-    typer.echo(mint_token(secret, subject, role=role, ttl=ttl, extra=extra))
+    minted = mint_token(secret, subject, role=role, ttl=ttl, extra=extra)
+    if verbose and not quiet:
+        import jwt
+
+        err_console.print_json(data=jwt.decode(minted, options={"verify_signature": False}))
+    typer.echo(minted)
 
 
 @db_app.command("migrate")
@@ -243,17 +273,43 @@ def _register_optional() -> None:
 _register_optional()
 
 
-def main() -> None:
+def _fail(message: str, code: int) -> int:
+    err_console.print(f"[red]error:[/] {escape(message)}", highlight=False)
+    return code
+
+
+def main(args: Sequence[str] | None = None) -> None:
+    """The `msgops` entry point: exit codes as the README documents them, errors in one line.
+
+    Usage errors (an unknown option, a bad value, a missing argument) exit 3 like any other invalid
+    input; 2 stays reserved for "could not be evaluated".
+    """
+    argv = list(sys.argv[1:] if args is None else args)
     try:
-        app()
+        extras.check_command_line(argv)
+        code = app(args=argv, prog_name="msgops", standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as exc:
+        if exc.format_message().strip():  # rich help is printed as the error is made
+            typer.echo(exc.format_message())
+        code = EXIT_BAD_INPUT
+    except click_errors.UsageError as exc:
+        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
+        code = _fail(" ".join(exc.format_message().split()) + hint, EXIT_BAD_INPUT)
+    except click_errors.ClickException as exc:
+        code = _fail(" ".join(exc.format_message().split()), EXIT_BAD_INPUT)
     except UserError as exc:
-        err_console.print(f"[red]error:[/] {exc}", highlight=False)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        sys.exit(130)
+        code = _fail(str(exc), exc.exit_code)
+    except (KeyboardInterrupt, typer.Abort):
+        code = 130
+    except ImportError as exc:
+        extra = extras.extra_of(exc)
+        if extra is None:
+            raise
+        command = next((a for a in argv if not a.startswith("-")), "")
+        code = _fail(extras.message(command, extra), EXIT_BAD_INPUT)
     except OSError as exc:
-        err_console.print(f"[red]error:[/] {exc}", highlight=False)
-        sys.exit(EXIT_BAD_INPUT)
+        code = _fail(str(exc), EXIT_BAD_INPUT)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -91,7 +91,7 @@ class Context:
 
     def mint(self, sub: uuid.UUID | str | None = None, role: str = "authenticated", ttl: int = 900,
              **claims: Any) -> str:
-        from service.auth import mint_token
+        from msgops.tokens import mint_token
 
         return mint_token(self.require_secret(), sub or uuid.uuid4(), role=role, ttl=ttl, extra=claims or None)
 
