@@ -14,6 +14,7 @@ _CODE = re.compile(r"(`+)(.+?)\1", re.S)
 _BOLD = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*|__(?=\S)(.+?)(?<=\S)__")
 _EMPH = re.compile(r"(?<![\w*])\*(?=[^\s*])(.+?)(?<=[^\s*])\*(?![\w*])")
 _LINK = re.compile(r"\[([^\]\n]+)\]\(([^)\s]+)\)")
+_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")  # only such a `<` can open raw HTML in Markdown
 
 
 def _spans(text: str) -> list[tuple[bool, str]]:
@@ -70,13 +71,13 @@ def md_code(text: object) -> str:
 
 def md_text(text: object, table: bool = False) -> str:
     """Markdown text for a pull-request comment, on one line: code spans stay verbatim; outside them
-    only what Markdown or GitHub would misread is escaped (`<`, which would open raw HTML, and `|` inside a table)."""
+    only what Markdown or GitHub would misread is escaped (a `<` that would open raw HTML, and `|` inside a table)."""
     value = " ".join(str(text or "").split())
     parts = []
     for is_code, piece in _spans(value):
         if is_code:
             parts.append(md_code(piece.replace("|", "\\|") if table else piece))
             continue
-        piece = piece.replace("<", "&lt;")
+        piece = _TAG_START.sub("&lt;", piece)
         parts.append(piece.replace("|", "\\|") if table else piece)
     return "".join(parts)
