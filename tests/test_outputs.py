@@ -281,3 +281,18 @@ def test_workflow_downloads_the_previous_runs_results():
     assert "steps.previous.outputs.run_id" in download["if"]
     assert workflow["permissions"]["actions"] == "read"
     assert "push" in workflow[True]  # `on:` parses as True: base-branch runs make the baseline
+
+
+def test_junit_never_shows_an_item_that_did_not_run_as_passed():
+    import xml.etree.ElementTree as ET
+
+    from msgops.output import junit
+
+    root = ET.fromstring(junit.render(every_outcome()))
+    cases = {case.get("name", "").split(":")[0]: case for case in root.iter("testcase")}
+    skipped = cases["env.secrets_not_in_git"].find("skipped")
+    assert skipped is not None and skipped.get("type") == "not_run" and skipped.get("message", "").startswith(
+        "not run: /srv is not a git repository")
+    assert cases["db.policies"].find("failure") is not None and cases["api.health"].find("error") is not None
+    suite = next(s for s in root.iter("testsuite") if "Post-launch" in s.get("name", ""))
+    assert suite.get("skipped") == "1"
