@@ -178,6 +178,7 @@ def test_inline_markdown_is_rendered_and_safe():
     assert inline_md.to_plain("**Uptime:** `x`") == "Uptime: x"
     assert inline_md.md_text("`https://<project>.supabase.co` <b> < 2s | x", table=True) == (
         "`https://<project>.supabase.co` &lt;b> < 2s \\| x")
+    assert inline_md.md_text("ping @nestjs/bull, not `@x`") == "ping @&#8203;nestjs/bull, not `@x`"
     assert inline_md.md_code("a ``b`` c") == "```a ``b`` c```"
     assert inline_md.md_code("`x`") == "`` `x` ``"
 

@@ -15,6 +15,7 @@ _BOLD = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*|__(?=\S)(.+?)(?<=\S)__")
 _EMPH = re.compile(r"(?<![\w*])\*(?=[^\s*])(.+?)(?<=[^\s*])\*(?![\w*])")
 _LINK = re.compile(r"\[([^\]\n]+)\]\(([^)\s]+)\)")
 _TAG_START = re.compile(r"<(?=[A-Za-z/!?])")  # only such a `<` can open raw HTML in Markdown
+_MENTION = re.compile(r"(?<![\w.])@(?=\w)")  # on GitHub, @name notifies a person or a team
 
 
 def _spans(text: str) -> list[tuple[bool, str]]:
@@ -71,13 +72,14 @@ def md_code(text: object) -> str:
 
 def md_text(text: object, table: bool = False) -> str:
     """Markdown text for a pull-request comment, on one line: code spans stay verbatim; outside them
-    only what Markdown or GitHub would misread is escaped (a `<` that would open raw HTML, and `|` inside a table)."""
+    only what Markdown or GitHub would misread is escaped (a `<` that would open raw HTML, `|` inside a
+    table, and `@name`, which would notify someone)."""
     value = " ".join(str(text or "").split())
     parts = []
     for is_code, piece in _spans(value):
         if is_code:
             parts.append(md_code(piece.replace("|", "\\|") if table else piece))
             continue
-        piece = _TAG_START.sub("&lt;", piece)
+        piece = _MENTION.sub("@&#8203;", _TAG_START.sub("&lt;", piece))
         parts.append(piece.replace("|", "\\|") if table else piece)
     return "".join(parts)
