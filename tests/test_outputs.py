@@ -196,6 +196,7 @@ def test_summary_markdown_escapes_only_what_markdown_needs(tmp_path: Path):
     assert "**Keeping this from GO**" in md and "`000-messaging-production/db.policies`" in md
     assert "**Gated but not evaluated** (" in md and "`load/smoke/delivery.p95_ms`" in md
     assert "| not run |" in md
+    assert "**Accepted exceptions**" in md and "`000-messaging-production/frontend.bundle`" in md
 
 
 def test_html_attention_panel_comes_first_and_markdown_renders(tmp_path: Path):
@@ -214,7 +215,9 @@ def test_html_attention_panel_comes_first_and_markdown_renders(tmp_path: Path):
     for item in ("api.health", "env.secrets_not_in_git", "load/smoke/delivery.p95_ms"):  # gated, not evaluated
         assert item in attention.split('id="not-evaluated"')[1]
     assert "ops.error_tracking" in attention and "Security audit passed" in attention  # high manual pending
-    assert "frontend.bundle" not in attention
+    accepted = attention.split('id="accepted"')[1]  # exceptions: waived, and failed below the gate
+    assert "ratelimit.login" in accepted and "waived by Kim until 2027-01-01" in accepted
+    assert "frontend.bundle" in accepted and "(below the gate)" in accepted
     assert "**" not in html.split("<style>")[0] + html.split("</style>")[1]
     assert "<strong>Security Lead:</strong>" in html and "<code>SUPABASE_URL</code>" in html
     for status in STATUSES:

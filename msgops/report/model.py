@@ -46,10 +46,11 @@ class Attention:
     blockers: list[AttentionItem] = field(default_factory=list)  # what keeps the verdict from GO
     not_evaluated: list[AttentionItem] = field(default_factory=list)  # gated, nobody checked (not blockers)
     manual: list[AttentionItem] = field(default_factory=list)  # pending manual items of high severity
+    exceptions: list[AttentionItem] = field(default_factory=list)  # waived, or failed/errored below the gate
 
     @property
     def empty(self) -> bool:
-        return not (self.blockers or self.not_evaluated or self.manual)
+        return not (self.blockers or self.not_evaluated or self.manual or self.exceptions)
 
 
 @dataclass
@@ -143,7 +144,7 @@ def _severity_rank(severity: str) -> int:
     return SEVERITY_ORDER.index(severity) if severity in SEVERITY_ORDER else len(SEVERITY_ORDER)
 
 
-def _attention(verdict: Verdict, results: list[Result], loads: list[LoadResults]) -> Attention:
+def _attention(verdict: Verdict, results: list[Result], loads: list[LoadResults], policy: GatePolicy) -> Attention:
     by_id = {r.id: r for r in results}
     anchors = set(by_id) | {f"load/{load.profile}/{t.metric}" for load in loads for t in load.thresholds} | {
         f"load/{load.profile}/generator" for load in loads}
@@ -159,7 +160,16 @@ def _attention(verdict: Verdict, results: list[Result], loads: list[LoadResults]
         blockers=[item(b) for b in verdict.blockers],
         not_evaluated=[item(b) for b in verdict.not_evaluated if b.id not in blocking],
         manual=[AttentionItem(r.id, r.severity, r.status, r.confirm or r.message, r.text, True) for r in manual],
+        exceptions=[AttentionItem(r.id, r.severity, r.status, _exception_reason(r), r.text, True) for r in results
+                    if r.status == "waived" or (r.status in ("fail", "error") and not policy.gates(r))],
     )
+
+
+def _exception_reason(r: Result) -> str:
+    if r.status == "waived" and r.waiver:
+        return (f"waived by {r.waiver.get('approver', '?')} until {r.waiver.get('expires', '?')}: "
+                f"{r.waiver.get('justification', '')}")
+    return r.message + ("" if r.status == "waived" else " (below the gate)")
 
 
 def _count(results: list[Result]) -> dict[str, int]:
@@ -270,7 +280,7 @@ def build(inputs: Inputs, previous: Inputs | None = None) -> ReportModel:
         pending_manual=[r for r in results if r.status == "manual"],
         run=checks.get("run", {}),
     )
-    model.attention = _attention(model.verdict, results, inputs.loads)
+    model.attention = _attention(model.verdict, results, inputs.loads, _policy(inputs))
     if previous is not None:
         model.has_previous = True
         model.new_failures, model.fixed = _changes(results, _results(previous))
