@@ -34,8 +34,14 @@ DataDir = Annotated[Path | None, typer.Option(
     "--data-dir", help="Where the embedded database and the development JWT secret live "
                        "\\[default: .msgops, or MSGOPS_DATA_DIR].", show_default=False)]
 DatabaseUrl = Annotated[str | None, typer.Option(
-    "--database-url", envvar="DATABASE_URL",
+    "--database-url", envvar="DATABASE_URL", show_envvar=True,
     help="Use this PostgreSQL instead of the embedded one.", show_default=False)]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only what the command exists to print.")]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Say more about what happens.")]
+
+
+def _out(quiet: bool) -> Console:
+    return Console(quiet=True) if quiet else console
 
 
 def _version(value: bool) -> None:
@@ -58,16 +64,32 @@ def serve(
     data_dir: DataDir = None,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes; with more than one, "
                                          "realtime fans out through PostgreSQL LISTEN/NOTIFY.")] = 1,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No banner; only warnings and errors.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="The service logs at DEBUG "
+                                          "(MSGOPS_LOG_LEVEL=DEBUG).")] = False,
 ) -> None:
     """Run the reference messaging service.
 
-    With no --database-url (or DATABASE_URL) it starts an embedded PostgreSQL in the data directory,
-    applies the migrations and serves the API, the WebSocket endpoint /realtime and the docs at /docs.
+    With no --database-url (or DATABASE_URL) it starts an embedded
+    PostgreSQL in the data directory, applies the migrations and serves
+    the API, the WebSocket endpoint /realtime and the docs at /docs.
     A second start reuses the data. Ctrl-C stops everything.
+
+    Examples:
+
+      msgops serve                                  # http://127.0.0.1:8000
+
+      msgops serve --port 9000 --workers 2          # two processes
+
+      DATABASE_URL=postgresql://app@db/chat msgops serve --host 0.0.0.0
     """
+    import os
+
     from msgops.serve import run
 
-    run(host, port, database_url, target.data_dir(data_dir), workers, console)
+    if verbose:
+        os.environ["MSGOPS_LOG_LEVEL"] = "DEBUG"
+    run(host, port, database_url, target.data_dir(data_dir), workers, _out(quiet))
 
 
 @app.command()
@@ -100,41 +122,79 @@ def token(
 
 
 @db_app.command("migrate")
-def db_migrate(database_url: DatabaseUrl = None, data_dir: DataDir = None) -> None:
-    """Apply pending migrations."""
+def db_migrate(database_url: DatabaseUrl = None, data_dir: DataDir = None, quiet: Quiet = False,
+               verbose: Verbose = False) -> None:
+    """Apply pending migrations.
+
+    Examples:
+
+      msgops db migrate                             # the embedded database
+
+      DATABASE_URL=postgresql://app@db/chat msgops db migrate -v
+    """
     from msgops.serve import migrate, open_database
 
     db = open_database(database_url, target.data_dir(data_dir))
     try:
+        if verbose:
+            _out(quiet).print(f"[dim]migrating {target.mask_url(db.url)}[/]")
         applied = migrate(db.url)
     finally:
         db.release()
-    console.print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+    _out(quiet).print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
 
 
 @db_app.command("url")
-def db_url(database_url: DatabaseUrl = None, data_dir: DataDir = None) -> None:
-    """Print the database URL (starting the embedded server if it is not running; it keeps running)."""
+def db_url(database_url: DatabaseUrl = None, data_dir: DataDir = None, quiet: Quiet = False,
+           verbose: Verbose = False) -> None:
+    """Print the database URL (starting the embedded server if it is not
+    running; it keeps running).
+
+    Examples:
+
+      psql "$(msgops db url)"
+
+      DATABASE_URL=$(msgops db url -q) msgops check --tags db
+    """
     from msgops.serve import open_database
 
-    db = open_database(database_url, target.data_dir(data_dir))
-    if db.embedded is not None and db.embedded.started_here:
+    directory = target.data_dir(data_dir)
+    db = open_database(database_url, directory)
+    if db.embedded is not None and db.embedded.started_here and not quiet:
         err_console.print("started the embedded PostgreSQL; stop it with `msgops db stop`")
+    if verbose and db.embedded is not None:
+        err_console.print(f"embedded PostgreSQL data directory: {directory}")
     typer.echo(db.url)
 
 
 @db_app.command("stop")
-def db_stop(data_dir: DataDir = None) -> None:
-    """Stop the embedded PostgreSQL of the data directory."""
+def db_stop(data_dir: DataDir = None, quiet: Quiet = False, verbose: Verbose = False) -> None:
+    """Stop the embedded PostgreSQL of the data directory.
+
+    Examples:
+
+      msgops db stop
+
+      msgops db stop --data-dir /srv/msgops -v
+    """
     from msgops.embedded import EmbeddedPostgres
 
-    EmbeddedPostgres(target.data_dir(data_dir)).stop()
-    console.print("embedded PostgreSQL stopped")
+    directory = target.data_dir(data_dir)
+    EmbeddedPostgres(directory).stop()
+    _out(quiet).print("embedded PostgreSQL stopped" + (f" ({directory})" if verbose else ""))
 
 
 @db_app.command("status")
-def db_status(database_url: DatabaseUrl = None, data_dir: DataDir = None) -> None:
-    """Show which migrations are applied."""
+def db_status(database_url: DatabaseUrl = None, data_dir: DataDir = None, quiet: Quiet = False,
+              verbose: Verbose = False) -> None:
+    """Show which migrations are applied; exit 1 when some are pending.
+
+    Examples:
+
+      msgops db status
+
+      msgops db status -q || msgops db migrate      # in a deploy script
+    """
     from msgops.serve import open_database
     from service.migrate import status
 
@@ -144,6 +204,8 @@ def db_status(database_url: DatabaseUrl = None, data_dir: DataDir = None) -> Non
     finally:
         db.release()
     table = Table(title=f"migrations on {target.mask_url(db.url)}")
+    if verbose:
+        table.add_column("checksum matches")
     table.add_column("migration")
     table.add_column("applied at")
     table.add_column("state")
@@ -151,8 +213,9 @@ def db_status(database_url: DatabaseUrl = None, data_dir: DataDir = None) -> Non
         state = "[green]applied[/]" if row.applied_at else "[yellow]pending[/]"
         if not row.checksum_matches:
             state = "[red]changed since applied[/]"
-        table.add_row(row.name, row.applied_at.isoformat(timespec="seconds") if row.applied_at else "-", state)
-    console.print(table)
+        cells = [row.name, row.applied_at.isoformat(timespec="seconds") if row.applied_at else "-", state]
+        table.add_row(*([str(row.checksum_matches)] if verbose else []), *cells)
+    _out(quiet).print(table)
     pending = sum(1 for r in rows if r.applied_at is None)
     if pending:
         raise typer.Exit(1)
@@ -174,7 +237,7 @@ def _register_optional() -> None:
         from msgops.cli_checklists import checklists_app
     except ImportError:
         return
-    app.add_typer(checklists_app, name="checklists", help="Browse the built-in checklists and their coverage.")
+    app.add_typer(checklists_app, name="checklists")
 
 
 _register_optional()

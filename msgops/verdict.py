@@ -91,7 +91,7 @@ class Coverage:
     thresholds_measured: int = 0
 
     def sentence(self) -> str:
-        parts = [f"{self.evaluated} of {self.automated} automated checks ran"]
+        parts = [f"{self.evaluated} of {self.automated} automated checks ran"] if self.automated else []
         extra = [f"{n} {what}" for n, what in ((self.not_applicable, "not applicable"), (self.not_run, "not run"),
                                                (self.errored, "errored")) if n]
         if extra:
@@ -102,7 +102,7 @@ class Coverage:
             parts.append(f"{self.manual_pending} manual items pending")
         if self.attested:
             parts.append(f"{self.attested} attested")
-        return "; ".join(parts)
+        return "; ".join(parts) or "nothing was checked"
 
 
 @dataclass

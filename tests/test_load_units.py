@@ -153,7 +153,8 @@ def test_verdict_pass_fail_and_a_saturated_generator() -> None:
     saturated = _results([20.0, 95.0, 97.0, 99.0, 98.0, 96.0, 40.0, 30.0, 20.0, 20.0], 250, 200)
     assert saturated.generator.saturated
     verdict = decide(saturated)  # its missed threshold is no evidence either way
-    assert verdict.decision == "INCOMPLETE" and verdict.exit_code == 2 and "worker-1" in verdict.reason and "generator" in verdict.reason
+    assert verdict.decision == "INCOMPLETE" and verdict.exit_code == 2
+    assert "worker-1" in verdict.reason and "generator" in verdict.reason
 
 
 def test_an_unmeasured_threshold_is_not_a_pass() -> None:

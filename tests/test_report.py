@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from msgops.cli_check import execute
+from msgops import api
 from msgops.cli_report import render_report
 from msgops.config import Target
 from msgops.errors import UserError
@@ -27,10 +27,19 @@ CHECKLIST = "000-messaging-production"
 
 def check_results(api_url: str, database_url: str, path: Path) -> Path:
     target = Target(api_url=api_url, database_url=database_url, jwt_secret=JWT_SECRET, repo=ROOT)
-    document, _ = execute(None, None, None, [CHECKLIST], None, None, "critical,high", False, None, None, None, None,
-                          None, show_progress=False, quiet=True, target_override=target)
-    json_report.write(document, path)
+    api.run_checks(target, api.Selection(checklists=(CHECKLIST,))).write_json(path)
     return path
+
+
+def assert_matches_schema(name: str, document: dict) -> None:
+    """The document validates against the shipped JSON Schema `name` (msgops/schemas)."""
+    import jsonschema
+
+    from msgops import schemas
+
+    validator = jsonschema.Draft202012Validator(schemas.load(name))
+    problems = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(document)]
+    assert problems == [], (name, problems[:5])
 
 
 def chromium() -> str | None:
@@ -88,7 +97,9 @@ def test_report_from_reference_and_broken_service_in_a_browser(service, make_ser
 
     good_model = render_report([good], tmp_path / "good" / "report.html")
     bad_model = render_report([bad], tmp_path / "bad" / "report.html", previous=[good],
-                              markdown_out=tmp_path / "bad" / "summary.md")
+                              markdown_out=tmp_path / "bad" / "summary.md", json_out=tmp_path / "bad" / "report.json")
+    for name, path in (("check-results", good), ("check-results", bad), ("report", tmp_path / "bad" / "report.json")):
+        assert_matches_schema(name, json.loads(path.read_text()))
     # The reference service passes every gated check that ran; without load results for the seed's
     # profiles the load items are honestly not run (INCOMPLETE), and nothing else keeps it from GO.
     good_verdict = good_model.verdict

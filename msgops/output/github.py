@@ -65,3 +65,6 @@ def annotations(results: Sequence[Result], verdict: Verdict) -> str:
     notice = command("notice", f"{verdict.headline}\n{to_plain(verdict.reason)}",
                      title=f"msgops verdict: {verdict.decision}")
     return "\n".join([*errors, *warnings, notice]) + "\n"
+
+
+render = annotations  # `msgops check --output-format github` calls it by this name

@@ -21,7 +21,8 @@ SCHEMA = "msgops.check-results"
 
 
 def build(results: Sequence[Result], checklists: Sequence[Checklist], target: dict[str, Any], policy: GatePolicy,
-          verdict: Verdict, started: datetime, finished: datetime) -> dict[str, Any]:
+          verdict: Verdict, started: datetime, finished: datetime, *, scope: str | None = None,
+          preflight: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
         "version": RESULTS_SCHEMA_VERSION,
@@ -32,7 +33,8 @@ def build(results: Sequence[Result], checklists: Sequence[Checklist], target: di
         "checklists": [{"id": c.id, "title": c.title, "seed": c.seed, "sha256": c.sha256, "items": len(c.items)}
                        for c in checklists],
         "policy": {"fail_on": sorted(policy.fail_on), "require_attestations": policy.require_attestations,
-                   **({"scope": verdict.scope} if verdict.scope else {})},
+                   "scope": scope if scope is not None else verdict.scope},
+        "preflight": preflight,
         "verdict": verdict_dict(verdict),
         "results": [r.to_dict() for r in results],
     }

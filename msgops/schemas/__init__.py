@@ -134,11 +134,20 @@ def _check_results() -> dict[str, Any]:
         "policy": _object({
             "fail_on": {"type": "array", "items": _SEVERITY},
             "require_attestations": {"type": "boolean"},
-            "scope": {**_STR, "description": "present when the run was narrowed on purpose"},
+            "scope": {**_NULLABLE_STR, "description": "how the run was narrowed on purpose; null for a full run"},
         }, required=["fail_on", "require_attestations"]),
+        "preflight": {"oneOf": [{"type": "null"}, _object({
+            "target": {"type": "object", "additionalProperties": _STR,
+                       "description": "endpoint -> what it is, or 'not configured'"},
+            "families": {"type": "array", "items": _object({
+                "name": _STR, "items": {**_INT, "minimum": 0}, "ready": {"type": "boolean"},
+                "detail": {**_STR, "description": "what it runs against, or why it cannot run and the fix"},
+            })},
+        })], "description": "what msgops could and could not run against this target, decided before the probes"},
         "verdict": {"$ref": "#/$defs/verdict"},
         "results": {"type": "array", "items": {"$ref": "#/$defs/result"}},
-    }, description="The results of `msgops check`: every item's outcome and the verdict.",
+    }, required=["schema", "version", "tool", "run", "target", "checklists", "policy", "verdict", "results"],
+        description="The results of `msgops check`: every item's outcome and the verdict.",
         defs={"verdict": _verdict(headline=True), "blocker": _blocker(), "result": _result()})
 
 
