@@ -284,6 +284,8 @@ def test_workflow_downloads_the_previous_runs_results():
     assert download["with"]["github-token"] == "${{ github.token }}"
     assert "steps.previous.outputs.run_id" in download["if"]
     assert workflow["permissions"]["actions"] == "read"
+    gate = next(s for s in steps if "msgops gate" in s.get("run", ""))
+    assert "--output-format github" in gate["run"] and "--previous msgops-previous" in gate["run"]
     assert "push" in workflow[True]  # `on:` parses as True: base-branch runs make the baseline
 
 
