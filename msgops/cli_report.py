@@ -28,7 +28,7 @@ from msgops.cli_check import (
     Waivers,
 )
 from msgops.errors import UserError
-from msgops.output import junit
+from msgops.output import json_report, junit
 from msgops.report import inputs as report_inputs
 from msgops.report import model as report_model
 from msgops.report import signoff
@@ -64,7 +64,7 @@ def render_report(results: list[Path], out: Path, previous: list[Path] | None = 
 
 def _summary_json(model: report_model.ReportModel, signatures: list[signoff.Signature]) -> dict[str, Any]:
     return {
-        "schema": "msgops.report", "version": 1, "verdict": asdict(model.verdict),
+        "schema": "msgops.report", "version": 1, "verdict": json_report.verdict_dict(model.verdict),
         "content_hash": model.content_hash, "counts": model.counts, "target": model.target, "git_sha": model.git_sha,
         "loads": [{k: v for k, v in load.items() if k != "charts"} for load in model.loads],
         "new_failures": [asdict(c) for c in model.new_failures], "fixed": [asdict(c) for c in model.fixed],

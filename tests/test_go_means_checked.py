@@ -168,7 +168,7 @@ def test_an_unmeasured_threshold_or_a_saturated_generator_is_never_go(thresholds
 
 def test_a_met_threshold_with_a_passing_check_is_go() -> None:
     verdict = evaluate([passing_check()], GatePolicy(), [parse(_load([MET]))])
-    assert verdict.decision == "GO" and verdict.headline.startswith("GO — 1 of 1 automated checks ran")
+    assert verdict.decision == "GO" and verdict.headline.startswith("GO — 1 of 1 automated check ran")
 
 
 def test_a_waiver_naming_no_item_warns(tmp_path: Path):
