@@ -234,7 +234,7 @@ def test_html_scoped_run_states_its_scope(tmp_path: Path):
     html = (tmp_path / "report.html").read_text()
     assert verdict.decision == model.verdict.decision == "GO" and model.verdict.scope == "--tags db"
     assert 'id="scope"' in html and "Scoped run: --tags db" in html
-    assert "Outside this run's scope (--tags db)" in html
+    assert "The run was scoped on purpose (--tags db)" in html
 
 
 # --- schemas ------------------------------------------------------------------------------------------------
