@@ -359,3 +359,10 @@ async def test_allowlisted_fixture_paths_pass_and_say_so(repo: Repo) -> None:
     out = await run("env.no_secrets_in_git", repo.target)
     assert out.status == "fail" and [(f["commit"], f["file"]) for f in out.evidence["findings"]] == [
         (sha, "deploy/key.pem")]
+
+
+def test_the_shape_of_a_key_in_a_message_is_not_a_key() -> None:
+    from msgops.probes.env.secret_patterns import scan_line
+
+    assert not list(scan_line('hint = "export the PEM text (-----BEGIN PRIVATE KEY-----...)"'))
+    assert [m.name for m in scan_line('KEY = "-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBg"')] == ["private_key"]
