@@ -365,4 +365,4 @@ def test_the_shape_of_a_key_in_a_message_is_not_a_key() -> None:
     from msgops.probes.env.secret_patterns import scan_line
 
     assert not list(scan_line('hint = "export the PEM text (-----BEGIN PRIVATE KEY-----...)"'))
-    assert [m.name for m in scan_line('KEY = "-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBg"')] == ["private_key"]
+    assert [m.pattern for m in scan_line('KEY = "-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBg"')] == ["private_key"]
