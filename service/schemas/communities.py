@@ -70,7 +70,7 @@ class Community(BaseModel):
     name: str
     description: str
     is_private: bool
-    created_by: uuid.UUID
+    created_by: uuid.UUID | None = Field(description="null once the creator's account is erased")
     member_count: int
     created_at: datetime
     updated_at: datetime

@@ -56,7 +56,7 @@ class ConversationSummary(BaseModel):
     id: uuid.UUID
     kind: Literal["direct", "group"]
     title: str | None
-    created_by: uuid.UUID
+    created_by: uuid.UUID | None = Field(description="null once the creator's account is erased")
     member_count: int
     last_seq: int
     last_message_at: datetime | None

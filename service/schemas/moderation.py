@@ -34,7 +34,7 @@ class QueuedReport(BaseModel):
     report_id: uuid.UUID
     message_id: uuid.UUID | None
     community_message_id: uuid.UUID | None
-    reporter_id: uuid.UUID
+    reporter_id: uuid.UUID | None = Field(description="null once the reporter's account is erased")
     reason: str
     report_status: ReportStatus
     content: str | None = Field(description="the reported message's text; null once deleted")
