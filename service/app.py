@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 
 from msgops import __version__
-from service import logs
+from service import limits, logs
 from service.auth import TokenVerifier
 from service.db import Database
 from service.http_errors import database_error_handler, validation_error_handler
@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_age=600,
     )
     app.add_middleware(HttpEdgeMiddleware, hsts=settings.hsts)
+    limits.install(app, settings)
     return app
 
 
