@@ -70,7 +70,8 @@ def answer(exc: psycopg.Error) -> tuple[int, str, dict[str, str]]:
     if status == 429:
         headers["Retry-After"] = "3600"
     log.log(logging.ERROR if status >= 500 else logging.INFO, "database error",
-            extra={"request_id": request_id.current(), "sqlstate": sqlstate, "status": status, "error_type": type(exc).__name__, "error": str(exc)})
+            extra={"request_id": request_id.current(), "sqlstate": sqlstate, "status": status,
+                   "error_type": type(exc).__name__, "error": str(exc)})
     return status, message, headers
 
 
