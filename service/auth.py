@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
+import orjson
 
 API_ROLES = ("authenticated", "service_role")
 _CACHE_SIZE = 10_000  # verified tokens kept (each until its own exp)
@@ -45,6 +46,36 @@ class Claims:
     def email(self) -> str | None:
         value = self.raw.get("email")
         return value if isinstance(value, str) else None
+
+    @property
+    def name(self) -> object:
+        """The name the identity provider gives (`name`, or Supabase's `user_metadata.full_name`), unclean."""
+        metadata = self.raw.get("user_metadata")
+        return self.raw.get("name") or (metadata.get("full_name") if isinstance(metadata, dict) else None)
+
+
+# Time claims beyond this (the end of year 9999) are not times; a claim set must also fit in JSON that
+# PostgreSQL stores (request.jwt.claims): no NUL characters, integers within 64 bits.
+_MAX_TIME = 253_402_300_799
+_OBJECT_CLAIMS = ("user_metadata", "app_metadata")
+
+
+def check_claims_shape(raw: dict[str, Any]) -> None:
+    """Raise AuthError for signed claims this service cannot use, instead of failing later."""
+    for name in ("exp", "iat", "nbf"):
+        value = raw.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                                  or not 0 <= value <= _MAX_TIME):
+            raise AuthError(f"token claim {name!r} is not a time")
+    for name in _OBJECT_CLAIMS:
+        if raw.get(name) is not None and not isinstance(raw[name], dict):
+            raise AuthError(f"token claim {name!r} must be an object")
+    try:
+        encoded = orjson.dumps(raw)
+    except TypeError:
+        raise AuthError("token claims cannot be stored (an integer beyond 64 bits?)") from None
+    if b"\\u0000" in encoded:
+        raise AuthError("token claims must not contain NUL characters")
 
 
 class TokenVerifier:
@@ -94,6 +125,7 @@ class TokenVerifier:
             sub = uuid.UUID(str(raw["sub"]))
         except ValueError:
             raise AuthError("token subject is not a UUID") from None
+        check_claims_shape(raw)
         role = str(raw.get("role", "authenticated"))
         if role not in API_ROLES:
             raise AuthError(f"token role {role!r} is not accepted")

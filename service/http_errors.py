@@ -25,6 +25,8 @@ _STATUS: dict[str, tuple[int, str]] = {
     "22001": (422, "a value is too long"),
     "23503": (422, "a referenced resource does not exist"),
     "22P02": (400, "malformed value"),
+    "22P05": (400, "text cannot hold this character"),
+    "22021": (400, "text cannot hold this character"),
     "22023": (400, "invalid parameter"),
     "P0002": (404, "not found"),
     "57014": (503, "the database took too long; retry"),
@@ -63,6 +65,9 @@ def answer(exc: psycopg.Error) -> tuple[int, str, dict[str, str]]:
     if _unavailable(exc):
         status, message = 503, "the database is unavailable; retry shortly"
         headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER_S)
+    elif isinstance(exc, psycopg.DataError) and not sqlstate:
+        # refused by the driver before it reached the server: NUL in text, a number out of range
+        status, message = 400, "a value cannot be stored (text must not contain NUL characters)"
     else:
         status, message = _STATUS.get(sqlstate, (500, "internal error"))
         if status != 500 and _raised_by_our_function(exc) and exc.diag.message_primary:

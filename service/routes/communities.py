@@ -29,6 +29,7 @@ from service.schemas.communities import (
     MemberAdd,
     MemberRoleUpdate,
 )
+from service.schemas.messages import SearchQuery
 from service.state import AppState
 
 router = APIRouter(tags=["communities"])
@@ -85,7 +86,7 @@ async def create_community(body: CommunityCreate, user: CurrentUser, state: Stat
 @router.get("/communities", response_model=list[Community])
 async def list_communities(
     user: CurrentUser, state: State,
-    q: Annotated[str | None, Query(min_length=1, max_length=200, description="full-text search")] = None,
+    q: Annotated[SearchQuery | None, Query(description="full-text search")] = None,
     mine: Annotated[bool, Query(description="only communities the caller belongs to")] = False,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
