@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_age=600,
     )
     app.add_middleware(HttpEdgeMiddleware, hsts=settings.hsts)
-    limits.install(app, settings)
+    limits.install(app, settings, state.verifier)
     return app
 
 

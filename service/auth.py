@@ -15,7 +15,9 @@ import jwt
 import orjson
 
 API_ROLES = ("authenticated", "service_role")
-_CACHE_SIZE = 10_000  # verified tokens kept (each until its own exp)
+MAX_TOKEN_BYTES = 8192  # identity providers' tokens are well under this; larger ones are refused unread
+CACHE_BYTES = 8 * 1024 * 1024  # verified tokens kept (each until its own exp), by the memory they hold
+_ENTRY_OVERHEAD = 400  # dict slot, tuple, Claims, UUID: roughly, per cached token
 
 
 class AuthError(Exception):
@@ -80,24 +82,41 @@ def check_claims_shape(raw: dict[str, Any]) -> None:
 
 class TokenVerifier:
     def __init__(self, secret: str | None, audience: str, algorithms: tuple[str, ...],
-                 jwks_url: str | None = None) -> None:
+                 jwks_url: str | None = None, cache_bytes: int = CACHE_BYTES) -> None:
         if not secret and not jwks_url:
             raise ValueError("set MSGOPS_JWT_SECRET (HS256) or MSGOPS_JWKS_URL (RS256/ES256) to verify tokens")
         self.secret = secret
         self.audience = audience
         self.algorithms = [a for a in algorithms if a.lower() != "none"]
         self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=600) if jwks_url else None
-        self._verified: dict[str, tuple[float, Claims]] = {}
+        self._verified: dict[str, tuple[float, Claims, int]] = {}  # token -> (exp, claims, bytes held)
+        self.cache_limit = cache_bytes
+        self.cached_bytes = 0
 
     def verify(self, token: str) -> Claims:
         cached = self._verified.get(token)
         if cached is not None and cached[0] > time.time():
             return cached[1]
+        if len(token) > MAX_TOKEN_BYTES:
+            raise AuthError(f"token is over {MAX_TOKEN_BYTES} bytes")
         claims = self._verify(token)
-        if len(self._verified) >= _CACHE_SIZE:
-            self._verified.pop(next(iter(self._verified)))  # the oldest entry
-        self._verified[token] = (float(claims.raw["exp"]), claims)
+        self._remember(token, claims)
         return claims
+
+    def _remember(self, token: str, claims: Claims) -> None:
+        size = 2 * len(token) + len(orjson.dumps(claims.raw)) * 4 + _ENTRY_OVERHEAD  # token + parsed claims
+        previous = self._verified.pop(token, None)
+        if previous is not None:
+            self.cached_bytes -= previous[2]
+        while self._verified and self.cached_bytes + size > self.cache_limit:
+            _, (_, _, freed) = self._pop_oldest()
+            self.cached_bytes -= freed
+        self._verified[token] = (float(claims.raw["exp"]), claims, size)
+        self.cached_bytes += size
+
+    def _pop_oldest(self) -> tuple[str, tuple[float, Claims, int]]:
+        oldest = next(iter(self._verified))
+        return oldest, self._verified.pop(oldest)
 
     def _verify(self, token: str) -> Claims:
         try:

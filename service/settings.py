@@ -57,6 +57,7 @@ class Settings:
     bus: str = "auto"  # memory | postgres | auto (postgres when several workers share the database)
     jobs_enabled: bool = True
     archive_after_days: int = 90
+    max_body_bytes: int = 65_536  # a 5,000-character message, escaped as JSON, fits with room to spare
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -78,6 +79,7 @@ class Settings:
             "bus": env.get("MSGOPS_BUS", "auto"),
             "jobs_enabled": env.get("MSGOPS_JOBS", "on").lower() not in ("0", "off", "false"),
             "archive_after_days": int(env.get("MSGOPS_ARCHIVE_AFTER_DAYS", "90")),
+            "max_body_bytes": int(env.get("MSGOPS_MAX_BODY_BYTES", "65536")),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
