@@ -6,9 +6,11 @@ import os
 from dataclasses import dataclass, field
 
 # Defaults from the seed checklists: 10 messages/minute, 100 messages/hour, 5 conversations/hour,
-# 3 communities/day.
+# 3 communities/day. Edits, reactions, member additions and reports are limited too, so no write is
+# unbounded.
 DEFAULT_RATE_LIMITS = ("send_message=10/60,send_message_hourly=100/3600,"
-                       "create_conversation=5/3600,create_community=3/86400")
+                       "create_conversation=5/3600,create_community=3/86400,"
+                       "edit_message=30/60,add_reaction=60/60,add_member=60/3600,report_message=10/3600")
 
 
 @dataclass(frozen=True)

@@ -200,6 +200,7 @@ async def add_member(community_id: str, body: MemberAdd, user: CurrentUser, stat
     cid = parse_uuid(community_id)
     async with state.db.transaction(user) as conn:
         await _visible_community(conn, cid)
+        await enforce_rate_limit(state, conn, "add_member")
         await conn.execute("insert into public.community_members (community_id, user_id, role) "
                            "values (%s, %s, %s)", (cid, body.user_id, body.role))
         row = await _member(conn, cid, body.user_id)
@@ -354,6 +355,7 @@ async def edit_community_message(message_id: str, body: CommunityMessageUpdate, 
     """Edit one of your own community messages."""
     mid = parse_uuid(message_id)
     async with state.db.transaction(user) as conn:
+        await enforce_rate_limit(state, conn, "edit_message")
         # RLS lets moderators update (that is how they delete); editing text is the sender's alone.
         row = await fetch_one(
             conn,
