@@ -6,6 +6,7 @@ import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from rich.console import Console
@@ -83,21 +84,26 @@ def run(host: str, port: int, database_url: str | None, data_dir: Path, workers:
             # Several processes share one database; realtime fans out through LISTEN/NOTIFY.
             os.environ.setdefault("MSGOPS_BUS", "postgres")
         target.ServeInfo(api_url, db.url, os.getpid()).write(data_dir)
-        from service.server import WS_MAX_SIZE, DrainingServer
+        from service import serving
+        from service.server import DrainingServer
 
-        common = {"host": host, "port": port, "log_level": "warning", "ws": "websockets-sansio",
-                  "ws_per_message_deflate": False, "ws_max_size": WS_MAX_SIZE, "timeout_graceful_shutdown": 10,
-                  "server_header": False}
+        settings = Settings.from_env()
+        common: dict[str, Any] = {"host": host, "port": port, "timeout_graceful_shutdown": 10,
+                  "timeout_keep_alive": settings.keepalive_timeout_s}
         try:
             if workers > 1:
-                uvicorn.run("service.app:app_from_env", factory=True, workers=workers, **common)  # type: ignore[arg-type]
+                # each worker reads its connection limits from the environment
+                uvicorn.run("service.app:app_from_env", factory=True, workers=workers,
+                            http=serving.GuardedHttpProtocol, ws=serving.GuardedWebSocketProtocol,
+                            ws_per_message_deflate=False, ws_max_size=serving.WS_MAX_SIZE, log_level="warning",
+                            server_header=False, **common)
             else:
                 from service.app import create_app
 
-                app = create_app(Settings.from_env())
+                app = create_app(settings)
                 # uvicorn re-raises Ctrl-C after its graceful shutdown; stopping was the request.
                 with contextlib.suppress(KeyboardInterrupt):
-                    DrainingServer(uvicorn.Config(app, **common), app.state.msgops).run()  # type: ignore[arg-type]
+                    DrainingServer(serving.config(app, settings, **common), app.state.msgops).run()
         finally:
             target.ServeInfo.remove(data_dir)
     finally:

@@ -60,6 +60,10 @@ class Settings:
     jobs_enabled: bool = True
     archive_after_days: int = 90
     max_body_bytes: int = 65_536  # a 5,000-character message, escaped as JSON, fits with room to spare
+    header_timeout_s: float = 10.0  # a request head must be complete this long after the connection/last answer
+    body_timeout_s: float = 10.0  # a request body may pause this long between chunks
+    keepalive_timeout_s: int = 5  # an idle keep-alive connection is closed after this
+    max_connections_per_client: int = 100  # open connections per client address; 0: no cap
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -82,6 +86,10 @@ class Settings:
             "jobs_enabled": env.get("MSGOPS_JOBS", "on").lower() not in ("0", "off", "false"),
             "archive_after_days": int(env.get("MSGOPS_ARCHIVE_AFTER_DAYS", "90")),
             "max_body_bytes": int(env.get("MSGOPS_MAX_BODY_BYTES", "65536")),
+            "header_timeout_s": float(env.get("MSGOPS_HEADER_TIMEOUT", "10")),
+            "body_timeout_s": float(env.get("MSGOPS_BODY_TIMEOUT", "10")),
+            "keepalive_timeout_s": int(env.get("MSGOPS_KEEPALIVE_TIMEOUT", "5")),
+            "max_connections_per_client": int(env.get("MSGOPS_MAX_CONNECTIONS_PER_CLIENT", "100")),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
