@@ -38,8 +38,28 @@ def open_database(database_url: str | None, data_dir: Path) -> Database:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UserError(f"cannot connect to {target.mask_url(url)}: {first}; check DATABASE_URL") from None
         return Database(url, None)
+    _hold_serve_lock(data_dir)
     embedded = EmbeddedPostgres(data_dir)
     return Database(embedded.start(), embedded)
+
+
+_serve_lock: object = None  # held for the life of the process
+
+
+def _hold_serve_lock(data_dir: Path) -> None:
+    """One `msgops serve` per embedded server: a second would not share realtime with the first."""
+    import fcntl
+
+    global _serve_lock
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = (data_dir / "serve.lock").open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise UserError(f"another msgops serve is serving {data_dir}; stop it, use one serve with --workers N, "
+                        "or run every instance on one DATABASE_URL") from None
+    _serve_lock = handle
 
 
 def migrate(url: str) -> list[str]:
@@ -80,9 +100,9 @@ def run(host: str, port: int, database_url: str | None, data_dir: Path, workers:
         console.print("  token:    msgops token --sub $(python -c 'import uuid;print(uuid.uuid4())')")
         console.print("  stop:     Ctrl-C")
         os.environ.update({"DATABASE_URL": db.url, "MSGOPS_JWT_SECRET": secret, "MSGOPS_WORKERS": str(workers)})
-        if workers > 1:
-            # Several processes share one database; realtime fans out through LISTEN/NOTIFY.
-            os.environ.setdefault("MSGOPS_BUS", "postgres")
+        # Realtime fans out in memory only when no other process can serve this database: the embedded
+        # server this serve holds alone, with one worker. Anywhere else the auto bus is LISTEN/NOTIFY.
+        os.environ["MSGOPS_DATABASE_PRIVATE"] = "1" if db.embedded is not None and workers == 1 else "0"
         target.ServeInfo(api_url, db.url, os.getpid()).write(data_dir)
         from service import serving
         from service.server import DrainingServer

@@ -56,7 +56,8 @@ class Settings:
     environment: str = "development"
     log_level: str = "INFO"
     log_file: str | None = None  # JSON logs go here instead of stdout
-    bus: str = "auto"  # memory | postgres | auto (postgres when several workers share the database)
+    bus: str = "auto"  # memory | postgres | auto (memory only on a private database served by one process)
+    database_private: bool = False  # set by `msgops serve` on its own embedded server with one worker
     jobs_enabled: bool = True
     archive_after_days: int = 90
     max_body_bytes: int = 65_536  # a 5,000-character message, escaped as JSON, fits with room to spare
@@ -83,6 +84,7 @@ class Settings:
             "log_level": env.get("MSGOPS_LOG_LEVEL", "INFO").upper(),
             "log_file": env.get("MSGOPS_LOG_FILE") or None,
             "bus": env.get("MSGOPS_BUS", "auto"),
+            "database_private": env.get("MSGOPS_DATABASE_PRIVATE", "") == "1",
             "jobs_enabled": env.get("MSGOPS_JOBS", "on").lower() not in ("0", "off", "false"),
             "archive_after_days": int(env.get("MSGOPS_ARCHIVE_AFTER_DAYS", "90")),
             "max_body_bytes": int(env.get("MSGOPS_MAX_BODY_BYTES", "65536")),

@@ -75,7 +75,7 @@ class RunningService:
 
 def start_service(database_url: str, **overrides: Any) -> RunningService:
     values: dict[str, Any] = {"database_url": database_url, "jwt_secret": JWT_SECRET, "log_level": "WARNING",
-                              "jobs_enabled": False}
+                              "jobs_enabled": False, "database_private": True}
     values.update(overrides)
     settings = Settings(**values)
     app = create_app(settings)
