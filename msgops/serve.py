@@ -43,6 +43,14 @@ def open_database(database_url: str | None, data_dir: Path) -> Database:
     return Database(embedded.start(), embedded)
 
 
+def _fresh_dir(path: Path) -> Path:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
 _serve_lock: object = None  # held for the life of the process
 
 
@@ -103,6 +111,8 @@ def run(host: str, port: int, database_url: str | None, data_dir: Path, workers:
         # Realtime fans out in memory only when no other process can serve this database: the embedded
         # server this serve holds alone, with one worker. Anywhere else the auto bus is LISTEN/NOTIFY.
         os.environ["MSGOPS_DATABASE_PRIVATE"] = "1" if db.embedded is not None and workers == 1 else "0"
+        if workers > 1:  # /metrics adds up every worker's values (prometheus-client multiprocess mode)
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_fresh_dir(data_dir / "metrics"))
         target.ServeInfo(api_url, db.url, os.getpid()).write(data_dir)
         from service import serving
         from service.server import DrainingServer

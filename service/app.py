@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 
 from msgops import __version__
-from service import limits, logs
+from service import limits, logs, metrics
 from service.auth import TokenVerifier
 from service.db import Database
 from service.http_errors import database_error_handler, validation_error_handler
@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await _stop_jobs(state)
             await _stop_realtime(state)
             await state.db.close()
+            metrics.process_exiting()
             log.info("service stopped")
 
     app = FastAPI(

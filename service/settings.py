@@ -60,6 +60,7 @@ class Settings:
     database_private: bool = False  # set by `msgops serve` on its own embedded server with one worker
     jobs_enabled: bool = True
     archive_after_days: int = 90
+    metrics_token: str | None = None  # when set, /metrics wants it as a bearer token
     max_body_bytes: int = 65_536  # a 5,000-character message, escaped as JSON, fits with room to spare
     header_timeout_s: float = 10.0  # a request head must be complete this long after the connection/last answer
     body_timeout_s: float = 10.0  # a request body may pause this long between chunks
@@ -87,6 +88,7 @@ class Settings:
             "database_private": env.get("MSGOPS_DATABASE_PRIVATE", "") == "1",
             "jobs_enabled": env.get("MSGOPS_JOBS", "on").lower() not in ("0", "off", "false"),
             "archive_after_days": int(env.get("MSGOPS_ARCHIVE_AFTER_DAYS", "90")),
+            "metrics_token": env.get("MSGOPS_METRICS_TOKEN") or None,
             "max_body_bytes": int(env.get("MSGOPS_MAX_BODY_BYTES", "65536")),
             "header_timeout_s": float(env.get("MSGOPS_HEADER_TIMEOUT", "10")),
             "body_timeout_s": float(env.get("MSGOPS_BODY_TIMEOUT", "10")),

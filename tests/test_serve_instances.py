@@ -105,3 +105,31 @@ def test_a_second_serve_on_one_embedded_data_directory_is_refused(tmp_path: Path
     finally:
         first.send_signal(signal.SIGINT)
         first.communicate(timeout=30)
+
+
+def _health_requests(exposition: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in exposition.splitlines()
+               if line.startswith("msgops_http_requests_total{") and 'route="/health"' in line)
+
+
+def test_metrics_add_up_every_worker_and_can_want_a_token(tmp_path: Path, new_database: Callable[..., str]) -> None:
+    port = free_port()
+    api = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "DATABASE_URL": new_database(), "MSGOPS_JWT_SECRET": JWT_SECRET, "MSGOPS_JOBS": "off",
+           "MSGOPS_METRICS_TOKEN": "scrape-me", "MSGOPS_LOG_LEVEL": "WARNING"}
+    proc = subprocess.Popen([*MSGOPS, "serve", "--port", str(port), "--workers", "2", "--data-dir", str(tmp_path)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_healthy(api, proc)
+        for _ in range(40):  # a new connection each: both workers answer some
+            httpx.get(api + "/health", headers={"Connection": "close"})
+        assert httpx.get(api + "/metrics").status_code == 401
+        assert httpx.get(api + "/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        for _ in range(6):  # whichever worker answers the scrape counts every worker's requests
+            scrape = httpx.get(api + "/metrics", headers={"Authorization": "Bearer scrape-me",
+                                                         "Connection": "close"})
+            assert scrape.status_code == 200
+            assert _health_requests(scrape.text) >= 41, scrape.text[:2000]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)

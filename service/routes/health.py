@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import hmac
 import time
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from msgops import __version__
@@ -65,10 +65,19 @@ async def health(state: State) -> Response | Health:
     return body
 
 
-@router.get("/metrics", response_class=Response, include_in_schema=True)
-async def prometheus_metrics(state: State) -> Response:
-    """Prometheus text exposition of this process's metrics."""
+@router.get("/metrics", response_class=Response, include_in_schema=True,
+            responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text exposition"},
+                       401: {"description": "MSGOPS_METRICS_TOKEN is set and the bearer token is not it"}})
+async def prometheus_metrics(state: State, request: Request) -> Response:
+    """Prometheus text exposition of the instance's metrics (all its worker processes added up).
+    With MSGOPS_METRICS_TOKEN set, scrapers send it as a bearer token."""
+    expected = state.settings.metrics_token
+    if expected is not None:
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
+            return JSONResponse({"detail": "metrics need the bearer token set in MSGOPS_METRICS_TOKEN"},
+                                status_code=401, headers={"WWW-Authenticate": "Bearer"})
     stats = state.db.pool.get_stats()
     metrics.db_pool_size.set(stats.get("pool_size", 0))
     metrics.db_pool_available.set(stats.get("pool_available", 0))
-    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
