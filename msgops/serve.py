@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,9 @@ from rich.console import Console
 from msgops import target
 from msgops.embedded import EmbeddedPostgres
 from msgops.errors import UserError
+from msgops.supervise import EmbeddedSupervisor
+
+log = logging.getLogger("msgops.serve")
 
 
 @dataclass
@@ -41,6 +45,20 @@ def open_database(database_url: str | None, data_dir: Path) -> Database:
     _hold_serve_lock(data_dir)
     embedded = EmbeddedPostgres(data_dir)
     return Database(embedded.start(), embedded)
+
+
+def _supervise(db: Database, console: Console) -> EmbeddedSupervisor | None:
+    """Restart the embedded server this process started if it dies; say so on the console and in the log."""
+    if db.embedded is None or not db.embedded.started_here:
+        return None
+
+    def report(message: str) -> None:
+        log.warning(message)
+        console.print(f"  [yellow]{message}[/]")
+
+    supervisor = EmbeddedSupervisor(db.embedded, report)
+    supervisor.start()
+    return supervisor
 
 
 def _fresh_dir(path: Path) -> Path:
@@ -118,6 +136,7 @@ def run(host: str, port: int, database_url: str | None, data_dir: Path, workers:
         from service.server import DrainingServer
 
         settings = Settings.from_env()
+        supervisor = _supervise(db, console)
         common: dict[str, Any] = {"host": host, "port": port, "timeout_graceful_shutdown": 10,
                   "timeout_keep_alive": settings.keepalive_timeout_s}
         try:
@@ -135,6 +154,8 @@ def run(host: str, port: int, database_url: str | None, data_dir: Path, workers:
                 with contextlib.suppress(KeyboardInterrupt):
                     DrainingServer(serving.config(app, settings, **common), app.state.msgops).run()
         finally:
+            if supervisor is not None:
+                supervisor.stop()
             target.ServeInfo.remove(data_dir)
     finally:
         db.release()

@@ -84,5 +84,7 @@ async def database_error_handler(request: Request, exc: Exception) -> JSONRespon
     """A generic answer for the client; the database's own words go to the log under the request id."""
     assert isinstance(exc, psycopg.Error)
     status, message, headers = answer(exc)
+    if status == 503:
+        request.app.state.msgops.db.connection_lost()
     return JSONResponse({"detail": message, "request_id": request_id.current()}, status_code=status,
                         headers=headers or None)

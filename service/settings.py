@@ -52,6 +52,7 @@ class Settings:
     rate_limits: dict[str, RateLimit] = field(default_factory=lambda: parse_rate_limits(DEFAULT_RATE_LIMITS))
     pool_min: int = 2
     pool_max: int = 20
+    pool_timeout_s: float = 5.0  # a request waits this long for a database connection, then 503
     hsts: bool = False
     environment: str = "development"
     log_level: str = "INFO"
@@ -80,6 +81,7 @@ class Settings:
             "rate_limits": parse_rate_limits(env.get("MSGOPS_RATE_LIMITS", DEFAULT_RATE_LIMITS)),
             "pool_min": int(env.get("MSGOPS_POOL_MIN", "2")),
             "pool_max": int(env.get("MSGOPS_POOL_MAX", "20")),
+            "pool_timeout_s": float(env.get("MSGOPS_POOL_TIMEOUT", "5")),
             "hsts": env.get("MSGOPS_HSTS", "").lower() in ("1", "true", "yes"),
             "environment": env.get("MSGOPS_ENV", "development"),
             "log_level": env.get("MSGOPS_LOG_LEVEL", "INFO").upper(),

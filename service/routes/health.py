@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 
@@ -14,6 +15,8 @@ from service import metrics
 from service.deps import State
 
 router = APIRouter(tags=["health"])
+
+HEALTH_TIMEOUT_S = 0.8  # a load balancer hears 503 within a second when the database is away
 
 
 class PoolInfo(BaseModel):
@@ -40,12 +43,13 @@ async def health(state: State) -> Response | Health:
     """Process and database health: 200 when the database answers, 503 otherwise."""
     database, migrations = "ok", 0
     try:
-        async with state.db.privileged() as conn:
+        async with asyncio.timeout(HEALTH_TIMEOUT_S), state.db.privileged(timeout_s=HEALTH_TIMEOUT_S) as conn:
             cur = await conn.execute("select count(*) as n from msgops_meta.schema_migrations")
             row = await cur.fetchone()
             migrations = int(row["n"]) if row else 0
     except Exception as exc:  # any failure to reach the database is an unhealthy answer, not a 500
         database = f"error: {type(exc).__name__}"
+        state.db.connection_lost()
     stats = state.db.pool.get_stats()
     body = Health(
         status="ok" if database == "ok" else "degraded",
