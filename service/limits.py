@@ -12,6 +12,7 @@ import orjson
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service import openapi_statuses
 from service.auth import AuthError, TokenVerifier
 from service.request_id import RequestIdMiddleware
 from service.settings import Settings
@@ -116,6 +117,8 @@ class BodyGuardMiddleware:
 
 
 def install(app: FastAPI, settings: Settings, verifier: TokenVerifier) -> None:
-    """Add the edge middleware; the last added runs first, so the request id covers everything."""
+    """Add the edge middleware; the last added runs first, so the request id covers everything.
+    The statuses they (and the shared dependencies) can answer go into every route's OpenAPI."""
+    openapi_statuses.document(app)
     app.add_middleware(BodyGuardMiddleware, verifier=verifier, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
