@@ -29,7 +29,7 @@ def _shared_statuses(route: APIRoute) -> dict[int, str]:
         statuses[401] = "Missing, invalid or expired bearer token"
         statuses[400] = "A value that cannot be stored (text with NUL characters)"
         statuses[503] = "The database is unavailable; retry after Retry-After seconds"
-        if route.methods & _WRITES:
+        if (route.methods or set()) & _WRITES:
             statuses[429] = "Rate limited; retry after Retry-After seconds"
             statuses[403] = "Not allowed"
     if require_service_role in calls:
