@@ -5,8 +5,9 @@ Clients quote it when they report a problem; the log holds the detail under it."
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
-import uuid
 from contextvars import ContextVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,11 +22,29 @@ def current() -> str | None:
     return _current.get()
 
 
+class _Ids:
+    """Unique ids, cheaply: a random prefix per process and a counter (uuid4 costs ~20x more)."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.prefix, self.counter = os.urandom(8).hex(), itertools.count()
+
+    def next(self) -> str:
+        return f"{self.prefix}{next(self.counter):08x}"
+
+
+_ids = _Ids()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_ids.reset)  # a forked worker must not repeat its parent's ids
+
+
 def _incoming(scope: Scope) -> str:
     for key, value in scope.get("headers", []):
         if key == HEADER and _WELL_FORMED.fullmatch(value):
             return value.decode()
-    return uuid.uuid4().hex
+    return _ids.next()
 
 
 class RequestIdMiddleware:
