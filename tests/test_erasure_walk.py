@@ -100,3 +100,19 @@ def test_every_read_answers_after_an_erasure(service: RunningService, role: str)
     assert [c["created_by"] for c in communities if c["id"] == ids["community_id"]] == [creator]
     page = service.http.get("/conversations", headers=users["other"].headers).json()
     assert ids["conversation_id"] in [c["id"] for c in page["conversations"]]
+
+
+async def test_a_resume_over_the_socket_after_an_erasure(service: RunningService) -> None:
+    """Realtime backfill serves the erased sender's placeholders too (sender null, content null)."""
+    from tests.test_realtime_helpers import Client
+
+    users, ids = _world(service)
+    victim = users.pop("member")
+    assert service.http.delete("/me", headers=victim.headers).status_code == 200
+    client = await Client.open(service, users["other"])
+    await client.join(ids["conversation_id"], since_seq=0)
+    page = service.http.get(f"/conversations/{ids['conversation_id']}/messages", headers=users["other"].headers)
+    expected = len(page.json()["messages"])
+    frames = [await client.next("message_received") for _ in range(expected)]
+    assert any(f["message"].get("sender_id") is None and f["message"].get("is_deleted") for f in frames)
+    await client.close()
