@@ -6,7 +6,8 @@ uvicorn alone leaves three doors open, closed here at the connection level:
   the head must be complete within `header_timeout_s` of the connection or of its previous response;
 - a body that trickles: each chunk must follow the previous within `body_timeout_s`;
 - one client could hold every descriptor: at most `max_connections_per_client` open connections
-  per client address (0: no cap; behind a proxy every client has the proxy's address);
+  per client address (by default a quarter of the descriptor limit; 0: no cap; behind a proxy every
+  client has the proxy's address);
 - a WebSocket close frame waited behind write flow control, so a peer that stopped reading got a bare
   EOF instead of 4008: a close is written past flow control (the transport buffers it behind the
   frames already queued), and the connection is aborted if the peer still has not read it after
@@ -36,12 +37,22 @@ WS_MAX_SIZE = 64 * 1024
 class ConnectionLimits:
     header_timeout_s: float = 10.0
     body_timeout_s: float = 10.0
-    max_connections_per_client: int = 100
+    max_connections_per_client: int = 256
     close_abort_s: float = 30.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ConnectionLimits:
-        return cls(settings.header_timeout_s, settings.body_timeout_s, settings.max_connections_per_client)
+        cap = settings.max_connections_per_client
+        return cls(settings.header_timeout_s, settings.body_timeout_s, default_cap() if cap is None else cap)
+
+
+def default_cap() -> int:
+    """A quarter of this process's descriptor limit: one client cannot starve the others, and a load
+    test from one machine (which needs a raised limit anyway) is not refused."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return 1 << 20 if soft == resource.RLIM_INFINITY else max(64, soft // 4)
 
 
 @functools.cache

@@ -66,7 +66,7 @@ class Settings:
     header_timeout_s: float = 10.0  # a request head must be complete this long after the connection/last answer
     body_timeout_s: float = 10.0  # a request body may pause this long between chunks
     keepalive_timeout_s: int = 5  # an idle keep-alive connection is closed after this
-    max_connections_per_client: int = 100  # open connections per client address; 0: no cap
+    max_connections_per_client: int | None = None  # per client address; None: a quarter of the fd limit; 0: off
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -95,7 +95,8 @@ class Settings:
             "header_timeout_s": float(env.get("MSGOPS_HEADER_TIMEOUT", "10")),
             "body_timeout_s": float(env.get("MSGOPS_BODY_TIMEOUT", "10")),
             "keepalive_timeout_s": int(env.get("MSGOPS_KEEPALIVE_TIMEOUT", "5")),
-            "max_connections_per_client": int(env.get("MSGOPS_MAX_CONNECTIONS_PER_CLIENT", "100")),
+            "max_connections_per_client": (int(env["MSGOPS_MAX_CONNECTIONS_PER_CLIENT"])
+                                           if env.get("MSGOPS_MAX_CONNECTIONS_PER_CLIENT") else None),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
