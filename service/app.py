@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 
 from msgops import __version__
-from service import logs
+from service import limits, logs, metrics
 from service.auth import TokenVerifier
 from service.db import Database
 from service.http_errors import database_error_handler, validation_error_handler
@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     logs.configure(settings.log_level, settings.log_file)
     state = AppState(
         settings=settings,
-        db=Database(settings.database_url, settings.pool_min, settings.pool_max),
+        db=Database(settings.database_url, settings.pool_min, settings.pool_max, settings.pool_timeout_s),
         verifier=TokenVerifier(settings.jwt_secret, settings.jwt_audience, settings.jwt_algorithms,
                                settings.jwks_url),
     )
@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await _stop_jobs(state)
             await _stop_realtime(state)
             await state.db.close()
+            metrics.process_exiting()
             log.info("service stopped")
 
     app = FastAPI(
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_age=600,
     )
     app.add_middleware(HttpEdgeMiddleware, hsts=settings.hsts)
+    limits.install(app, settings, state.verifier)
     return app
 
 

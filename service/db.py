@@ -3,6 +3,7 @@ claims with set_config(..., true): transaction-local, so a pooled connection nev
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,12 +22,16 @@ Conn = AsyncConnection[DictRow]
 
 
 class Database:
-    def __init__(self, url: str, min_size: int = 2, max_size: int = 20) -> None:
+    def __init__(self, url: str, min_size: int = 2, max_size: int = 20, timeout_s: float = 5.0) -> None:
+        # A request waits at most timeout_s for a connection (then 503 with Retry-After); while the
+        # database is away the pool keeps trying to reconnect, and recovers by itself when it returns.
         self.pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
-            url, min_size=min_size, max_size=max_size, open=False,
-            kwargs={"row_factory": dict_row, "autocommit": False},
+            url, min_size=min_size, max_size=max_size, open=False, timeout=timeout_s,
+            reconnect_timeout=24 * 3600, kwargs={"row_factory": dict_row, "autocommit": False,
+                                                 "connect_timeout": max(2, int(timeout_s))},
             connection_class=AsyncConnection[DictRow],
         )
+        self._checking: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         await self.pool.open(wait=True, timeout=30)
@@ -50,10 +55,16 @@ class Database:
             yield conn
 
     @asynccontextmanager
-    async def privileged(self) -> AsyncIterator[Conn]:
+    async def privileged(self, timeout_s: float | None = None) -> AsyncIterator[Conn]:
         """A transaction as the connecting (owner) role: jobs, migrations checks, health."""
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self.pool.connection(timeout=timeout_s) as conn, conn.transaction():
             yield conn
+
+    def connection_lost(self) -> None:
+        """A request found the database gone: drop every broken idle connection now (one check, not
+        one failed request per pooled connection)."""
+        if self._checking is None or self._checking.done():
+            self._checking = asyncio.get_running_loop().create_task(self.pool.check())
 
 
 async def fetch_one(conn: Conn, sql: str, params: Any = None) -> dict[str, Any] | None:

@@ -283,7 +283,7 @@ def parse_client_frame(text: str | bytes | None, max_bytes: int) -> ClientFrame:
         raise FrameError(Error(code="malformed_frame", message="frame must be a JSON object"))
     kind = data.get("type")
     ref = data.get("ref") if isinstance(data.get("ref"), str) and len(data["ref"]) <= 64 else None
-    if kind not in CLIENT_TYPES:
+    if not isinstance(kind, str) or kind not in CLIENT_TYPES:
         raise FrameError(Error(code="unknown_event", message=f"unknown event type {str(kind)[:40]!r}",
                                ref=ref))
     try:

@@ -17,6 +17,7 @@ import psycopg
 from fastapi import HTTPException
 from starlette.websockets import WebSocket
 
+from service import http_errors
 from service.auth import AuthError, Claims
 from service.deps import ensure_profile
 from service.realtime import protocol as p
@@ -272,7 +273,5 @@ class Session:
             return _fail(code, detail, frame, client_msg_id=client_msg_id,
                          retry_after=int(retry) if retry and retry.isdigit() else None, details=details)
         code = _SQLSTATE_CODES.get(exc.sqlstate or "", "internal")
-        if code == "internal":
-            log.error("database error on a realtime request", extra={"sqlstate": exc.sqlstate})
-        message = "request refused" if code == "internal" else (exc.diag.message_primary or code)
-        return _fail(code, message, frame, client_msg_id=client_msg_id)
+        _, message, _ = http_errors.answer(exc)  # logged there; PostgreSQL's own words stay in the log
+        return _fail(code, "request refused" if code == "internal" else message, frame, client_msg_id=client_msg_id)

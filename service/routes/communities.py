@@ -29,6 +29,7 @@ from service.schemas.communities import (
     MemberAdd,
     MemberRoleUpdate,
 )
+from service.schemas.messages import SearchQuery
 from service.state import AppState
 
 router = APIRouter(tags=["communities"])
@@ -85,7 +86,7 @@ async def create_community(body: CommunityCreate, user: CurrentUser, state: Stat
 @router.get("/communities", response_model=list[Community])
 async def list_communities(
     user: CurrentUser, state: State,
-    q: Annotated[str | None, Query(min_length=1, max_length=200, description="full-text search")] = None,
+    q: Annotated[SearchQuery | None, Query(description="full-text search")] = None,
     mine: Annotated[bool, Query(description="only communities the caller belongs to")] = False,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
@@ -199,6 +200,7 @@ async def add_member(community_id: str, body: MemberAdd, user: CurrentUser, stat
     cid = parse_uuid(community_id)
     async with state.db.transaction(user) as conn:
         await _visible_community(conn, cid)
+        await enforce_rate_limit(state, conn, "add_member")
         await conn.execute("insert into public.community_members (community_id, user_id, role) "
                            "values (%s, %s, %s)", (cid, body.user_id, body.role))
         row = await _member(conn, cid, body.user_id)
@@ -353,6 +355,7 @@ async def edit_community_message(message_id: str, body: CommunityMessageUpdate, 
     """Edit one of your own community messages."""
     mid = parse_uuid(message_id)
     async with state.db.transaction(user) as conn:
+        await enforce_rate_limit(state, conn, "edit_message")
         # RLS lets moderators update (that is how they delete); editing text is the sender's alone.
         row = await fetch_one(
             conn,

@@ -14,7 +14,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response
 
 from service import events, messaging
 from service.db import Conn, fetch_all, fetch_one
-from service.deps import CurrentUser, State, parse_uuid
+from service.deps import CurrentUser, State, enforce_rate_limit, parse_uuid
 from service.messaging import MESSAGE_COLUMNS, message_out, not_found
 from service.schemas.messages import (
     MAX_EMOJI_CHARS,
@@ -138,6 +138,7 @@ async def edit_message(message_id: str, body: EditMessageIn, user: CurrentUser, 
     content = messaging.clean_content(body.content)
     try:
         async with state.db.transaction(user) as conn:
+            await enforce_rate_limit(state, conn, "edit_message")
             row = await fetch_one(conn, _EDIT, (content, mid))
             if row is None:
                 current = await _message_state(conn, mid)
@@ -188,6 +189,7 @@ async def add_reaction(message_id: str, body: ReactionIn, user: CurrentUser, sta
         current = await _message_state(conn, mid)
         if current["is_deleted"]:
             raise HTTPException(409, detail="the message was deleted")
+        await enforce_rate_limit(state, conn, "add_reaction")
         added = await fetch_one(conn, _ADD_REACTION, (mid, body.emoji))
         row = await fetch_one(conn, _BY_ID, (mid,))
     assert row is not None

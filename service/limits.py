@@ -1,0 +1,124 @@
+"""What the service refuses at its edge, before any route runs: installed by `install()`.
+
+- Requests with a body must carry a valid bearer token, checked before one byte of the body is read
+  (every route that takes a body needs one): 401, and the connection is closed.
+- Bodies are limited (`MSGOPS_MAX_BODY_BYTES`): a larger Content-Length is refused before reading,
+  a chunked body when it grows past the limit while it is read. 413, and the connection is closed.
+"""
+
+from __future__ import annotations
+
+import orjson
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service import openapi_statuses
+from service.auth import AuthError, TokenVerifier
+from service.request_id import RequestIdMiddleware
+from service.settings import Settings
+
+_NO_BODY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def _refuse(send: Send, status: int, detail: str, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = orjson.dumps({"detail": detail})
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"), *(extra or [])]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+class BodyGuardMiddleware:
+    """Authentication before the body, and the body's size limit while it is read."""
+
+    def __init__(self, app: ASGIApp, verifier: TokenVerifier, max_body_bytes: int,
+                 route_limits: dict[str, int] | None = None) -> None:
+        self.app = app
+        self.verifier = verifier
+        self.max_body_bytes = max_body_bytes
+        self.route_limits = route_limits or {}  # path prefix -> a larger limit (upload routes)
+
+    def _limit(self, path: str) -> int:
+        for prefix, limit in self.route_limits.items():
+            if path.startswith(prefix):
+                return limit
+        return self.max_body_bytes
+
+    def _auth_failure(self, scope: Scope) -> str | None:
+        value = _header(scope, b"authorization")
+        scheme, _, token = (value or b"").decode("latin-1").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return "missing bearer token"
+        try:
+            self.verifier.verify(token.strip())
+        except AuthError as exc:
+            return str(exc)
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in _NO_BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        length = _header(scope, b"content-length")
+        has_body = (length is not None and length != b"0") or _header(scope, b"transfer-encoding") is not None
+        if not has_body:
+            await self.app(scope, receive, send)
+            return
+        failure = self._auth_failure(scope)
+        if failure is not None:
+            await _refuse(send, 401, failure, [(b"www-authenticate", b'Bearer error="invalid_token"')])
+            return
+        limit = self._limit(scope["path"])
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            await _refuse(send, 413, f"request body over {limit} bytes")
+            return
+        await self._guarded(scope, receive, send, limit)
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        received = 0
+        refused = False
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received, refused
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    refused = True
+                    raise BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return
+            started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except BodyTooLarge:
+            if started:
+                raise
+        if refused and not started:
+            await _refuse(send, 413, f"request body over {limit} bytes")
+
+
+def install(app: FastAPI, settings: Settings, verifier: TokenVerifier) -> None:
+    """Add the edge middleware; the last added runs first, so the request id covers everything.
+    The statuses they (and the shared dependencies) can answer go into every route's OpenAPI."""
+    openapi_statuses.document(app)
+    app.add_middleware(BodyGuardMiddleware, verifier=verifier, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestIdMiddleware)
