@@ -21,7 +21,7 @@ CONFIG_FILE = "msgops.yaml"
 
 _KEYS = {
     "api_url", "database_url_env", "jwt_secret_env", "environment", "repo", "cors", "load_results",
-    "waivers", "attestations", "checks", "env_file",
+    "waivers", "attestations", "checks", "env_file", "schema",
 }
 
 
@@ -46,6 +46,7 @@ class Target:
     waivers: Path | None = None
     attestations: Path | None = None
     checks: CheckSettings = field(default_factory=CheckSettings)
+    schema: Mapping[str, Any] | None = None  # the database model (`msgops discover`), as corrected by a person
     source: str = "defaults"
 
     @property
@@ -136,6 +137,7 @@ def resolve(config_path: Path | None = None, *, api_url: str | None = None, data
         waivers=rel(data.get("waivers")),
         attestations=rel(data.get("attestations")),
         checks=check_settings,
+        schema=data.get("schema"),
         source="flags/environment" + (f" + {path}" if path else ""),
     )
     if result.api_url and result.database_url:

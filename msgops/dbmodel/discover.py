@@ -109,17 +109,17 @@ async def read_catalog(conn: AsyncConnection[Any], schemas: tuple[str, ...] = EX
     for row in await cur.fetchall():
         r = _as_dict(row, cur)
         name = _qualified(r["schema"], r["table"])
-        table = tables.get(name) or tables.setdefault(name, Table(name, r["oid"]))
+        table = tables.setdefault(name, Table(name, r["oid"]))
         by_oid[r["oid"]] = table
         table.columns[r["column"]] = Column(r["column"], r["type"], r["category"], r["notnull"], r["has_default"],
                                             list(r["labels"]), r["is_pk"])
     cur = await conn.execute(_FKS)
     for row in await cur.fetchall():
         r = _as_dict(row, cur)
-        table = by_oid.get(r["oid"])
-        if table is not None and r["column"] in table.columns:
+        owner = by_oid.get(r["oid"])
+        if owner is not None and r["column"] in owner.columns:
             target = _qualified(r["target_schema"], r["target_table"])
-            table.columns[r["column"]].fk = (target, r["target_column"], r["name"])
+            owner.columns[r["column"]].fk = (target, r["target_column"], r["name"])
     cur = await conn.execute(_CHECKS)
     for row in await cur.fetchall():
         r = _as_dict(row, cur)

@@ -1,0 +1,111 @@
+"""`msgops discover`: infer the messaging model of a database, print it with the reasons, and keep it
+under `schema:` in msgops.yaml where a person corrects it."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import Annotated
+
+import psycopg
+import typer
+import yaml
+from rich.console import Console
+from rich.markup import escape
+
+from msgops import config
+from msgops.dbmodel import Model
+from msgops.dbmodel import discover as infer_model
+from msgops.errors import UserError
+
+console = Console()
+
+
+def describe(model: Model) -> list[str]:
+    """The model as lines a person reads: each part with why it was chosen."""
+    lines: list[str] = []
+    if model.users:
+        auth = f" (auth id in {model.users.auth_column})" if model.users.auth_column else ""
+        lines.append(f"users      {model.users.table}.{model.users.key}{auth}: {model.users.reason}")
+    for room in model.rooms:
+        lines.append(f"room       {room.table}: {room.reason}")
+    for m in model.memberships:
+        if m.kind == "table":
+            what = f"{m.table} ({m.room_column}, {m.user_column})"
+        elif m.kind == "columns":
+            what = f"{m.room} columns {', '.join(m.user_columns)}"
+        elif m.kind == "array":
+            what = f"{m.room}.{m.user_column}[]"
+        else:
+            what = f"none for {m.room}"
+        lines.append(f"membership {what}: {m.reason}")
+    for msg in model.messages:
+        lines.append(f"messages   {msg.table} (sender {msg.sender}, content {msg.content}"
+                     + (f", room {msg.room_column}" if msg.room_column else "") + f"): {msg.reason}")
+    for s in model.staff:
+        lines.append(f"staff      {s.table}.{s.role_column}: {s.reason}")
+    for c in model.contact_columns:
+        lines.append(f"contact    {c}")
+    lines.extend(f"finding    {f}" for f in model.findings)
+    if not model.messages:
+        lines.append("finding    no message table found (a text column such as content/message/body next to a "
+                     "sender column): write the schema: section by hand")
+    return lines
+
+
+_TOP_KEY = re.compile(r"^[A-Za-z_][\w-]*\s*:")
+
+
+def write_schema(path: Path, model: Model) -> None:
+    """Replace (or add) the top-level `schema:` block of `path`, keeping the rest of the file as it is."""
+    block = yaml.safe_dump({"schema": model.to_mapping()}, sort_keys=False, width=110)
+    header = "# database model found by `msgops discover`; correct it here (it is read instead of the catalog)\n"
+    lines = path.read_text().splitlines(keepends=True) if path.exists() else []
+    kept: list[str] = []
+    skipping = False
+    for line in lines:
+        if line.startswith("schema:"):
+            skipping = True
+            if kept and kept[-1] == header:
+                kept.pop()
+            continue
+        if skipping and (_TOP_KEY.match(line) or (line.startswith("#") and not line.startswith("# "))):
+            skipping = False
+        if not skipping:
+            kept.append(line)
+    text = "".join(kept)
+    if text and not text.endswith("\n"):
+        text += "\n"
+    path.write_text(text + header + block)
+
+
+async def _discover(url: str) -> Model:
+    try:
+        async with await psycopg.AsyncConnection.connect(url, connect_timeout=5) as conn:
+            return await infer_model(conn)
+    except psycopg.OperationalError as exc:
+        first = (str(exc).strip().splitlines() or ["cannot connect"])[0]
+        raise UserError(f"cannot connect to the database ({first}): fix DATABASE_URL or --database-url") from None
+
+
+def discover(
+    database_url: Annotated[str | None, typer.Option("--database-url", envvar="DATABASE_URL",
+                                                     help="The PostgreSQL to inspect.", show_default=False)] = None,
+    target_file: Annotated[Path | None, typer.Option("--config", "-c",
+                                                     help="msgops.yaml to write the schema: section into "
+                                                          "[default: ./msgops.yaml].")] = None,
+    write: Annotated[bool, typer.Option("--write/--no-write",
+                                        help="Write the model under schema: in msgops.yaml.")] = True,
+) -> None:
+    """Infer the messaging model (rooms, membership, messages, users, staff) and say why."""
+    target = config.resolve(target_file if target_file and target_file.exists() else None, database_url=database_url)
+    if not target.database_url:
+        raise UserError("no database to inspect: set DATABASE_URL or pass --database-url")
+    model = asyncio.run(_discover(target.database_url))
+    for line in describe(model):
+        console.print(escape(line), highlight=False, soft_wrap=True)
+    if write:
+        path = target_file or Path(config.CONFIG_FILE)
+        write_schema(path, model)
+        console.print(f"wrote the model under schema: in {path}; correct it there", highlight=False)
