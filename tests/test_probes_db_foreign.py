@@ -157,8 +157,8 @@ async def test_catalog_checks_on_the_foreign_schema(chat_url: str) -> None:
 
 
 @pytest.mark.parametrize(("kind", "params", "reason"), [
-    ("db.rls_matrix", {"scenario": "outsider_cannot_read_messages"}, "public.profiles"),
-    ("db.rls_matrix", {"scenario": "full_matrix"}, "public.conversations"),
+    ("db.rls_matrix", {"scenario": "dm_matrix"}, "not applicable: .*get_or_create_conversation"),
+    ("db.rls_matrix", {"scenario": "public_community_visible"}, "not applicable: .*public communities"),
     ("db.query_plan", {"query": "message_page"}, "public.messages.conversation_id"),
     ("db.content_removed_on_delete", {}, "deleted flag"),
     ("db.migrations_applied", {}, "migration history"),
@@ -174,3 +174,17 @@ async def test_the_hole_is_real(chat_url: str) -> None:
     async with await AsyncConnection.connect(chat_url) as conn, rolled_back(conn):
         seen = await attempt(conn, ANON, "select room_id, user_id from public.room_members")
     assert seen.outcome is Seen.ALLOWED and seen.count == 1
+
+
+async def test_seed_scenarios_run_by_meaning_on_the_discovered_model(chat_url: str) -> None:
+    """The seeds' questions asked of rooms/room_members/chat_messages: the written policies hold, the
+    forgotten RLS on room_members shows, and each cell names its table."""
+    read = await check(chat_url, "db.rls_matrix", scenario="outsider_cannot_read_messages")
+    assert read.status == "pass", read.message
+    assert {c["object"] for c in read.evidence["cells"]} == {"public.chat_messages"}
+    full = await check(chat_url, "db.rls_matrix", scenario="full_matrix")
+    assert full.status == "fail"
+    kinds = {(f["kind"], f["object"]) for f in full.evidence["findings"]}
+    assert ("outsider_reads", "public.room_members") in kinds and ("anon_reads", "public.room_members") in kinds
+    assert all(o != "public.chat_messages" for _, o in kinds), kinds
+    assert "public.room_members" in full.message

@@ -41,6 +41,7 @@ PROBE_KINDS: dict[str, frozenset[str]] = {
         "db.rls_policies": "tables",
         "db.lint": "lint",
         "db.rls_matrix": "scenario",
+        "db.rls_model": "",
         "db.publication": "tables",
         "db.query_plan": "query",
         "db.autovacuum": "tables",

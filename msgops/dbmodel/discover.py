@@ -36,7 +36,9 @@ select n.nspname as schema, c.relname as table, c.oid as oid, a.attnum as num, a
        coalesce((select array_agg(e.enumlabel order by e.enumsortorder) from pg_enum e
                   where e.enumtypid = a.atttypid), '{}') as labels,
        exists (select 1 from pg_constraint k where k.conrelid = c.oid and k.contype = 'p'
-                and a.attnum = any (k.conkey) and cardinality(k.conkey) = 1) as is_pk
+                and a.attnum = any (k.conkey) and cardinality(k.conkey) = 1) as is_pk,
+       case when exists (select 1 from pg_roles where rolname = 'authenticated')
+            then has_column_privilege('authenticated', c.oid, a.attnum, 'INSERT') else true end as insertable
   from pg_class c join pg_namespace n on n.oid = c.relnamespace
   join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
   join pg_type t on t.oid = a.atttypid
@@ -67,6 +69,7 @@ class Column:
     has_default: bool
     labels: list[str]
     is_pk: bool
+    insertable: bool = True  # may the API's authenticated role write it in an INSERT
     fk: tuple[str, str, str] | None = None  # (target table, target column, constraint name)
 
     @property
@@ -112,7 +115,7 @@ async def read_catalog(conn: AsyncConnection[Any], schemas: tuple[str, ...] = EX
         table = tables.setdefault(name, Table(name, r["oid"]))
         by_oid[r["oid"]] = table
         table.columns[r["column"]] = Column(r["column"], r["type"], r["category"], r["notnull"], r["has_default"],
-                                            list(r["labels"]), r["is_pk"])
+                                            list(r["labels"]), r["is_pk"], r["insertable"])
     cur = await conn.execute(_FKS)
     for row in await cur.fetchall():
         r = _as_dict(row, cur)

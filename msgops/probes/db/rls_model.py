@@ -19,7 +19,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import tuple_row
 
 from msgops.dbmodel.arrange import Arranged, ArrangeError, Arranger, arrange
-from msgops.dbmodel.discover import Catalog, read_catalog
+from msgops.dbmodel.discover import Catalog, Table, read_catalog
 from msgops.dbmodel.model import Model
 from msgops.dbmodel.target import target_model
 from msgops.impersonation import ANON, Attempt, ImpersonationError, Persona, attempt, require_rls_bypass, rolled_back
@@ -140,9 +140,8 @@ async def build_cells(conn: AsyncConnection[Any], cat: Catalog, model: Model, a:
                 fixed[extra] = str(keys["other"]) if t.columns[extra].textual else keys["other"]
             if msg.room_column and room_id is not None:
                 fixed[msg.room_column] = room_id
-            values = await arranger.values(msg.table, fixed, as_key)
-            query = arranger.statement(msg.table, {k: v for k, v in values.items()})
-            return _render(conn, query), values
+            values = _writable(t, fixed, await arranger.values(msg.table, fixed, as_key))
+            return _render(conn, arranger.statement(msg.table, values)), values
 
         q, v = await send(keys["member"])
         cells.append(Cell("member", "insert", "message", obj, "allowed", "member_denied",
@@ -214,7 +213,7 @@ async def build_cells(conn: AsyncConnection[Any], cat: Catalog, model: Model, a:
                 as_key = keys["outsider"]
                 fixed = {m.room_column: a.rooms[room.table],
                          m.user_column: str(as_key) if mt.columns[m.user_column].textual else as_key}
-                values = await arranger.values(m.table, fixed, as_key)
+                values = _writable(mt, fixed, await arranger.values(m.table, fixed, as_key))
                 cells.append(Cell(who, "insert", "membership", mobj, "denied", hole,
                                   f"{who} adds the outsider to a room ({mobj})",
                                   _render(conn, arranger.statement(m.table, values)), values))
@@ -232,6 +231,12 @@ async def build_cells(conn: AsyncConnection[Any], cat: Catalog, model: Model, a:
         cells.append(Cell("anon", "select", "contact", column, "denied", "contact_readable",
                           f"anon reads a user's {col}", read, params))
     return cells
+
+
+def _writable(table: Table, fixed: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """What an API client can send: the values it means to write, and the filled-in ones its role may write
+    (a trigger or a default supplies the rest, as it would for the real request)."""
+    return {k: v for k, v in values.items() if k in fixed or table.columns[k].insertable}
 
 
 def _persona(name: str, a: Arranged) -> Persona:
