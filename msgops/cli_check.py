@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from msgops import config, preflight
@@ -55,6 +56,9 @@ async def run_checks(target: config.Target, items: list[Item], opts: RunOptions,
     async def run_all(progress: OnResult | None) -> list[Result]:
         ctx = Context(target)
         try:
+            if show_progress and target.database_url and "db" not in opts.unreachable and \
+                    any(i.check and i.check.family == "db" for i in items):
+                await print_model(ctx)
             return await run_items(items, ctx, opts, progress)
         finally:
             await ctx.close()
@@ -70,6 +74,22 @@ async def run_checks(target: config.Target, items: list[Item], opts: RunOptions,
                 bar.update(task, advance=1, description=result.id)
 
         return await run_all(advance)
+
+
+async def print_model(ctx: Context) -> None:
+    """The database model the db checks will use (discovered, or schema: from msgops.yaml), in the preflight."""
+    from msgops.cli_discover import describe
+    from msgops.dbmodel.target import target_model
+
+    try:
+        model = await target_model(ctx)
+    except Exception as exc:  # the db checks report it with their own evidence
+        console.print(f"[dim]database model: not discovered ({type(exc).__name__}: {exc})[/]", highlight=False)
+        return
+    source = "schema: in msgops.yaml" if getattr(ctx.target, "schema", None) else "discovered from the catalog"
+    console.print(f"[bold]database model[/] ({source}; correct it with `msgops discover`)", highlight=False)
+    for line in describe(model):
+        console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
 
 
 def check(

@@ -17,7 +17,7 @@ import psycopg
 
 from msgops.probes import probe
 from msgops.probes.context import Context, Skip
-from msgops.probes.db.meaning import SEED_TABLES, literal, page_index, resolve_tables
+from msgops.probes.db.meaning import page_index, resolve_tables, seed_schema
 from msgops.results import Outcome, failed, passed
 
 MAX_ROWS = 30  # rows kept in evidence
@@ -149,7 +149,7 @@ async def indexes_exist(ctx: Context, indexes: list[str]) -> Outcome:
     valid = {(r["schema"], r["index"]) for r in rows if r["valid"]}
     present = {(r["schema"], r["index"]) for r in rows}
     missing = [f"{s}.{n}" + (" (invalid)" if (s, n) in present else "") for s, n in wanted if (s, n) not in valid]
-    if not missing or await _seed_schema(ctx):
+    if not missing or await seed_schema(ctx):
         return missing_outcome("indexes", missing, [f"{s}.{n}" for s, n in wanted if (s, n) in valid], _INDEXES,
                                rows)
     # another schema: an index that does the seed index's job under another name satisfies it
@@ -167,13 +167,6 @@ async def indexes_exist(ctx: Context, indexes: list[str]) -> Outcome:
     return missing_outcome("indexes", still, [f"{s}.{n}" for s, n in wanted if (s, n) in valid], _INDEXES, rows,
                            by_meaning=meaning)
 
-
-async def _seed_schema(ctx: Context) -> bool:
-    """Is this the seeds' own schema (most of their messaging tables exist)?"""
-    seed = sorted(SEED_TABLES)
-    rows = await fetch(ctx, "select count(*) as n from unnest(%s::text[]) t where to_regclass('public.' || t) "
-                            "is not null", (seed,))
-    return literal(int(rows[0]["n"]), len(seed))
 
 
 _FUNCTIONS = """
@@ -199,6 +192,9 @@ async def functions_exist(ctx: Context, functions: list[str]) -> Outcome:
     rows = await fetch(ctx, _FUNCTIONS, ([n for _, n in wanted],))
     have = {(r["schema"], r["name"]) for r in rows}
     missing = [f"{s}.{n}()" for s, n in wanted if (s, n) not in have]
+    if missing and not await seed_schema(ctx):
+        raise Skip(f"not applicable: {', '.join(missing)} belong to the seeds' schema and this one has no function "
+                   "of that name (its rooms and messages are checked by the RLS matrix instead)")
     return missing_outcome("functions", missing, [f"{s}.{n}()" for s, n in wanted if (s, n) in have],
                            _FUNCTIONS, rows)
 
@@ -244,6 +240,10 @@ async def triggers_exist(ctx: Context, functions: list[str]) -> Outcome:
         else:
             found.append(f"{schema}.{name}() on " + ", ".join(sorted({r["table"] for r in enabled})))
     evidence = {"sql": sql_text(_TRIGGERS), "rows": trim(rows), "found": found, "problems": problems}
+    absent = [p for p in problems if p.endswith("does not exist")]
+    if absent and len(absent) == len(problems) and not await seed_schema(ctx):
+        raise Skip(f"not applicable: {'; '.join(absent)}: trigger functions of the seeds' schema with no "
+                   "counterpart here")
     if problems:
         return failed("; ".join(problems), **evidence)
     return passed(f"{len(found)} trigger functions attached and enabled", **evidence)
@@ -455,7 +455,7 @@ def _options(options: list[str] | None) -> dict[str, str]:
        fix="`alter table public.messages set (autovacuum_vacuum_scale_factor = 0.05, "
            "autovacuum_analyze_scale_factor = 0.02);`")
 async def autovacuum(ctx: Context, tables: list[str]) -> Outcome:
-    names = [split_name(t) for t in tables]
+    names, _ = await resolve_tables(ctx, [split_name(t) for t in tables])
     rows = await fetch(ctx, _AUTOVACUUM, ([s for s, _ in names], [t for _, t in names]))
     settings = {r["name"]: r["setting"] for r in await fetch(ctx, _AUTOVACUUM_SETTINGS)}
     problems: list[str] = []
@@ -563,7 +563,8 @@ select format('%%I.%%I', n.nspname, c.relname) as table, c.relkind::text as kind
        example="`messages` holds 3.2M rows in one heap with a 1M threshold.",
        fix="Partition by range on created_at (e.g. monthly, with pg_partman) and detach/drop old partitions.")
 async def tables_partition_advice(ctx: Context, table: str, rows: int) -> Outcome:
-    name = qualified(table)
+    names, _ = await resolve_tables(ctx, [split_name(table)])
+    name = qualified(".".join(names[0]))
     found = await fetch(ctx, _PARTITION, (name,))
     evidence: dict[str, Any] = {"sql": sql_text(_PARTITION), "rows": trim(found), "threshold": rows}
     if not found:

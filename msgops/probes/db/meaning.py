@@ -85,34 +85,24 @@ def literal(present: int, named: int) -> bool:
     return named > 0 and present * 2 >= named
 
 
-_EXISTING = """
-select n.nspname as schema, c.relname as table
-  from pg_class c join pg_namespace n on n.oid = c.relnamespace
- where c.relkind in ('r', 'p', 'v', 'm', 'f')
-   and (n.nspname, c.relname) in (select * from unnest(%s::text[], %s::text[]))
-"""
-
-
 async def resolve_tables(ctx: Context, names: list[tuple[str, str]], every_model_table: bool = False
                          ) -> tuple[list[tuple[str, str]], dict[str, str]]:
-    """The tables to check for seed `names`: the names themselves on the seeds' schema; otherwise their
-    counterparts in the model (or, with `every_model_table`, every messaging table of the model), and why.
-    Raises Skip when nothing in the schema answers to the names."""
-    from msgops.probes.db.catalog import fetch
-
-    rows = await fetch(ctx, _EXISTING, ([s for s, _ in names], [t for _, t in names]))
-    if literal(len(rows), len(names)):
+    """The tables to check for `names`: the names themselves on the seeds' schema, and names that are not the
+    seeds'; otherwise each seed name's counterpart in the model (or, with `every_model_table`, every
+    messaging table of the model), and why. Raises Skip when nothing in the schema answers to the names."""
+    seed_named = [(s, t) for s, t in names if s == "public" and t in SEED_TABLES]
+    if not seed_named or await seed_schema(ctx):
         return names, {}
     model = await target_model(ctx)
     why: dict[str, str] = {}
-    chosen: list[str] = []
-    for s, t in names:
+    chosen = [f"{s}.{t}" for s, t in names if (s, t) not in seed_named]
+    for s, t in seed_named:
         table, reason = counterpart(f"{s}.{t}", model)
         why[f"{s}.{t}"] = reason if table else f"not applicable: {reason}"
         if table:
             chosen.append(table)
     if every_model_table:
-        chosen = model_tables(model)
+        chosen += model_tables(model)
     if not chosen:
         raise Skip("not applicable: none of " + ", ".join(f"{s}.{t}" for s, t in names) + " has a counterpart "
                    "in this schema (" + "; ".join(why.values()) + ")")
@@ -150,3 +140,13 @@ async def page_index(ctx: Context, name: str) -> tuple[str | None, str]:
     if rows:
         return str(rows[0]["index"]), f"{rows[0]['index']} serves {table}'s page by {column}: {rows[0]['definition']}"
     return None, f"no index on {table} leads with {column}: every page of a room scans the table"
+
+
+async def seed_schema(ctx: Context) -> bool:
+    """Is this the seeds' own schema (most of their messaging tables exist)?"""
+    from msgops.probes.db.catalog import fetch
+
+    seed = sorted(SEED_TABLES)
+    rows = await fetch(ctx, "select count(*) as n from unnest(%s::text[]) t where to_regclass('public.' || t) "
+                            "is not null", (seed,))
+    return literal(int(rows[0]["n"]), len(seed))

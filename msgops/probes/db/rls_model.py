@@ -277,7 +277,11 @@ async def run_matrix(conn: AsyncConnection[Any], model: Model, wanted: Select | 
                 if control is None or control.outcome is not Seen.ALLOWED:
                     continue  # only a difference from the control says something about the role claim
             result.judge(cell, seen)
-    if model.messages and not model.has_membership:
+    def about_rooms(c: Cell) -> bool:
+        return c.subject in ("room", "membership") or (c.subject == "message" and c.op in ("select", "insert"))
+
+    if model.messages and not model.has_membership and (wanted is None or any(wanted(c) and about_rooms(c)
+                                                                              for c in cells)):
         for msg in model.messages:
             result.findings.append({"kind": "no_membership", "object": msg.table,
                                     "what": "who may read a room", "problem": next(iter(model.findings), ""),
