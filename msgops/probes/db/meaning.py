@@ -21,6 +21,10 @@ SEED_TABLES: dict[str, tuple[str, int]] = {
     "conversations": ("room", 0), "conversation_members": ("membership", 0), "messages": ("message", 0),
     "communities": ("room", 1), "community_members": ("membership", 1), "community_messages": ("message", 1),
 }
+# seed tables with no role in the messaging model (the role-based seeds' broadcasts, reports, audit, ...):
+# on another schema they are not applicable unless the schema has a table of that very name
+SEED_ONLY = frozenset({"profiles", "message_reactions", "broadcasts", "broadcast_quotas", "broadcast_permissions",
+                       "reported_messages", "audit_log", "rate_limit_counters", "app_roles", "dm_permissions"})
 # seed index -> the family whose message page it serves
 SEED_PAGE_INDEXES: dict[str, int] = {"idx_messages_conversation_created": 0,
                                      "idx_community_messages_community_created": 1}
@@ -91,11 +95,24 @@ async def resolve_tables(ctx: Context, names: list[tuple[str, str]], every_model
     seeds'; otherwise each seed name's counterpart in the model (or, with `every_model_table`, every
     messaging table of the model), and why. Raises Skip when nothing in the schema answers to the names."""
     seed_named = [(s, t) for s, t in names if s == "public" and t in SEED_TABLES]
-    if not seed_named or await seed_schema(ctx):
+    seed_only = [(s, t) for s, t in names if s == "public" and t in SEED_ONLY]
+    if not (seed_named or seed_only) or await seed_schema(ctx):
         return names, {}
     model = await target_model(ctx)
     why: dict[str, str] = {}
-    chosen = [f"{s}.{t}" for s, t in names if (s, t) not in seed_named]
+    chosen = [f"{s}.{t}" for s, t in names if (s, t) not in seed_named and (s, t) not in seed_only]
+    if seed_only:
+        from msgops.probes.db.catalog import fetch
+
+        rows = await fetch(ctx, "select t from unnest(%s::text[]) t where to_regclass('public.' || t) is not null",
+                           ([t for _, t in seed_only],))
+        present = {r["t"] for r in rows}
+        for s, t in seed_only:
+            if t in present:
+                chosen.append(f"{s}.{t}")
+            else:
+                why[f"{s}.{t}"] = (f"not applicable: {s}.{t} is a table of the seeds' own design with no "
+                                   "counterpart in the messaging model")
     for s, t in seed_named:
         table, reason = counterpart(f"{s}.{t}", model)
         why[f"{s}.{t}"] = reason if table else f"not applicable: {reason}"
