@@ -10,7 +10,7 @@ import yaml
 
 from msgops.checklist.model import DB_LINTS
 from msgops.config import Target
-from msgops.probes import Context, get
+from msgops.probes import Context, Skip, get
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 # lints whose findings are holes, and the kind each one names
@@ -57,6 +57,16 @@ async def flagged(url: str) -> tuple[set[tuple[str, str]], dict[str, Any]]:
         raw["rls_model"] = outcome
         for f in outcome.evidence["findings"]:
             found.add((f["kind"], table_of(f["object"])))
+        functions = get("db.functions_outsider")
+        assert functions is not None
+        try:
+            called = await functions.fn(ctx)
+        except Skip:
+            called = None
+        if called is not None:
+            raw["functions_outsider"] = called
+            for f in called.evidence["findings"]:
+                found.add((f["kind"], table_of(f["object"])))
     finally:
         await ctx.close()
     return found, raw

@@ -71,6 +71,7 @@ REFERENCE_CHECKS: list[tuple[str, dict[str, Any]]] = [
     ("db.content_removed_on_delete", {}),
     ("db.tables_partition_advice", {"table": "messages", "rows": 1_000_000}),
     ("db.rls_model", {}),
+    ("db.functions_outsider", {}),
     *[("db.lint", {"lint": lint}) for lint in sorted(DB_LINTS)],
     *[("db.rls_matrix", {"scenario": s}) for s in sorted(PARAM_CHOICES[("db.rls_matrix", "scenario")])],
     *[("db.query_plan", {"query": q, "max_ms": 500}) for q in sorted(PARAM_CHOICES[("db.query_plan", "query")])],

@@ -122,3 +122,34 @@ async def test_each_new_lint_fails_when_broken(new_database: NewDatabase, lint: 
     assert_fails_naming(outcome, obj)
     doc: dict[str, Any] = outcome.evidence["doc"]
     assert all(doc.get(k) for k in ("what", "why", "example", "fix")), doc
+
+
+FUNCTION_BREAKS: list[tuple[str, list[str], str, str]] = [
+    ("function_outsider", [
+        "create function public.join_any(conversation uuid) returns void language sql security definer "
+        "set search_path = public as $$ insert into public.conversation_members (conversation_id, user_id) "
+        "values (conversation, auth.uid()) $$",
+        "grant execute on function public.join_any(uuid) to authenticated"], "public.join_any(uuid)", "changed"),
+    ("function_outsider", [
+        "create function public.peek(conversation uuid) returns setof text language sql security definer "
+        "set search_path = public as $$ select content from public.messages where conversation_id = conversation $$",
+        "grant execute on function public.peek(uuid) to authenticated"], "public.peek(uuid)",
+     "the room's message text"),
+    ("function_error", [
+        "create function public.page(conversation uuid) returns setof text language plpgsql "
+        "set search_path = public as $$ begin return query select body from public.no_such_table; end $$",
+        "grant execute on function public.page(uuid) to authenticated"], "public.page(uuid)", "42P01"),
+]
+
+
+@pytest.mark.parametrize(("kind", "statements", "obj", "why"), FUNCTION_BREAKS,
+                         ids=[b[2] for b in FUNCTION_BREAKS])
+async def test_functions_called_as_an_outsider_fail_when_broken(new_database: NewDatabase, kind: str,
+                                                                statements: list[str], obj: str, why: str) -> None:
+    url = new_database()
+    sql(url, *statements)
+    outcome = await check(url, "db.functions_outsider")
+    assert_fails_naming(outcome, obj.split("(")[0])
+    finding = next(f for f in outcome.evidence["findings"] if f["object"].startswith(obj.split("(")[0] + "("))
+    assert finding["kind"] == kind and why in finding["problem"], finding
+    assert finding["call"].startswith("select to_jsonb(x)::text from ")

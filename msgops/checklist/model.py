@@ -42,6 +42,7 @@ PROBE_KINDS: dict[str, frozenset[str]] = {
         "db.lint": "lint",
         "db.rls_matrix": "scenario",
         "db.rls_model": "",
+        "db.functions_outsider": "",
         "db.publication": "tables",
         "db.query_plan": "query",
         "db.autovacuum": "tables",
