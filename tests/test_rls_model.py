@@ -110,6 +110,12 @@ LINT_BREAKS: list[tuple[str, list[str], str]] = [
     ("table_without_primary_key", ["create table public.scratch_notes (note text)"], "public.scratch_notes"),
     ("contact_columns_readable", ["grant select (email) on public.profiles to authenticated"],
      "public.profiles.email"),
+    ("realtime_authorization_open", ["create schema if not exists realtime",
+                                     "create table realtime.messages (id bigint generated always as identity "
+                                     "primary key, topic text not null, payload jsonb)",
+                                     "alter table realtime.messages enable row level security",
+                                     "create policy any_channel on realtime.messages for select to authenticated "
+                                     "using (auth.role() = 'authenticated')"], "realtime.messages"),
 ]
 
 
