@@ -4,9 +4,10 @@ under `schema:` in msgops.yaml where a person corrects it."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import psycopg
 import typer
@@ -80,13 +81,32 @@ def write_schema(path: Path, model: Model) -> None:
     path.write_text(text + header + block)
 
 
-async def _discover(url: str) -> Model:
+async def _discover(url: str, written: dict[str, Any] | None) -> Model:
     try:
         async with await psycopg.AsyncConnection.connect(url, connect_timeout=5) as conn:
-            return await infer_model(conn)
+            return Model.from_mapping(written) if written else await infer_model(conn)
     except psycopg.OperationalError as exc:
         first = (str(exc).strip().splitlines() or ["cannot connect"])[0]
         raise UserError(f"cannot connect to the database ({first}): fix DATABASE_URL or --database-url") from None
+    except ValueError as exc:
+        raise UserError(f"msgops.yaml {exc}: fix the schema: section, or delete it and run `msgops discover`") \
+            from None
+
+
+async def _matrix(url: str, model: Model, pgtap: Path | None) -> dict[str, str]:
+    """Run the matrix (and write the pgTAP file): {cell key: outcome}."""
+    from psycopg.rows import tuple_row
+
+    from msgops.dbmodel.pgtap import matrix_file
+    from msgops.probes.db.rls_model import run_matrix
+
+    async with await psycopg.AsyncConnection.connect(url, connect_timeout=5, row_factory=tuple_row) as conn:
+        if pgtap is not None:
+            text, _ = await matrix_file(conn, model)
+            pgtap.write_text(text)
+        matrix = await run_matrix(conn, model)
+        await conn.rollback()
+    return {f"{c.persona}|{c.op}|{c.object}|{c.what}": str(seen.outcome) for c, seen in matrix.cells}
 
 
 def discover(
@@ -95,17 +115,56 @@ def discover(
     target_file: Annotated[Path | None, typer.Option("--config", "-c",
                                                      help="msgops.yaml to write the schema: section into "
                                                           "[default: ./msgops.yaml].")] = None,
-    write: Annotated[bool, typer.Option("--write/--no-write",
-                                        help="Write the model under schema: in msgops.yaml.")] = True,
+    write: Annotated[bool | None, typer.Option("--write/--no-write",
+                                               help="Write the model under schema: in msgops.yaml [default: write "
+                                                    "unless the file already has a schema: section, which is then "
+                                                    "used as written].", show_default=False)] = None,
+    pgtap: Annotated[Path | None, typer.Option("--pgtap", help="Export the RLS matrix as a pgTAP file (run it with "
+                                               "pg_prove).", show_default=False)] = None,
+    save_matrix: Annotated[Path | None, typer.Option("--save-matrix", help="Save this run's matrix (JSON) as a "
+                                                     "baseline.", show_default=False)] = None,
+    baseline: Annotated[Path | None, typer.Option("--baseline", help="Compare the matrix with a saved one; a cell "
+                                                  "that turned from denied to allowed is a regression (exit 1).",
+                                                  show_default=False)] = None,
 ) -> None:
     """Infer the messaging model (rooms, membership, messages, users, staff) and say why."""
-    target = config.resolve(target_file if target_file and target_file.exists() else None, database_url=database_url)
+    path = target_file if target_file and target_file.exists() else None
+    target = config.resolve(path, database_url=database_url)
     if not target.database_url:
         raise UserError("no database to inspect: set DATABASE_URL or pass --database-url")
-    model = asyncio.run(_discover(target.database_url))
+    written = dict(target.schema) if target.schema and not write else None
+    if write is None:
+        write = written is None
+    if written:
+        console.print(f"using the schema: section of {path} (pass --write to discover it again)", highlight=False)
+    model = asyncio.run(_discover(target.database_url, written))
     for line in describe(model):
         console.print(escape(line), highlight=False, soft_wrap=True)
     if write:
-        path = target_file or Path(config.CONFIG_FILE)
-        write_schema(path, model)
-        console.print(f"wrote the model under schema: in {path}; correct it there", highlight=False)
+        out = target_file or Path(config.CONFIG_FILE)
+        write_schema(out, model)
+        console.print(f"wrote the model under schema: in {out}; correct it there", highlight=False)
+    if not (pgtap or save_matrix or baseline):
+        return
+    if baseline is not None and not baseline.exists():
+        raise UserError(f"--baseline {baseline}: no such file (write one with --save-matrix)")
+    cells = asyncio.run(_matrix(target.database_url, model, pgtap))
+    if pgtap:
+        console.print(f"wrote {len(cells)} matrix cells as pgTAP tests to {pgtap}", highlight=False)
+    if save_matrix:
+        save_matrix.write_text(json.dumps(cells, indent=1, sort_keys=True) + "\n")
+        console.print(f"saved the matrix ({len(cells)} cells) to {save_matrix}", highlight=False)
+    if baseline is not None:
+        from msgops.dbmodel.pgtap import regressions
+
+        try:
+            saved = json.loads(baseline.read_text())
+        except ValueError:
+            raise UserError(f"--baseline {baseline}: not a saved matrix (JSON); write one with --save-matrix") \
+                from None
+        worse = regressions(saved, cells)
+        for key in worse:
+            console.print(f"regression: {escape(key)}: denied in the baseline, allowed now", highlight=False)
+        if worse:
+            raise typer.Exit(1)
+        console.print(f"no regression against {baseline} ({len(saved)} cells)", highlight=False)

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncClientCursor, AsyncConnection, sql
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 from msgops.dbmodel.discover import CREATOR_NAMES, Catalog, Column, Table
 from msgops.dbmodel.model import Model
@@ -37,6 +38,7 @@ class Arranged:
     rooms: dict[str, Any] = field(default_factory=dict)  # room table (or message table for free rooms) -> id
     messages: dict[str, Any] = field(default_factory=dict)  # message table -> primary key of other's message
     notes: list[str] = field(default_factory=list)
+    statements: list[str] = field(default_factory=list)  # the arrangement as SQL with literals, to replay it
 
 
 def _literals(table: Table, column: str) -> list[str]:
@@ -74,6 +76,7 @@ def _user_value(col: Column, key: Any) -> Any:
 class Arranger:
     def __init__(self, conn: AsyncConnection[Any], cat: Catalog, model: Model) -> None:
         self.conn, self.cat, self.model = conn, cat, model
+        self.log: list[str] = []
         users = model.users
         self.user_targets = {("auth.users", "id")} | ({(users.table, users.key)} if users else set())
 
@@ -131,6 +134,8 @@ class Arranger:
                     await cur.execute(self.statement(table, values, returning=True, on_conflict=on_conflict),
                                       values)
                     row = await cur.fetchone()
+                if row:
+                    self._replay(table, dict(row), on_conflict)
                 return dict(row) if row else {}
             except psycopg.errors.CheckViolation as exc:
                 last = exc
@@ -142,6 +147,15 @@ class Arranger:
         assert last is not None
         raise ArrangeError(f"could not insert a row into {table} [{last.sqlstate}] "
                            f"{last.diag.message_primary}")
+
+    def _replay(self, table: str, row: dict[str, Any], on_conflict: bool) -> None:
+        """Log the row as it was stored (ids made by the server included), so a file can recreate it."""
+        t = self.cat.tables[table]
+        values = {k: Jsonb(v) if t.columns[k].type in ("json", "jsonb") and v is not None else v
+                  for k, v in row.items() if k in t.columns and not t.columns[k].generated}
+        query = self.statement(table, values, on_conflict=on_conflict)
+        text = AsyncClientCursor(self.conn).mogrify(query, values)
+        self.log.append(text.replace(" values (", " overriding system value values (", 1))
 
     async def users(self) -> tuple[dict[str, uuid.UUID], dict[str, Any]]:
         subs = {p: uuid.uuid4() for p in PERSONAS}
@@ -166,12 +180,13 @@ class Arranger:
             else:
                 keys[p] = row[0] if not isinstance(row, dict) else row[users.key]
                 if contact:
-                    await self.conn.execute(
-                        sql.SQL("update {} set {} where {} = %s").format(
-                            sql.SQL(users.table),
-                            sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(c), sql.Literal(v))
-                                               for c, v in fixed.items() if c in contact),
-                            sql.Identifier(users.key)), (keys[p],))
+                    update = sql.SQL("update {} set {} where {} = {}").format(
+                        sql.SQL(users.table),
+                        sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(c), sql.Literal(v))
+                                           for c, v in fixed.items() if c in contact),
+                        sql.Identifier(users.key), sql.Literal(keys[p]))
+                    await self.conn.execute(update)
+                    self.log.append(update.as_string(self.conn))
         return subs, keys
 
 
@@ -180,7 +195,7 @@ async def arrange(conn: AsyncConnection[Any], cat: Catalog, model: Model) -> Arr
     message table. Rooms that cannot be arranged are left out, with a note saying why."""
     a = Arranger(conn, cat, model)
     subs, keys = await a.users()
-    done = Arranged(subs, keys)
+    done = Arranged(subs, keys, statements=a.log)
     other, member = keys["other"], keys["member"]
     for room in model.rooms:
         t = cat.tables[room.table]

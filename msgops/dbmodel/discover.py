@@ -38,7 +38,8 @@ select n.nspname as schema, c.relname as table, c.oid as oid, a.attnum as num, a
        exists (select 1 from pg_constraint k where k.conrelid = c.oid and k.contype = 'p'
                 and a.attnum = any (k.conkey) and cardinality(k.conkey) = 1) as is_pk,
        case when exists (select 1 from pg_roles where rolname = 'authenticated')
-            then has_column_privilege('authenticated', c.oid, a.attnum, 'INSERT') else true end as insertable
+            then has_column_privilege('authenticated', c.oid, a.attnum, 'INSERT') else true end as insertable,
+       a.attgenerated <> '' as generated
   from pg_class c join pg_namespace n on n.oid = c.relnamespace
   join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
   join pg_type t on t.oid = a.atttypid
@@ -70,6 +71,7 @@ class Column:
     labels: list[str]
     is_pk: bool
     insertable: bool = True  # may the API's authenticated role write it in an INSERT
+    generated: bool = False  # a generated column: computed, never written
     fk: tuple[str, str, str] | None = None  # (target table, target column, constraint name)
 
     @property
@@ -115,7 +117,7 @@ async def read_catalog(conn: AsyncConnection[Any], schemas: tuple[str, ...] = EX
         table = tables.setdefault(name, Table(name, r["oid"]))
         by_oid[r["oid"]] = table
         table.columns[r["column"]] = Column(r["column"], r["type"], r["category"], r["notnull"], r["has_default"],
-                                            list(r["labels"]), r["is_pk"], r["insertable"])
+                                            list(r["labels"]), r["is_pk"], r["insertable"], r["generated"])
     cur = await conn.execute(_FKS)
     for row in await cur.fetchall():
         r = _as_dict(row, cur)
