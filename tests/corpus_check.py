@@ -18,7 +18,8 @@ LINT_KINDS = {
     "rls_disabled_in_public": "rls_disabled", "rls_policy_always_true": "always_true_policy",
     "role_only_policy": "role_only_policy", "security_definer_executable_by_anon": "definer_executable_by_anon",
     "function_search_path_mutable": "search_path_mutable", "contact_columns_readable": "contact_readable",
-    "policy_reads_user_metadata": "user_metadata_policy",
+    "policy_reads_user_metadata": "user_metadata_policy", "realtime_authorization_open": "realtime_open",
+    "storage_objects_listable": "storage_listable",
 }
 # what the matrix reports that is not a security hole (a member locked out of their own room)
 NOT_HOLES = {"member_denied"}

@@ -116,6 +116,14 @@ LINT_BREAKS: list[tuple[str, list[str], str]] = [
                                      "alter table realtime.messages enable row level security",
                                      "create policy any_channel on realtime.messages for select to authenticated "
                                      "using (auth.role() = 'authenticated')"], "realtime.messages"),
+    ("storage_objects_listable", ["create schema if not exists storage",
+                                  "create table storage.objects (id uuid primary key default gen_random_uuid(), "
+                                  "bucket_id text, name text, owner uuid)",
+                                  "alter table storage.objects enable row level security",
+                                  "create policy own_files on storage.objects for select using (bucket_id = 'docs' "
+                                  "and owner = (select auth.uid()))",
+                                  "create policy anyone on storage.objects for select using (bucket_id = 'avatars')"],
+     "storage.objects bucket avatars"),
 ]
 
 

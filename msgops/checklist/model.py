@@ -127,7 +127,7 @@ DB_LINTS = frozenset(
         multiple_permissive_policies auth_rls_initplan function_search_path_mutable
         security_definer_executable_by_anon unindexed_foreign_keys duplicate_index
         role_only_policy rls_not_forced policy_reads_user_metadata table_without_primary_key contact_columns_readable
-        realtime_authorization_open
+        realtime_authorization_open storage_objects_listable
         """
     )
 )

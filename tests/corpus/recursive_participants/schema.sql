@@ -65,3 +65,21 @@ end
 $$;
 create trigger update_conversation_timestamp_trigger after insert on public.messages
   for each row execute function public.update_conversation_timestamp();
+
+-- storage, from the same profiles migration: two public buckets readable by bucket alone
+insert into storage.buckets (id, name, public) values ('posts', 'posts', true), ('avatars', 'avatars', true)
+  on conflict (id) do nothing;
+create policy posts_view on storage.objects for select using (bucket_id = 'posts');
+create policy posts_upload on storage.objects for insert
+  with check (bucket_id = 'posts' and auth.role() = 'authenticated');
+create policy posts_update on storage.objects for update
+  using (bucket_id = 'posts' and auth.uid()::text = (storage.foldername(name))[1]);
+create policy posts_delete on storage.objects for delete
+  using (bucket_id = 'posts' and auth.uid()::text = (storage.foldername(name))[1]);
+create policy avatars_view on storage.objects for select using (bucket_id = 'avatars');
+create policy avatars_upload on storage.objects for insert
+  with check (bucket_id = 'avatars' and auth.role() = 'authenticated');
+create policy avatars_update on storage.objects for update
+  using (bucket_id = 'avatars' and auth.uid()::text = (storage.foldername(name))[1]);
+create policy avatars_delete on storage.objects for delete
+  using (bucket_id = 'avatars' and auth.uid()::text = (storage.foldername(name))[1]);
