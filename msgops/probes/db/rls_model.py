@@ -10,6 +10,7 @@ its SQLSTATE, never a denial.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -55,11 +56,27 @@ class Cell:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+def about_rooms(c: Cell) -> bool:
+    """Does the cell ask who may be in a room (so that having no membership answers it)?"""
+    return c.subject in ("room", "membership") or (c.subject == "message" and c.op in ("select", "insert"))
+
+
 @dataclass
 class Matrix:
     cells: list[tuple[Cell, Attempt]] = field(default_factory=list)
     findings: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    found_in: list[Cell | None] = field(default_factory=list)  # the cell of each finding (None: the model's)
+
+    def subset(self, wanted: Select) -> Matrix:
+        """The cells `wanted` selects, with their findings (and the model's own where those cells ask it)."""
+        out = Matrix(cells=[(c, s) for c, s in self.cells if wanted(c)], notes=list(self.notes))
+        rooms_asked = any(about_rooms(c) for c, _ in out.cells)
+        for cell, finding in zip(self.found_in, self.findings, strict=True):
+            if (cell is not None and wanted(cell)) or (cell is None and rooms_asked):
+                out.findings.append(finding)
+                out.found_in.append(cell)
+        return out
 
     def judge(self, cell: Cell, seen: Attempt) -> None:
         self.cells.append((cell, seen))
@@ -75,6 +92,7 @@ class Matrix:
             else cell.hole
         self.findings.append({"kind": kind, "object": cell.object, "what": cell.what, "problem": problem,
                               "attempt": seen.evidence()})
+        self.found_in.append(cell)
 
 
 def _problem(expect: Expect, seen: Attempt) -> str | None:
@@ -277,15 +295,13 @@ async def run_matrix(conn: AsyncConnection[Any], model: Model, wanted: Select | 
                 if control is None or control.outcome is not Seen.ALLOWED:
                     continue  # only a difference from the control says something about the role claim
             result.judge(cell, seen)
-    def about_rooms(c: Cell) -> bool:
-        return c.subject in ("room", "membership") or (c.subject == "message" and c.op in ("select", "insert"))
-
     if model.messages and not model.has_membership and (wanted is None or any(wanted(c) and about_rooms(c)
                                                                               for c in cells)):
         for msg in model.messages:
             result.findings.append({"kind": "no_membership", "object": msg.table,
                                     "what": "who may read a room", "problem": next(iter(model.findings), ""),
                                     "attempt": None})
+            result.found_in.append(None)
     return result
 
 
@@ -315,11 +331,34 @@ async def model_matrix(ctx: Context, name: str, wanted: Select | None = None) ->
     if not model.messages and not model.rooms:
         raise Skip("no messaging tables found in the database (run `msgops discover`, or describe them under "
                    "schema: in msgops.yaml)")
+    m = await _whole_matrix(ctx, model)
+    return outcome(name, model, m if wanted is None else m.subset(wanted))
+
+
+async def _whole_matrix(ctx: Context, model: Model) -> Matrix:
+    """Every cell, run once per check run; the seed scenarios take their subsets of it."""
+    lock = ctx.cache.setdefault("db.rls_model.lock", asyncio.Lock())
+    async with lock:
+        cached = ctx.cache.get("db.rls_model.matrix")
+        if isinstance(cached, Matrix):
+            return cached
+        if isinstance(cached, Skip):
+            raise Skip(str(cached))
+        try:
+            m = await _run_once(ctx, model)
+        except Skip as exc:
+            ctx.cache["db.rls_model.matrix"] = exc
+            raise
+        ctx.cache["db.rls_model.matrix"] = m
+        return m
+
+
+async def _run_once(ctx: Context, model: Model) -> Matrix:
     async with ctx.db() as conn:
         factory = conn.row_factory
         conn.row_factory = tuple_row  # type: ignore[assignment]  # msgops.impersonation reads rows by position
         try:
-            m = await run_matrix(conn, model, wanted)
+            return await run_matrix(conn, model)
         except ImpersonationError as exc:
             raise Skip(str(exc)) from None
         except psycopg.Error as exc:
@@ -327,7 +366,6 @@ async def model_matrix(ctx: Context, name: str, wanted: Select | None = None) ->
                 from None
         finally:
             conn.row_factory = factory
-    return outcome(name, model, m)
 
 
 @probe("db.rls_model", waits_long=True,
