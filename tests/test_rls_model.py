@@ -73,6 +73,9 @@ async def test_each_kind_of_cell_fails_when_broken(new_database: NewDatabase, ki
     assert (kind, obj) in kinds(outcome), sorted(kinds(outcome))
     finding = next(f for f in outcome.evidence["findings"] if (f["kind"], f["object"]) == (kind, obj))
     assert finding["attempt"]["sql"] and finding["attempt"]["claims"] is not None
+    if finding["attempt"]["persona"] in ("member", "outsider"):  # claims shaped as Supabase Auth sends them
+        claims = finding["attempt"]["claims"]
+        assert claims["role"] == "authenticated" and claims["aud"] == "authenticated" and "@" in claims["email"]
     if kind == "policy_error":
         assert "42P17" in finding["problem"]
 

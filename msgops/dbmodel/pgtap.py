@@ -48,11 +48,14 @@ class Cell:
 
 
 def _claims(persona: str, a: Arranged) -> tuple[str, dict[str, Any] | None]:
+    from msgops.probes.db.rls_model import supabase_claims
+
     if persona == "anon":
         return "anon", {"role": "anon"}
     if persona == "member_without_role":
-        return "authenticated", {"sub": str(a.subs["member"])}
-    return "authenticated", {"sub": str(a.subs[persona]), "role": "authenticated"}
+        return "authenticated", {**supabase_claims("member", a.subs["member"]), "sub": str(a.subs["member"])}
+    return "authenticated", {**supabase_claims(persona, a.subs[persona]), "sub": str(a.subs[persona]),
+                             "role": "authenticated"}
 
 
 async def matrix_file(conn: AsyncConnection[Any], model: Model, source: str = "") -> tuple[str, list[Cell]]:
@@ -80,7 +83,7 @@ async def matrix_file(conn: AsyncConnection[Any], model: Model, source: str = ""
         body = text.replace("$q$", "$ q$")
         lines += [f"-- {cell.what} ({cell.persona}: {cell.expect})",
                   f"select set_config('role', '{role}', true), "
-                  f"set_config('request.jwt.claims', '{json.dumps(claims)}', true);",
+                  f"set_config('request.jwt.claims', {_quote(json.dumps(claims))}, true);",
                   f"select set_config('msgops.cell', msgops_tap.rows($q${body}$q$)::text, true);",
                   "reset role;",
                   f"select ok(current_setting('msgops.cell')::integer {test}, "

@@ -11,6 +11,7 @@ its SQLSTATE, never a denial.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -257,12 +258,21 @@ def _writable(table: Table, fixed: dict[str, Any], values: dict[str, Any]) -> di
     return {k: v for k, v in values.items() if k in fixed or table.columns[k].insertable}
 
 
+def supabase_claims(name: str, sub: uuid.UUID) -> dict[str, Any]:
+    """The claims Supabase Auth puts in an access token besides sub and role (policies may read any)."""
+    return {"aud": "authenticated", "email": f"{name}-{sub.hex[:8]}@msgops.invalid", "phone": "",
+            "app_metadata": {"provider": "email", "providers": ["email"]}, "user_metadata": {},
+            "aal": "aal1", "amr": [{"method": "password"}], "session_id": str(uuid.uuid5(sub, "session")),
+            "is_anonymous": False}
+
+
 def _persona(name: str, a: Arranged) -> Persona:
     if name == "anon":
         return ANON
     if name == "member_without_role":
-        return _NoRoleClaim("member_without_role", a.subs["member"])
-    return Persona(name, a.subs[name])
+        return _NoRoleClaim("member_without_role", a.subs["member"],
+                            extra_claims=supabase_claims("member", a.subs["member"]))
+    return Persona(name, a.subs[name], extra_claims=supabase_claims(name, a.subs[name]))
 
 
 # --- running ----------------------------------------------------------------------------------------
