@@ -159,7 +159,7 @@ async def test_catalog_checks_on_the_foreign_schema(chat_url: str) -> None:
 @pytest.mark.parametrize(("kind", "params", "reason"), [
     ("db.rls_matrix", {"scenario": "dm_matrix"}, "not applicable: .*get_or_create_conversation"),
     ("db.rls_matrix", {"scenario": "public_community_visible"}, "not applicable: .*public communities"),
-    ("db.query_plan", {"query": "message_page"}, "not applicable: these are the seeds' hot queries"),
+    ("db.query_plan", {"query": "unread_counts"}, "not applicable: msgops plans only the model's message pages"),
     ("db.content_removed_on_delete", {}, "deleted flag"),
     ("db.migrations_applied", {}, "migration history"),
 ])
@@ -188,3 +188,19 @@ async def test_seed_scenarios_run_by_meaning_on_the_discovered_model(chat_url: s
     assert ("outsider_reads", "public.room_members") in kinds and ("anon_reads", "public.room_members") in kinds
     assert all(o != "public.chat_messages" for _, o in kinds), kinds
     assert "public.room_members" in full.message
+
+
+async def test_the_message_page_of_the_model_is_planned(new_database: Callable[..., str]) -> None:
+    """The hot query asked of chat_messages: served by its index; without it, a scan and a sort."""
+    url = new_database(migrated=False)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(SUPABASE_BASICS.encode())
+        conn.execute(CHAT_SCHEMA.encode())
+    page = await check(url, "db.query_plan", query="message_page")
+    assert page.status == "pass", page.message
+    assert "chat_messages_room_created" in page.message
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("drop index public.chat_messages_room_created")
+    page = await check(url, "db.query_plan", query="message_page")
+    assert page.status == "fail" and "Seq Scan on public.chat_messages" in page.message
+    assert "public.chat_messages (room_id, created_at desc)" in page.message

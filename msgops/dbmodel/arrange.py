@@ -190,6 +190,23 @@ class Arranger:
         return subs, keys
 
 
+def room_values(cat: Catalog, model: Model, table: str, other: Any, member: Any) -> dict[str, Any]:
+    """What a room of `table` shared by `other` and `member` must say: private, and its participant columns."""
+    t = cat.tables[table]
+    m = model.membership_of(table)
+    fixed: dict[str, Any] = {}
+    for flag, value in (("is_private", True), ("private", True), ("is_public", False), ("public", False)):
+        if flag in t.columns and t.columns[flag].category == "B":
+            fixed[flag] = value
+    if m.kind == "columns":
+        for i, c in enumerate(m.user_columns):
+            fixed[c] = _user_value(t.columns[c], member if i == 1 else other)
+    elif m.kind == "array" and m.user_column:
+        fixed[m.user_column] = [other, member] if t.columns[m.user_column].type == "uuid[]" \
+            else [str(other), str(member)]
+    return fixed
+
+
 async def arrange(conn: AsyncConnection[Any], cat: Catalog, model: Model) -> Arranged:
     """Users, one room per room table with `other` and `member` in it, and one message by `other` in each
     message table. Rooms that cannot be arranged are left out, with a note saying why."""
@@ -198,18 +215,8 @@ async def arrange(conn: AsyncConnection[Any], cat: Catalog, model: Model) -> Arr
     done = Arranged(subs, keys, statements=a.log)
     other, member = keys["other"], keys["member"]
     for room in model.rooms:
-        t = cat.tables[room.table]
         m = model.membership_of(room.table)
-        fixed: dict[str, Any] = {}
-        for flag, value in (("is_private", True), ("private", True), ("is_public", False), ("public", False)):
-            if flag in t.columns and t.columns[flag].category == "B":
-                fixed[flag] = value
-        if m.kind == "columns":
-            for i, c in enumerate(m.user_columns):
-                fixed[c] = _user_value(t.columns[c], member if i == 1 else other)
-        elif m.kind == "array" and m.user_column:
-            fixed[m.user_column] = [other, member] if t.columns[m.user_column].type == "uuid[]" \
-                else [str(other), str(member)]
+        fixed = room_values(cat, model, room.table, other, member)
         try:
             row = await a.insert(room.table, fixed, other)
             done.rooms[room.table] = row[room.key]

@@ -187,10 +187,16 @@ async def _params(conn: AsyncConnection[Any], setup: dict[str, Any]) -> dict[str
 async def _observe_all(ctx: Context) -> dict[str, Any]:
     """Plan every query once, in one rolled-back transaction."""
     observed: dict[str, Any] = {}
-    if not await seed_schema(ctx):
-        reason = ("not applicable: these are the seeds' hot queries on their own tables; this schema's message "
-                  "page is checked by the db.schema.indexes item (an index leading with the room column)")
-        return {name: Skip(reason) for name in QUERIES}
+    if not await seed_schema(ctx):  # the model's hot queries instead of the seeds' SQL
+        from msgops.dbmodel.target import target_model
+        from msgops.probes.db.model_plans import observe_pages
+
+        model = await target_model(ctx)
+        reason = "not applicable: msgops plans only the model's message pages on a schema that is not the seeds'"
+        pages: dict[str, Any] = {name: Skip(reason) for name in QUERIES}
+        async with ctx.db() as conn:
+            pages.update(await observe_pages(conn, model))
+        return pages
     async with ctx.db() as conn:
         applicable = {}
         for name, query in QUERIES.items():
@@ -239,7 +245,7 @@ async def query_plan(ctx: Context, query: str, max_ms: float | None = None) -> O
     if isinstance(seen, Skip):
         raise Skip(str(seen))
     assert seen is not None
-    q = QUERIES[query]
+    q = seen.get("query") or QUERIES[query]
     document = seen["document"]
     plan_nodes = nodes(document["Plan"])
     execution_ms = float(document.get("Execution Time", 0.0))
