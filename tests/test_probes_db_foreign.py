@@ -204,3 +204,24 @@ async def test_the_message_page_of_the_model_is_planned(new_database: Callable[.
     page = await check(url, "db.query_plan", query="message_page")
     assert page.status == "fail" and "Seq Scan on public.chat_messages" in page.message
     assert "public.chat_messages (room_id, created_at desc)" in page.message
+
+
+SEED_TABLES = ["conversations", "conversation_members", "messages", "communities", "community_members",
+               "community_messages"]
+
+
+async def test_seed_table_items_are_checked_on_the_models_tables(chat_url: str) -> None:
+    """"RLS enabled on all 6 tables" means every messaging table here: room_members is the one without RLS.
+    Policies for each command are the seeds' design: here only RLS and a policy per table are required."""
+    enabled = await check(chat_url, "db.rls_enabled", tables=SEED_TABLES)
+    assert enabled.status == "fail" and "public.room_members" in enabled.message
+    assert "does not exist" not in enabled.message
+    assert enabled.evidence["by_meaning"]["public.conversation_members"].endswith("public.room_members")
+    policies = await check(chat_url, "db.rls_policies", tables=SEED_TABLES,
+                           commands=["select", "insert", "update", "delete"])
+    assert policies.status == "fail" and "public.room_members" in policies.message
+    assert "UPDATE" not in policies.message
+    exists = await check(chat_url, "db.tables_exist", tables=SEED_TABLES)
+    assert exists.status == "pass", exists.message
+    with pytest.raises(Skip, match="not applicable"):
+        await check(chat_url, "db.functions_exist", functions=["get_or_create_conversation"])
