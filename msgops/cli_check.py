@@ -1,186 +1,260 @@
-"""`msgops check` and `msgops init`."""
+"""`msgops check` and `msgops init`: flags in, msgops.api does the work, the terminal shows it."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
+import psycopg
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
-from msgops import config, preflight
-from msgops.checklist import ChecklistError, Item, load_checklists
-from msgops.engine import Progress as OnResult
-from msgops.engine import RunOptions, run_items
+from msgops import api, config
+from msgops.engine import RunOptions
 from msgops.errors import UserError
-from msgops.output import json_report, junit, terminal
-from msgops.probes import Context
+from msgops.output import terminal
 from msgops.results import Result
-from msgops.verdict import GatePolicy, Verdict, evaluate, parse_fail_on
-from msgops.waivers import load_attestations, load_waivers
+from msgops.verdict import GatePolicy, parse_fail_on
 
 console = Console()
+err_console = Console(stderr=True)
+STDOUT = "-"
+
+# Options shared by `check` and `gate`.
+TargetFile = Annotated[Path | None, typer.Option(
+    "--target", "-t", envvar="MSGOPS_TARGET", show_envvar=True, show_default=False,
+    help="Target file \\[default: msgops.yaml here or in a parent folder; else the environment; else a local "
+         "`msgops serve`].")]
+ApiUrl = Annotated[str | None, typer.Option(
+    "--api-url", show_default=False, help="API base URL \\[env var: MSGOPS_API_URL].")]
+DatabaseUrl = Annotated[str | None, typer.Option(
+    "--database-url", show_default=False,
+    help="PostgreSQL URL \\[env var: DATABASE_URL, or the variable database_url_env names].")]
+Checklists = Annotated[list[str] | None, typer.Option(
+    "--checklist", "-c", show_default=False,
+    help="Only this checklist: a built-in id or a path to a checklist file or folder (repeat). Scopes the run.")]
+Tags = Annotated[list[str] | None, typer.Option(
+    "--tags", show_default=False, help="Only items with this tag (repeat). Scopes the run.")]
+Only = Annotated[list[str] | None, typer.Option(
+    "--only", show_default=False, help="Only this item id (repeat). Scopes the run.")]
+FailOn = Annotated[str, typer.Option(
+    envvar="MSGOPS_FAIL_ON", show_envvar=True,
+    help="Severities whose failures block the gate (comma list, or all).")]
+RequireAttestations = Annotated[bool, typer.Option(
+    help="Pending manual items of gated severities block the gate.")]
+Waivers = Annotated[Path | None, typer.Option(
+    show_default=False, help="Waivers YAML (id, justification, approver, expires) \\[default: waivers: in "
+                             "msgops.yaml].")]
+Attestations = Annotated[Path | None, typer.Option(
+    show_default=False, help="Attestations YAML (id, by, role, note, date) \\[default: attestations: in "
+                             "msgops.yaml].")]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Also list skipped, not-run and manual items.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only the verdict line.")]
+OutputFormat = Annotated[str, typer.Option(
+    "--output-format", envvar="MSGOPS_OUTPUT_FORMAT", show_envvar=True,
+    help="text, or github: also print GitHub Actions annotations for what blocks the gate.")]
 
 
-def select_items(checklist_ids: list[str] | None, tags: list[str] | None, only: list[str] | None,
-                 paths: list[Path] | None = None) -> tuple[list, list[Item]]:
-    try:
-        checklists = load_checklists(paths) if paths else load_checklists()
-    except ChecklistError as exc:
-        raise UserError(str(exc)) from None
-    known = {c.id for c in checklists}
-    for wanted in checklist_ids or []:
-        if wanted not in known:
-            raise UserError(f"--checklist {wanted!r}: no such checklist (known: {', '.join(sorted(known))})")
-    chosen = [c for c in checklists if not checklist_ids or c.id in checklist_ids]
-    items = [i for c in chosen for i in c.items]
-    if tags:
-        items = [i for i in items if set(tags) & set(i.tags)]
-    if only:
-        items = [i for i in items if i.full_id in only or i.id in only]
-        found = {i.full_id for i in items} | {i.id for i in items}
-        missing = [o for o in only if o not in found]
-        if missing:
-            raise UserError(f"--only: no item {missing[0]!r} (see `msgops checklists list`)")
-    return chosen, items
+def selection(checklist: list[str] | None, tags: list[str] | None, only: list[str] | None) -> api.Selection:
+    return api.Selection(tuple(checklist or ()), tuple(tags or ()), tuple(only or ()))
 
 
-async def run_checks(target: config.Target, items: list[Item], opts: RunOptions,
-                     show_progress: bool) -> list[Result]:
-    opts.unreachable = await preflight.unreachable(target, {i.check.family for i in items if i.check})
+def human_console(*outputs: Path | None) -> Console:
+    """Where people's output goes: standard error when a machine format is written to standard output."""
+    return err_console if any(str(o) == STDOUT for o in outputs if o is not None) else console
 
-    async def run_all(progress: OnResult | None) -> list[Result]:
-        ctx = Context(target)
-        try:
-            if show_progress and target.database_url and "db" not in opts.unreachable and \
-                    any(i.check and i.check.family == "db" for i in items):
-                await print_model(ctx)
-            return await run_items(items, ctx, opts, progress)
-        finally:
-            await ctx.close()
 
-    if not show_progress:
-        return await run_all(None)
+def print_preflight(out: Console, planned: api.Planned) -> None:
+    """One short block before the probes: the target, and what will run, what cannot and why."""
+    pf = planned.preflight
+    table = Table(show_header=False, box=None, padding=(0, 1), pad_edge=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    for name, value in pf.target.items():
+        table.add_row(name, value)
+    for family in pf.families:
+        mark = "[green]runs[/]" if family.ready else "[yellow]cannot run[/]"
+        table.add_row(f"{family.name} ({family.items})", f"{mark}: {family.detail}")
+    if planned.selection.scoped:
+        table.add_row("scope", planned.selection.describe() or "")
+    out.print(table)
+    out.print()
+
+
+def run_with_progress(target: config.Target, chosen: api.Selection, policy: GatePolicy, opts: RunOptions | None,
+                      waivers: Path | None, attestations: Path | None, out: Console,
+                      show: Literal["full", "quiet"]) -> api.CheckRun:
+    """Run the checks with the preflight block and a progress bar on `out`."""
     with Progress(TextColumn("[bold]checking"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("{task.description}"), console=console, transient=True) as bar:
-        task = bar.add_task("", total=sum(1 for i in items if i.automated))
+                  TextColumn("{task.description}"), console=out, transient=True,
+                  disable=show == "quiet" or not out.is_terminal) as bar:
+        task = bar.add_task("", total=None)
+
+        lines = model_lines(target) if show == "full" else []
+
+        def on_plan(planned: api.Planned) -> None:
+            if show == "full":
+                print_preflight(out, planned)
+                if lines and any(f.name == "db" and f.ready for f in planned.preflight.families):
+                    for line in lines:
+                        out.print(escape(line) if line.startswith("database model") else f"  {escape(line)}",
+                                  highlight=False, soft_wrap=True)
+                    out.print()
+            bar.update(task, total=sum(1 for i in planned.items if i.automated))
 
         def advance(result: Result) -> None:
             if result.kind:
                 bar.update(task, advance=1, description=result.id)
 
-        return await run_all(advance)
+        return asyncio.run(api.run_checks_async(target, chosen, policy, opts, waivers=waivers,
+                                                attestations=attestations, on_result=advance, on_plan=on_plan))
 
 
-async def print_model(ctx: Context) -> None:
-    """The database model the db checks will use (discovered, or schema: from msgops.yaml), in the preflight."""
+def render(run: api.CheckRun, out: Console, verbose: bool, quiet: bool, output_format: str) -> None:
+    for warning in run.warnings:
+        out.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+    if quiet:
+        out.print(f"{run.verdict.headline} (exit {run.verdict.exit_code})", highlight=False)
+    else:
+        terminal.print_run(out, run.results, run.verdict, verbose)
+        seconds = (run.finished_at - run.started_at).total_seconds()
+        out.print(f"[dim]{len(run.results)} items in {seconds:.2f}s against {json.dumps(run.target.describe())}[/]",
+                  highlight=False)
+    if output_format == "github":
+        from msgops.output import github
+
+        sys.stdout.write(github.render(run.results, run.verdict))
+
+
+def output_format_value(value: str) -> str:
+    if value not in ("text", "github"):
+        raise UserError(f"--output-format must be text or github, got {value!r}")
+    return value
+
+
+def model_lines(target: config.Target) -> list[str]:
+    """The database model the db checks will use (the schema: section, or discovered), as preflight lines."""
     from msgops.cli_discover import describe
-    from msgops.dbmodel.target import target_model
+    from msgops.dbmodel import Model, discover
 
+    async def find() -> Model:
+        if target.schema:
+            return Model.from_mapping(dict(target.schema))
+        assert target.database_url is not None
+        async with await psycopg.AsyncConnection.connect(target.database_url, connect_timeout=5) as conn:
+            return await discover(conn)
+
+    if not target.database_url:
+        return []
     try:
-        model = await target_model(ctx)
-    except Exception as exc:  # the db checks report it with their own evidence
-        console.print(f"[dim]database model: not discovered ({type(exc).__name__}: {exc})[/]", highlight=False)
-        return
-    source = "schema: in msgops.yaml" if getattr(ctx.target, "schema", None) else "discovered from the catalog"
-    console.print(f"[bold]database model[/] ({source}; correct it with `msgops discover`)", highlight=False)
-    for line in describe(model):
-        console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
+        model = asyncio.run(find())
+    except (psycopg.Error, OSError, ValueError):  # the db checks report it with their own evidence
+        return []
+    source = "schema: in msgops.yaml" if target.schema else "discovered; correct it with `msgops discover`"
+    return [f"database model ({source})", *describe(model)]
 
 
 def check(
-    target_file: Annotated[Path | None, typer.Option("--target", "-t", help="Target file \\[default: ./msgops.yaml "
-                                                     "if present; else environment; else a local `msgops serve`].",
-                                                     show_default=False)] = None,
-    api_url: Annotated[str | None, typer.Option("--api-url", help="API base URL (overrides MSGOPS_API_URL).",
-                                                show_default=False)] = None,
-    database_url: Annotated[str | None, typer.Option("--database-url", help="PostgreSQL URL (overrides DATABASE_URL).",
-                                                     show_default=False)] = None,
-    checklist: Annotated[list[str] | None, typer.Option("--checklist", "-c", help="Only this checklist (repeat).",
-                                                        show_default=False)] = None,
-    tags: Annotated[list[str] | None, typer.Option("--tags", help="Only items with this tag (repeat).",
-                                                   show_default=False)] = None,
-    only: Annotated[list[str] | None, typer.Option("--only", help="Only this item id (repeat).",
-                                                   show_default=False)] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON results here.",
+    target_file: TargetFile = None,
+    api_url: ApiUrl = None,
+    database_url: DatabaseUrl = None,
+    checklist: Checklists = None,
+    tags: Tags = None,
+    only: Only = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON results here ('-': standard "
+                                                  "output; the table then goes to standard error).",
                                                   show_default=False)] = None,
-    junit_out: Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML here.", show_default=False)] = None,
-    fail_on: Annotated[str, typer.Option(help="Severities whose failures fail the gate (comma list, or all).")]
-    = "critical,high",
-    require_attestations: Annotated[bool, typer.Option(help="Pending manual items of gated severities fail the gate.")]
-    = False,
-    waivers: Annotated[Path | None, typer.Option(help="Waivers YAML (id, justification, approver, expires).",
-                                                 show_default=False)] = None,
-    attestations: Annotated[Path | None, typer.Option(help="Attestations YAML (id, by, role, note, date).",
-                                                      show_default=False)] = None,
-    concurrency: Annotated[int | None, typer.Option(min=1, help="Checks in flight at once.",
-                                                    show_default=False)] = None,
-    timeout: Annotated[float | None, typer.Option(help="Per-check timeout in seconds.", show_default=False)] = None,
-    retries: Annotated[int | None, typer.Option(min=0, help="Re-run a check that errored.", show_default=False)] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also list skipped and manual items.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the verdict line.")] = False,
+    junit_out: Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML here ('-': standard output).",
+                                                   show_default=False)] = None,
+    output_format: OutputFormat = "text",
+    fail_on: FailOn = "critical,high",
+    require_attestations: RequireAttestations = False,
+    waivers: Waivers = None,
+    attestations: Attestations = None,
+    concurrency: Annotated[int | None, typer.Option(min=1, help="Checks in flight at once \\[default: 16, or "
+                                                    "checks.concurrency in msgops.yaml].", show_default=False)] = None,
+    timeout: Annotated[float | None, typer.Option(min=0.1, help="Per-check timeout in seconds \\[default: 30].",
+                                                  show_default=False)] = None,
+    retries: Annotated[int | None, typer.Option(min=0, help="Re-run a check that errored \\[default: 0].",
+                                                show_default=False)] = None,
+    verbose: Verbose = False,
+    quiet: Quiet = False,
 ) -> None:
     """Run the checklists as executable checks against a target and gate on the result.
 
-    Exit codes: 0 the gate passed; 1 a gated check failed; 2 a gated check could not be evaluated;
-    3 bad configuration or checklist.
+    Before the probes, a short preflight says what will run against which endpoint, and what
+    cannot and why. Outcomes: pass, fail, error (the probe broke), skip (not applicable to this
+    target), not_run (msgops was not given what the check needs), manual, attested, waived.
+
+    Verdicts and exit codes: 0 GO (or GO with exceptions); 1 NO-GO, a gated check failed;
+    2 INCOMPLETE, a gated check errored or was not run, or nothing was evaluated; 3 bad
+    configuration, checklist or usage.
 
     Examples:
-      msgops check                                  # the local `msgops serve`, every checklist
-      msgops check -c 000-messaging-production --tags rls
-      msgops check --target staging.yaml --json out/results.json --junit out/junit.xml --fail-on all
+
+      msgops check                                  # a local `msgops serve`, every checklist
+
+      MSGOPS_API_URL=https://staging.example.com DATABASE_URL=postgresql://... msgops check
+
+      msgops check --tags rls -c 000-messaging-production   # a scoped run (the verdict says so)
+
+      msgops check -c ./team-checklist.yaml         # your own checklist file
+
+      msgops check --json - -q | jq .verdict        # JSON on standard output
+
+      msgops check --output-format github --junit out/junit.xml --fail-on all
     """
-    document, verdict = execute(target_file, api_url, database_url, checklist, tags, only, fail_on,
-                                require_attestations, waivers, attestations, concurrency, timeout, retries,
-                                show_progress=not quiet, verbose=verbose, quiet=quiet)
-    if json_out:
-        json_report.write(document, json_out)
-    if junit_out:
-        junit.write([Result.from_dict(r) for r in document["results"]], junit_out)
-    raise typer.Exit(verdict.exit_code)
-
-
-def execute(target_file: Path | None, api_url: str | None, database_url: str | None, checklist: list[str] | None,
-            tags: list[str] | None, only: list[str] | None, fail_on: str, require_attestations: bool,
-            waivers: Path | None, attestations: Path | None, concurrency: int | None, timeout: float | None,
-            retries: int | None, show_progress: bool = True, verbose: bool = False,
-            quiet: bool = False, target_override: config.Target | None = None) -> tuple[dict, Verdict]:
+    output_format = output_format_value(output_format)
     policy = GatePolicy(parse_fail_on(fail_on), require_attestations)
-    target = target_override or config.resolve(target_file, api_url=api_url, database_url=database_url)
-    chosen, items = select_items(checklist, tags, only)
-    if not items:
-        raise UserError("no checklist item matches the selection (--checklist/--tags/--only)")
-    waiver_path, attest_path = waivers or target.waivers, attestations or target.attestations
-    opts = RunOptions(
-        concurrency=concurrency or target.checks.concurrency,
-        timeout_s=timeout or target.checks.timeout_s,
-        retries=target.checks.retries if retries is None else retries,
-        waivers=load_waivers(waiver_path) if waiver_path else {},
-        attestations=load_attestations(attest_path) if attest_path else {},
-    )
-    started = json_report.now()
-    results = asyncio.run(run_checks(target, items, opts, show_progress))
-    verdict = evaluate(results, policy)
-    document = json_report.build(results, chosen, target.describe(), policy, verdict, started, json_report.now())
-    if quiet:
-        console.print(f"{verdict.decision}: {verdict.reason} (exit {verdict.exit_code})")
-    else:
-        terminal.print_run(console, results, verdict, verbose)
-        console.print(f"[dim]{len(results)} items in {document['run']['duration_ms'] / 1000:.2f}s against "
-                      f"{json.dumps(target.describe())}[/]")
-    return document, verdict
+    target = config.resolve(target_file, api_url=api_url, database_url=database_url)
+    opts = RunOptions(concurrency=concurrency or target.checks.concurrency,
+                      timeout_s=timeout or target.checks.timeout_s,
+                      retries=target.checks.retries if retries is None else retries)
+    out = human_console(json_out, junit_out)
+    run = run_with_progress(target, selection(checklist, tags, only), policy, opts, waivers, attestations, out,
+                            "quiet" if quiet else "full")
+    render(run, out, verbose, quiet, output_format)
+    write_outputs(run, json_out, junit_out)
+    raise typer.Exit(run.verdict.exit_code)
+
+
+def write_outputs(run: api.CheckRun, json_out: Path | None, junit_out: Path | None) -> None:
+    if json_out is not None:
+        if str(json_out) == STDOUT:
+            sys.stdout.write(json.dumps(run.document, indent=2, default=str) + "\n")
+        else:
+            run.write_json(json_out)
+    if junit_out is not None:
+        if str(junit_out) == STDOUT:
+            from msgops.output import junit
+
+            sys.stdout.write(junit.render(run.results))
+        else:
+            run.write_junit(junit_out)
 
 
 def init(
     path: Annotated[Path, typer.Argument(help="Where to write the target file.")] = Path(config.CONFIG_FILE),
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+    verbose: Verbose = False,
+    quiet: Quiet = False,
 ) -> None:
-    """Write a commented msgops.yaml describing the target to check."""
+    """Write a commented msgops.yaml describing the target to check.
+
+    Examples:
+
+      msgops init                      # ./msgops.yaml
+
+      msgops init staging.yaml --force && msgops check --target staging.yaml
+    """
     if path.exists() and not force:
         raise UserError(f"{path} exists; pass --force to overwrite it")
     path.write_text(config.INIT_TEMPLATE)
-    console.print(f"wrote {path}: edit api_url and the variable names, then run `msgops check --target {path}`")
+    if not quiet:
+        console.print(f"wrote {path}: edit api_url and the variable names, then run `msgops check --target {path}`")

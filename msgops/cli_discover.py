@@ -126,8 +126,25 @@ def discover(
     baseline: Annotated[Path | None, typer.Option("--baseline", help="Compare the matrix with a saved one; a cell "
                                                   "that turned from denied to allowed is a regression (exit 1).",
                                                   show_default=False)] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only regressions and errors.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also print the schema: section as YAML.")]
+    = False,
 ) -> None:
-    """Infer the messaging model (rooms, membership, messages, users, staff) and say why."""
+    """Infer the messaging model (rooms, membership, messages, users, staff) and say why.
+
+    The model is written under schema: in msgops.yaml, where you correct it; the database checks read it
+    from there. The RLS matrix generated from it can be kept as a pgTAP file or a baseline.
+
+    Examples:
+
+      msgops discover --database-url postgresql://postgres@localhost:54322/postgres
+
+      msgops discover --no-write -v                       # print the model and its YAML, write nothing
+
+      msgops discover --pgtap supabase/tests/rls_matrix.sql
+
+      msgops discover --save-matrix rls.json && msgops discover --baseline rls.json
+    """
     path = target_file if target_file and target_file.exists() else None
     target = config.resolve(path, database_url=database_url)
     if not target.database_url:
@@ -136,24 +153,29 @@ def discover(
     if write is None:
         write = written is None
     if written:
-        console.print(f"using the schema: section of {path} (pass --write to discover it again)", highlight=False)
+        Console(quiet=quiet).print(f"using the schema: section of {path} (pass --write to discover it again)",
+                                   highlight=False)
     model = asyncio.run(_discover(target.database_url, written))
+    say = Console(quiet=quiet)
     for line in describe(model):
-        console.print(escape(line), highlight=False, soft_wrap=True)
+        say.print(escape(line), highlight=False, soft_wrap=True)
+    if verbose:
+        say.print(escape(yaml.safe_dump({"schema": model.to_mapping()}, sort_keys=False, width=110)),
+                  highlight=False)
     if write:
         out = target_file or Path(config.CONFIG_FILE)
         write_schema(out, model)
-        console.print(f"wrote the model under schema: in {out}; correct it there", highlight=False)
+        say.print(f"wrote the model under schema: in {out}; correct it there", highlight=False)
     if not (pgtap or save_matrix or baseline):
         return
     if baseline is not None and not baseline.exists():
         raise UserError(f"--baseline {baseline}: no such file (write one with --save-matrix)")
     cells = asyncio.run(_matrix(target.database_url, model, pgtap))
     if pgtap:
-        console.print(f"wrote {len(cells)} matrix cells as pgTAP tests to {pgtap}", highlight=False)
+        say.print(f"wrote {len(cells)} matrix cells as pgTAP tests to {pgtap}", highlight=False)
     if save_matrix:
         save_matrix.write_text(json.dumps(cells, indent=1, sort_keys=True) + "\n")
-        console.print(f"saved the matrix ({len(cells)} cells) to {save_matrix}", highlight=False)
+        say.print(f"saved the matrix ({len(cells)} cells) to {save_matrix}", highlight=False)
     if baseline is not None:
         from msgops.dbmodel.pgtap import regressions
 
@@ -167,4 +189,4 @@ def discover(
             console.print(f"regression: {escape(key)}: denied in the baseline, allowed now", highlight=False)
         if worse:
             raise typer.Exit(1)
-        console.print(f"no regression against {baseline} ({len(saved)} cells)", highlight=False)
+        say.print(f"no regression against {baseline} ({len(saved)} cells)", highlight=False)

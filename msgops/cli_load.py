@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from msgops.cli_check import ApiUrl, TargetFile
 from msgops.errors import UserError
 from msgops.load.profile import available, parse_duration
 from msgops.loadresults import DEFAULT_PATH
@@ -27,11 +28,8 @@ def _duration(value: str | None) -> float | None:
 def load(
     profile: Annotated[str, typer.Option("--profile", "-p", help="A built-in profile name or a YAML file.")]
     = "smoke",
-    target_file: Annotated[Path | None, typer.Option("--target", "-t", help="Target file \\[default: ./msgops.yaml "
-                                                     "if present; else environment; else a local `msgops serve`].",
-                                                     show_default=False)] = None,
-    api_url: Annotated[str | None, typer.Option("--api-url", help="API base URL (overrides MSGOPS_API_URL).",
-                                                show_default=False)] = None,
+    target_file: TargetFile = None,
+    api_url: ApiUrl = None,
     database_url: Annotated[str | None, typer.Option("--database-url", help="PostgreSQL URL, for profiles that "
                                                      "provision in the database.", show_default=False)] = None,
     users: Annotated[int | None, typer.Option("--users", min=1, help="Simulated users in all, keeping the "
@@ -63,14 +61,17 @@ def load(
     keep_data: Annotated[bool, typer.Option("--keep-data", help="Leave the provisioned users and conversations "
                                             "in the target.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live progress display.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print the run's settings before it starts.")]
+    = False,
 ) -> None:
     """Run a load profile against the target with Locust, then judge its thresholds.
 
     Provisions users, tokens and conversations for the run (removed afterwards), runs Locust headless
     as a subprocess with a live display, measures exact percentiles (HDR), end-to-end delivery
-    latency, lost and duplicated deliveries and load-generator CPU, writes the results JSON and exits
-    like `msgops check`: 0 every threshold met; 1 one missed; 2 not evaluated (generator saturated,
-    metric not measured, target unreachable); 3 invalid profile or configuration.
+    latency, lost and duplicated deliveries and load-generator CPU, writes the results JSON and is
+    judged by the same verdict as `msgops check`: 0 GO, every threshold met; 1 NO-GO, one missed;
+    2 INCOMPLETE (generator saturated, a metric not measured, target unreachable); 3 invalid
+    profile, configuration or usage.
 
     Examples:
       msgops load --profile smoke
@@ -89,6 +90,10 @@ def load(
         connections=connections, rate=rate, duration=_duration(duration), processes=processes, master=master,
         expect_workers=expect_workers, master_bind_port=master_bind_port, worker=worker, master_host=master_host,
         master_port=master_port, json_out=json_out, html_out=html_out, keep_data=keep_data, show_progress=not quiet)
+    if verbose:
+        settings = {k: getattr(opts, k) for k in ("profile", "users", "connections", "rate", "duration", "processes",
+                                                  "master", "json_out")}  # never the URLs: they may hold secrets
+        console.print(f"[dim]load settings: {settings}[/]", highlight=False)
     if worker:
         raise typer.Exit(run_worker(opts, console))
     _, verdict = execute(opts, console)

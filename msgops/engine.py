@@ -14,7 +14,7 @@ from datetime import date
 
 from msgops import probes
 from msgops.checklist import Item
-from msgops.probes import CannotEvaluate, Context, Skip
+from msgops.probes import CannotEvaluate, Context, NotRun, Skip
 from msgops.results import Outcome, Result
 from msgops.waivers import Attestation, Waiver
 
@@ -53,6 +53,8 @@ async def _evaluate(item: Item, ctx: Context, opts: RunOptions) -> Outcome:
         return await asyncio.wait_for(implementation.fn(ctx, **item.check.params), timeout=opts.timeout_s)
     except Skip as exc:
         return Outcome("skip", str(exc))
+    except NotRun as exc:
+        return Outcome("not_run", str(exc))
     except CannotEvaluate as exc:
         return Outcome("error", str(exc)[:500])
     except TimeoutError:

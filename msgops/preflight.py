@@ -1,4 +1,8 @@
-"""Before the checks: can the target's API and database be reached at all?
+"""Before the checks: what will run against which endpoint, what cannot and why, and can the
+target's API and database be reached at all?
+
+`describe` says, before any probe runs, which probe families have what they need (an API URL, a
+database, a way to get test users, load results) and which will be reported `not_run` with the fix.
 
 Without this, an unreachable target shows up as a hundred probes each timing out on its own (a
 black-holed host costs every one of them the full timeout) and as second-hand errors such as a
@@ -12,11 +16,18 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
 
+from msgops.checklist import Item
 from msgops.config import Target
+from msgops.errors import UserError
 from msgops.target import mask_url
 
 TIMEOUT_S = 5.0
@@ -74,3 +85,98 @@ async def unreachable(target: Target, families: set[str]) -> dict[str, str]:
         if (reason := task.result()) is not None:
             down[part] = reason
     return {family: down[part] for family, part in NEEDS.items() if part in down}
+
+
+_FIX = {
+    "api": "set MSGOPS_API_URL (or --api-url, or api_url in msgops.yaml)",
+    "database": "set DATABASE_URL (or --database-url, or database_url_env in msgops.yaml)",
+    "users": "set MSGOPS_JWT_SECRET (or jwt_secret_env in msgops.yaml) to the secret the API verifies tokens with",
+}
+
+
+@dataclass
+class Family:
+    """One probe family in this run: how many items, and whether msgops has what they need."""
+
+    name: str
+    items: int
+    ready: bool
+    detail: str  # what it runs against, or why it cannot run and the fix
+
+
+@dataclass
+class Preflight:
+    target: dict[str, str]  # endpoint -> value or "not configured"
+    families: list[Family] = field(default_factory=list)
+
+    def mark_unreachable(self, down: dict[str, str]) -> None:
+        for family in self.families:
+            if family.name in down:
+                family.ready, family.detail = False, down[family.name]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"target": self.target,
+                "families": [{"name": f.name, "items": f.items, "ready": f.ready, "detail": f.detail}
+                             for f in self.families]}
+
+
+def _users(target: Target) -> str:
+    if target.jwt_secret:
+        return "minted with the configured HS256 secret; erased after the run"
+    return "none: " + _FIX["users"]
+
+
+def _in_git(path: Path) -> bool:
+    return any((folder / ".git").exists() for folder in (path.resolve(), *path.resolve().parents))
+
+
+def _load_detail(target: Target, items: Sequence[Item]) -> tuple[bool, str]:
+    """Whether the load results the run's thresholds name are there (`msgops load` writes them)."""
+    latest = Path(target.load_results) if target.load_results else Path.cwd() / "msgops-out" / "load.json"
+    profiles = sorted({str(i.check.params.get("profile")) for i in items
+                       if i.check and i.check.kind == "load.threshold" and i.check.params.get("profile")})
+    missing = [p for p in profiles if not latest.with_name(f"load-{p}.json").exists()]
+    if missing:
+        runs = "; ".join(f"msgops load --profile {p}" for p in missing)
+        return False, f"not run for lack of load results ({latest.parent}): {runs}"
+    return True, f"thresholds read from {latest} (and load-<profile>.json beside it)"
+
+
+def describe(target: Target, items: Sequence[Item]) -> Preflight:
+    """The preflight of a run: the target's endpoints and, per probe family, whether it can run.
+
+    Raises UserError (exit 3) when nothing is configured at all for checks that need a target."""
+    counts = Counter(i.check.family for i in items if i.check)
+    if not target.api_url and not target.database_url and (counts["db"] or counts["http"] or counts["realtime"]):
+        raise UserError("nothing to check: no API URL and no database are configured. Set MSGOPS_API_URL and/or "
+                        "DATABASE_URL, write a target file with `msgops init`, or start `msgops serve`")
+    ws_url = target.ws_url
+    load_path = target.load_results or "msgops-out/load.json"
+    endpoints = {
+        "API": target.api_url or "not configured",
+        "database": mask_url(target.database_url) if target.database_url else "not configured",
+        "realtime": ws_url or "not configured",
+        "test users": _users(target),
+        "repository": str(target.repo),
+        "load results": str(load_path),
+    }
+    api_ok = bool(target.api_url)
+    no_api = f"not run: no API URL ({_FIX['api']})"
+    no_users = f"not run: no test users ({_FIX['users']})"
+    detail = {
+        "db": (bool(target.database_url), f"SQL in rolled-back transactions on {endpoints['database']}"
+               if target.database_url else f"not run: no database ({_FIX['database']})"),
+        "http": (api_ok, (f"requests to {target.api_url}" + ("" if target.jwt_secret else
+                 f"; checks acting as users are not run: no test users ({_FIX['users']})"))
+                 if api_ok else no_api),
+        "realtime": (api_ok and bool(target.jwt_secret),
+                     f"WebSockets to {ws_url} as test users" if api_ok and target.jwt_secret else
+                     no_users if api_ok else no_api),
+        "env": (True, f"variables of this environment and the git repository at {target.repo}"
+                if _in_git(Path(target.repo)) else "variables of this environment; the git checks are not run: "
+                f"{target.repo} is not in a git repository (set repo: in msgops.yaml)"),
+        "load": _load_detail(target, items),
+    }
+    families = [Family(name, counts[name], *detail.get(name, (True, "")))
+                for name in ("db", "http", "realtime", "env", "load") if counts[name]]
+    return Preflight(endpoints, families)

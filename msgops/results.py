@@ -7,8 +7,11 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-Status = Literal["pass", "fail", "error", "skip", "manual", "attested", "waived"]
-STATUSES: tuple[Status, ...] = ("pass", "fail", "error", "skip", "manual", "attested", "waived")
+# pass · fail · error (the probe broke: cannot connect, timed out) · skip (not applicable to this target,
+# with the reason) · not_run (msgops was not given what the check needs: no API URL, no database, no way
+# to get test users) · manual (needs a person) · attested · waived. Only pass is ever good news.
+Status = Literal["pass", "fail", "error", "skip", "not_run", "manual", "attested", "waived"]
+STATUSES: tuple[Status, ...] = ("pass", "fail", "error", "skip", "not_run", "manual", "attested", "waived")
 RESULTS_SCHEMA_VERSION = 1
 
 
@@ -31,6 +34,10 @@ def failed(message: str, **evidence: Any) -> Outcome:
 
 def skipped(message: str, **evidence: Any) -> Outcome:
     return Outcome("skip", message, evidence)
+
+
+def not_run(message: str, **evidence: Any) -> Outcome:
+    return Outcome("not_run", message, evidence)
 
 
 @dataclass

@@ -13,7 +13,10 @@ from typing import Any
 
 import jwt
 
-API_ROLES = ("authenticated", "service_role")
+from msgops.tokens import API_ROLES, mint_token
+
+__all__ = ["API_ROLES", "AuthError", "Claims", "TokenVerifier", "mint_token"]
+
 _CACHE_SIZE = 10_000  # verified tokens kept (each until its own exp)
 
 
@@ -98,12 +101,3 @@ class TokenVerifier:
         if role not in API_ROLES:
             raise AuthError(f"token role {role!r} is not accepted")
         return Claims(sub=sub, role=role, raw=raw)
-
-
-def mint_token(secret: str, sub: uuid.UUID | str, role: str = "authenticated", ttl: int = 3600,
-               audience: str = "authenticated", extra: dict[str, Any] | None = None) -> str:
-    """An HS256 token in the Supabase shape; used by `msgops token`, tests and load tests."""
-    now = int(time.time())
-    claims: dict[str, Any] = {"sub": str(sub), "role": role, "aud": audience, "iat": now, "exp": now + ttl}
-    claims.update(extra or {})
-    return jwt.encode(claims, secret, algorithm="HS256")

@@ -8,9 +8,9 @@ from typing import Any
 
 import yaml
 
-from msgops.checklist.model import DB_LINTS
 from msgops.config import Target
 from msgops.probes import Context, Skip, get
+from msgops.probes.db.lints import lint_names
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 # lints whose findings are holes, and the kind each one names
@@ -49,7 +49,7 @@ async def flagged(url: str) -> tuple[set[tuple[str, str]], dict[str, Any]]:
     try:
         lint_probe, matrix_probe = get("db.lint"), get("db.rls_model")
         assert lint_probe is not None and matrix_probe is not None
-        for lint in sorted(DB_LINTS & set(LINT_KINDS)):
+        for lint in sorted(set(lint_names()) & set(LINT_KINDS)):
             outcome = await lint_probe.fn(ctx, lint=lint)
             raw[lint] = outcome
             for f in outcome.evidence["findings"]:

@@ -162,7 +162,7 @@ def test_smoke_profile_passes_and_load_checks_read_its_results(make_service: Any
     svc = make_service()  # seed rate limits on: smoke is sized to pass under them
     code, output, out = run_load(tmp_path, svc.url, "--profile", "smoke")
     assert code == 0, output
-    assert "PASS" in output
+    assert "GO — 7 of 7 load thresholds measured" in output
     results = load_results(out)
     assert results.profile == "smoke" and results.target.api_url == svc.url
     m = results.metrics

@@ -16,7 +16,7 @@ from msgops.load import accounting, summary
 from msgops.load.measure import SEND, WS_CONNECT, Measurements, percentile_ms
 from msgops.load.plan import seed_limit_problem
 from msgops.load.profile import ProfileError, available, load_profile, parse_profile
-from msgops.load.verdict import decide
+from msgops.verdict import evaluate
 
 # Profiles ----------------------------------------------------------------------------------------
 
@@ -35,14 +35,14 @@ def test_every_builtin_profile_is_valid_and_the_seed_targets_are_there() -> None
 
 @pytest.mark.parametrize(("text", "line", "problem"), [
     ("name: x\nduration: 5s\nusers: {reader: 1}\nthresholds:\n  - http.p95_ms < 200\n  - p95 is low\n",
-     6, "thresholds.1: 'p95 is low' is not a threshold"),
+     6, "thresholds[1]: 'p95 is low' is not a threshold"),
     ("name: x\nduration: 5 minutes\nusers: {reader: 1}\n", 2, "duration: '5 minutes' is not a duration"),
     ("name: x\nduration: 5s\nusers:\n  reader: 1\n  writer: 3\n", 5, "users.writer: unknown setting"),
     ("name: x\nusers: {reader: 1}\n", 1, "duration: required"),
     ("name: x\nduration: 5s\n", 1, "no load"),
     ("name: x\nduration: [5s\n", 3, "invalid YAML"),
     ("name: x\nduration: 5s\nusers: {reader: 1}\nprovision: {group_size: 1}\n", 4,
-     "provision.group_size: Input should be greater than or equal to 2"),
+     "provision.group_size: must be >= 2 (got 1)"),
 ])
 def test_profile_errors_name_file_and_line(text: str, line: int, problem: str) -> None:
     with pytest.raises(ProfileError) as err:
@@ -52,6 +52,17 @@ def test_profile_errors_name_file_and_line(text: str, line: int, problem: str) -
     assert err.value.exit_code == 3
 
 
+def test_every_problem_of_a_profile_is_reported_at_once() -> None:
+    text = "name: x\nduration: soon\nusers: {reader: -1, writer: 2}\nprovision: {organizers: many}\n"
+    with pytest.raises(ProfileError) as err:
+        parse_profile(text, "p.yaml")
+    message = str(err.value)
+    assert message.startswith("p.yaml: 4 problems: ") and "\n" not in message, message
+    for part in ("duration: 'soon' is not a duration", "(line 2)", "users.reader: must be >= 0 (got -1)",
+                 "users.writer: unknown setting", "provision.organizers: must be an integer or auto (got 'many')"):
+        assert part in message, message
+
+
 def test_a_bad_profile_exits_3_before_touching_any_target(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: bad\nduration: 5s\nusers: {reader: 1}\nthresholds: ['http.p95 ~ 3']\n")
@@ -59,7 +70,7 @@ def test_a_bad_profile_exits_3_before_touching_any_target(tmp_path: Path) -> Non
     app.command()(load)
     result = CliRunner().invoke(app, ["--profile", str(bad), "--api-url", "http://127.0.0.1:9"])
     assert isinstance(result.exception, UserError) and result.exception.exit_code == 3
-    assert f"{bad}:4: thresholds.0" in str(result.exception)
+    assert f"{bad}:4: thresholds[0]" in str(result.exception)
     unknown = CliRunner().invoke(app, ["--profile", "no-such-profile", "--api-url", "http://127.0.0.1:9"])
     assert isinstance(unknown.exception, UserError) and "built-in profiles: " in str(unknown.exception)
 
@@ -141,14 +152,20 @@ def _results(cpu: list[float], p95: float, limit: float) -> summary.LoadResults:
     return summary.build(m, summary.RunInfo(profile, "http://127.0.0.1:1", None, None, now, now, None, 1))
 
 
+def decide(results):  # a load run alone, judged by the one verdict every command uses
+    return evaluate([], loads=[results])
+
+
 def test_verdict_pass_fail_and_a_saturated_generator() -> None:
-    assert decide(_results([20.0] * 10, 50, 200)).exit_code == 0
+    passed = decide(_results([20.0] * 10, 50, 200))
+    assert passed.exit_code == 0 and passed.decision == "GO"
     failed = decide(_results([20.0] * 10, 250, 200))
-    assert failed.exit_code == 1 and "http.p95_ms = 250" in failed.reason
+    assert failed.exit_code == 1 and failed.decision == "NO-GO" and "http.p95_ms = 250" in failed.reason
     saturated = _results([20.0, 95.0, 97.0, 99.0, 98.0, 96.0, 40.0, 30.0, 20.0, 20.0], 250, 200)
     assert saturated.generator.saturated
-    verdict = decide(saturated)
-    assert verdict.exit_code == 2 and "worker-1" in verdict.reason and "generator" in verdict.reason
+    verdict = decide(saturated)  # its missed threshold is no evidence either way
+    assert verdict.decision == "INCOMPLETE" and verdict.exit_code == 2
+    assert "worker-1" in verdict.reason and "generator" in verdict.reason
 
 
 def test_an_unmeasured_threshold_is_not_a_pass() -> None:
@@ -159,4 +176,4 @@ def test_an_unmeasured_threshold_is_not_a_pass() -> None:
     from msgops.loadresults import parse
 
     verdict = decide(parse(doc))
-    assert verdict.exit_code == 2 and "delivery.p95_ms" in verdict.reason
+    assert verdict.decision == "INCOMPLETE" and verdict.exit_code == 2 and "delivery.p95_ms" in verdict.reason

@@ -10,9 +10,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from msgops.checklist.model import DB_LINTS, PARAM_CHOICES, PROBE_KINDS
+from msgops.checklist import probe_kinds
 from msgops.config import Target
 from msgops.probes import Context, Skip, get
+from msgops.probes.db.lints import lint_names
+from msgops.probes.db.plans import QUERIES
+from msgops.probes.db.rls import SCENARIOS
 from msgops.results import Outcome
 from tests.support import JWT_SECRET, RunningService
 
@@ -72,14 +75,14 @@ REFERENCE_CHECKS: list[tuple[str, dict[str, Any]]] = [
     ("db.tables_partition_advice", {"table": "messages", "rows": 1_000_000}),
     ("db.rls_model", {}),
     ("db.functions_outsider", {}),
-    *[("db.lint", {"lint": lint}) for lint in sorted(DB_LINTS)],
-    *[("db.rls_matrix", {"scenario": s}) for s in sorted(PARAM_CHOICES[("db.rls_matrix", "scenario")])],
-    *[("db.query_plan", {"query": q, "max_ms": 500}) for q in sorted(PARAM_CHOICES[("db.query_plan", "query")])],
+    *[("db.lint", {"lint": lint}) for lint in lint_names()],
+    *[("db.rls_matrix", {"scenario": s}) for s in sorted(SCENARIOS)],
+    *[("db.query_plan", {"query": q, "max_ms": 500}) for q in sorted(QUERIES)],
 ]
 
 
 def test_every_db_kind_and_choice_is_covered() -> None:
-    kinds = {k for k in PROBE_KINDS if k.startswith("db.")}
+    kinds = {k for k in probe_kinds() if k.startswith("db.")}
     assert kinds == {k for k, _ in REFERENCE_CHECKS}
     for kind in kinds:
         assert get(kind) is not None, kind

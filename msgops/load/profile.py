@@ -1,7 +1,8 @@
 """Load profiles: YAML files saying how much load, of what mix, for how long, and what must hold.
 
 A profile is read top to bottom like a goss file; `loadtests/profiles/smoke.yaml` is the commented
-example. Errors name the file and line (`profiles/x.yaml:12: pacing.reader: ...`) and exit 3.
+example. Errors name the file, the line and the key (`profiles/x.yaml:12: pacing.reader: ...`), every
+problem of the file at once, and exit 3.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from msgops.errors import UserError
 from msgops.loadresults import Op
+from msgops.validation import one_line, problems, read_yaml
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -24,7 +25,7 @@ CLASSES = ("sender", "reader", "listener", "broadcaster")
 
 
 class ProfileError(UserError):
-    """An invalid profile: one line, `file:line: problem`, exit code 3."""
+    """An invalid profile: one line, `file:line: key: problem` (or `file: N problems: ...`), exit code 3."""
 
 
 def parse_duration(value: Any) -> float:
@@ -202,51 +203,19 @@ class Profile(_Part):
 # Loading with line numbers ----------------------------------------------------------------------
 
 
-def _lines(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
-    out[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = key_node.value
-            out[(*path, key)] = key_node.start_mark.line + 1
-            _lines(value_node, (*path, key), out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _lines(item, (*path, i), out)
-
-
-def _line_of(lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int:
-    for end in range(len(loc), -1, -1):
-        if loc[:end] in lines:
-            return lines[loc[:end]]
-    return 1
-
-
 def parse_profile(text: str, display: str, default_name: str = "profile") -> Profile:
+    """A profile from YAML text; every problem at once, each with its key path and line."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        raise ProfileError(f"{display}:{mark.line + 1 if mark else 1}: invalid YAML: {exc.problem or exc}") from None
-    if not isinstance(data, dict) or node is None:
+        data, lines = read_yaml(text, display)
+    except UserError as exc:
+        raise ProfileError(str(exc)) from None
+    if not isinstance(data, dict):
         raise ProfileError(f"{display}:1: expected a mapping (name, duration, users, thresholds, ...)")
-    lines: dict[tuple[Any, ...], int] = {}
-    _lines(node, (), lines)
     data.setdefault("name", default_name)
     try:
         return Profile.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        where = ".".join(str(p) for p in loc)
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            message = "unknown setting"
-        elif err["type"] == "missing":
-            message = "required"
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        prefix = f"{where}: " if where else ""
-        raise ProfileError(f"{display}:{_line_of(lines, loc)}: {prefix}{message}{more}") from None
+        raise ProfileError(one_line(display, problems(exc, Profile), lines)) from None
 
 
 def profiles_dir() -> Path:

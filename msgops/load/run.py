@@ -17,15 +17,16 @@ from rich.console import Console
 from msgops import config
 from msgops.errors import EXIT_NOT_EVALUATED, UserError
 from msgops.load import locust_process, summary
+from msgops.load.display import render
 from msgops.load.measure import Measurements
 from msgops.load.memory import MemoryProbe
 from msgops.load.plan import Plan, organizers_needed, seed_limit_problem
 from msgops.load.profile import Profile, ProfileError, load_profile
 from msgops.load.progress import LiveProgress
 from msgops.load.provision import Provisioned, Provisioner
-from msgops.load.verdict import LoadVerdict, decide, render
 from msgops.loadresults import LoadResults, write_results
 from msgops.paths import loadtests_dir
+from msgops.verdict import Verdict, evaluate
 
 
 @dataclass
@@ -110,7 +111,7 @@ def run_worker(opts: LoadOptions, console: Console) -> int:
     return 0
 
 
-def execute(opts: LoadOptions, console: Console) -> tuple[LoadResults, LoadVerdict]:
+def execute(opts: LoadOptions, console: Console) -> tuple[LoadResults, Verdict]:
     profile = _profile(opts)
     if profile.requires.rate_limits == "seed":
         problem = seed_limit_problem(profile)
@@ -155,7 +156,7 @@ def execute(opts: LoadOptions, console: Console) -> tuple[LoadResults, LoadVerdi
     write_results(results, opts.json_out)
     # The profile's own copy, so that checks of several profiles each find their run.
     write_results(results, opts.json_out.with_name(f"load-{profile.name}.json"))
-    verdict = decide(results)
+    verdict = evaluate([], loads=[results])
     render(console, results, verdict, _notes(profile, results))
     log = opts.json_out.with_suffix(".locust.log")
     shutil.copyfile(run_dir / "locust.log", log)  # Locust's own errors, for when numbers look odd

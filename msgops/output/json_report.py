@@ -1,4 +1,6 @@
-"""The versioned JSON results document: what `msgops report` and CI systems read."""
+"""The versioned JSON results document: what `msgops report` and CI systems read.
+
+Its JSON Schema ships as msgops/schemas/check-results.schema.json (`msgops.schemas.load("check-results")`)."""
 
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ SCHEMA = "msgops.check-results"
 
 
 def build(results: Sequence[Result], checklists: Sequence[Checklist], target: dict[str, Any], policy: GatePolicy,
-          verdict: Verdict, started: datetime, finished: datetime) -> dict[str, Any]:
+          verdict: Verdict, started: datetime, finished: datetime, *, scope: str | None = None,
+          preflight: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
         "version": RESULTS_SCHEMA_VERSION,
@@ -29,10 +32,17 @@ def build(results: Sequence[Result], checklists: Sequence[Checklist], target: di
         "target": target,
         "checklists": [{"id": c.id, "title": c.title, "seed": c.seed, "sha256": c.sha256, "items": len(c.items)}
                        for c in checklists],
-        "policy": {"fail_on": sorted(policy.fail_on), "require_attestations": policy.require_attestations},
-        "verdict": asdict(verdict),
+        "policy": {"fail_on": sorted(policy.fail_on), "require_attestations": policy.require_attestations,
+                   "scope": scope if scope is not None else verdict.scope},
+        "preflight": preflight,
+        "verdict": verdict_dict(verdict),
         "results": [r.to_dict() for r in results],
     }
+
+
+def verdict_dict(verdict: Verdict) -> dict[str, Any]:
+    """The verdict as published (schemas/check-results.schema.json): its fields and its headline."""
+    return {**asdict(verdict), "headline": verdict.headline}
 
 
 def write(document: dict[str, Any], path: Path) -> None:

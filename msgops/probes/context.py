@@ -24,7 +24,14 @@ from msgops.config import Target
 
 
 class Skip(Exception):
-    """The target lacks what this check needs; the message names what is missing."""
+    """The check does not apply to this target (it uses no Supabase, has no communities); the message
+    says why. Reported as `skip`."""
+
+
+class NotRun(Exception):
+    """msgops was not given what the check needs (no API URL, no database, no way to get test users,
+    no load results); the message names the setting that fixes it. Reported as `not_run`, which a
+    gate never counts as checked."""
 
 
 class CannotEvaluate(Exception):
@@ -58,17 +65,17 @@ class Context:
 
     def require_api(self) -> str:
         if not self.target.api_url:
-            raise Skip("no API URL configured: set MSGOPS_API_URL, api_url in msgops.yaml, or run `msgops serve`")
+            raise NotRun("no API URL configured: set MSGOPS_API_URL, api_url in msgops.yaml, or run `msgops serve`")
         return self.target.api_url
 
     def require_secret(self) -> str:
         if not self.target.jwt_secret:
-            raise Skip("no JWT secret to mint probe users: set MSGOPS_JWT_SECRET (or jwt_secret_env in msgops.yaml)")
+            raise NotRun("no JWT secret to mint probe users: set MSGOPS_JWT_SECRET (or jwt_secret_env in msgops.yaml)")
         return self.target.jwt_secret
 
     def require_db(self) -> str:
         if not self.target.database_url:
-            raise Skip("no database configured: set DATABASE_URL (or database_url_env in msgops.yaml)")
+            raise NotRun("no database configured: set DATABASE_URL (or database_url_env in msgops.yaml)")
         return self.target.database_url
 
     # --- HTTP --------------------------------------------------------------------------------
@@ -84,7 +91,7 @@ class Context:
 
     def mint(self, sub: uuid.UUID | str | None = None, role: str = "authenticated", ttl: int = 900,
              **claims: Any) -> str:
-        from service.auth import mint_token
+        from msgops.tokens import mint_token
 
         return mint_token(self.require_secret(), sub or uuid.uuid4(), role=role, ttl=ttl, extra=claims or None)
 

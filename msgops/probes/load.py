@@ -20,8 +20,8 @@ from msgops.loadresults import (
     compare,
     load_results,
 )
-from msgops.probes import probe
-from msgops.probes.context import Context, Skip
+from msgops.probes import Name, probe
+from msgops.probes.context import Context, NotRun
 from msgops.results import Outcome, failed, passed
 
 MAX_AGE = timedelta(days=30)  # older results describe a service that has since changed
@@ -53,7 +53,7 @@ def _same_url(a: str, b: str) -> bool:
     fix="Find the slow endpoint in the results' `endpoints` section (or the failing metric's time series), "
         "fix it, then re-run `msgops load --profile <profile>` and the check.",
 )
-async def threshold(ctx: Context, metric: str, op: str, value: float, profile: str | None = None) -> Outcome:
+async def threshold(ctx: Context, metric: Name, op: Op, value: float, profile: Name | None = None) -> Outcome:
     if op not in _OPS:
         raise ValueError(f"unknown operator {op!r}; use one of {', '.join(_OPS)}")
     path = results_path(ctx, profile)
@@ -61,24 +61,24 @@ async def threshold(ctx: Context, metric: str, op: str, value: float, profile: s
     try:
         results = load_results(path)
     except LoadResultsMissing:
-        raise Skip(f"no load results at {path}: run {hint}") from None
+        raise NotRun(f"no load results at {path}: run {hint}") from None
     except LoadResultsError as exc:  # unreadable results are an error, never a pass
         return Outcome("error", str(exc), {"file": str(path)})
     if profile and results.profile != profile:
-        raise Skip(f"the load results at {path} are for profile {results.profile!r}, this check needs "
+        raise NotRun(f"the load results at {path} are for profile {results.profile!r}, this check needs "
                    f"{profile!r}: run {hint}")
     ran_against = results.target.api_url
     if ran_against and ctx.target.api_url and not _same_url(ran_against, ctx.target.api_url):
-        raise Skip(f"the load results at {path} were measured against {ran_against}, not this target "
+        raise NotRun(f"the load results at {path} were measured against {ran_against}, not this target "
                    f"({ctx.target.api_url}): run {hint} against it")
     age = datetime.now(UTC) - results.finished_at
     if age > MAX_AGE:
-        raise Skip(f"the load results at {path} are {age.days} days old (finished {results.finished_at.isoformat()}; "
+        raise NotRun(f"the load results at {path} are {age.days} days old (finished {results.finished_at.isoformat()}; "
                    f"at most {MAX_AGE.days} days count): run {hint} again")
     observed = results.metric(metric)
     if observed is None:
         measured = ", ".join(sorted(k for k, v in results.metrics.items() if v is not None)) or "none"
-        raise Skip(f"the load results at {path} have no {metric!r} (measured: {measured}); "
+        raise NotRun(f"the load results at {path} have no {metric!r} (measured: {measured}); "
                    f"use a profile that measures it")
     evidence: dict[str, Any] = {
         "metric": metric, "op": op, "threshold": value, "observed": observed, "profile": results.profile,

@@ -12,12 +12,13 @@ import hashlib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import psycopg
 from psycopg import AsyncConnection
+from pydantic import Field
 
-from msgops.probes import probe
+from msgops.probes import OneOf, probe
 from msgops.probes.context import Context, Skip
 from msgops.probes.db.catalog import sql_text
 from msgops.probes.db.meaning import seed_schema
@@ -238,7 +239,8 @@ async def observe(ctx: Context) -> dict[str, Any]:
                "sorts every row of the conversation.",
        fix="Create the index the query needs (evidence names it), e.g. `create index concurrently "
            "idx_messages_conversation_created on public.messages (conversation_id, created_at desc)`.")
-async def query_plan(ctx: Context, query: str, max_ms: float | None = None) -> Outcome:
+async def query_plan(ctx: Context, query: Annotated[str, OneOf(QUERIES, "query")],
+                     max_ms: Annotated[float, Field(gt=0)] | None = None) -> Outcome:
     if query not in QUERIES:
         raise ValueError(f"unknown query {query!r} (expected one of {', '.join(QUERIES)})")
     seen = (await observe(ctx)).get(query)

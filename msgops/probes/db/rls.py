@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import psycopg
 from psycopg import AsyncConnection
@@ -32,7 +32,7 @@ from msgops.impersonation import (
     rolled_back,
 )
 from msgops.impersonation import Outcome as Seen
-from msgops.probes import probe
+from msgops.probes import OneOf, probe
 from msgops.probes.context import Context, Skip
 from msgops.probes.db.rls_model import Cell as ModelCell
 from msgops.probes.db.rls_model import model_matrix
@@ -565,7 +565,7 @@ async def _missing_tables(conn: AsyncConnection[Any]) -> list[str]:
                "edited another member's message (1 row updated).",
        fix="Correct the policy named by the failing attempt (e.g. `using (sender_id = (select auth.uid()))`) "
            "and re-run; the evidence shows the SQL, the persona's claims and what PostgreSQL returned.")
-async def rls_matrix(ctx: Context, scenario: str) -> Outcome:
+async def rls_matrix(ctx: Context, scenario: Annotated[str, OneOf(SCENARIOS, "scenario")]) -> Outcome:
     run = SCENARIOS.get(scenario)
     if run is None:
         raise ValueError(f"unknown RLS scenario {scenario!r}")

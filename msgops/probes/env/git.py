@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from msgops.probes import probe
-from msgops.probes.context import CannotEvaluate, Context, Skip
+from msgops.probes.context import CannotEvaluate, Context, NotRun
 from msgops.probes.env.secret_patterns import PATTERN_NAMES, PRAGMA, scan_line
 from msgops.results import Outcome, failed, passed
 
@@ -42,15 +42,15 @@ async def _git(repo: Path, *args: str) -> tuple[int, str]:
 
 
 async def work_tree(ctx: Context) -> Path:
-    """The top of the target's git work tree, or Skip saying why there is none."""
+    """The top of the target's git work tree, or NotRun saying why there is none."""
     if shutil.which("git") is None:
-        raise Skip("git is not installed: install git to inspect the repository")
+        raise NotRun("git is not installed: install git to inspect the repository")
     repo = Path(ctx.target.repo)
     if not repo.is_dir():
-        raise Skip(f"{repo} is not a directory: set `repo:` in msgops.yaml to the project's git repository")
+        raise NotRun(f"{repo} is not a directory: set `repo:` in msgops.yaml to the project's git repository")
     code, out = await _git(repo, "rev-parse", "--show-toplevel")
     if code != 0:
-        raise Skip(f"{repo} is not a git repository: set `repo:` in msgops.yaml to the project's repository")
+        raise NotRun(f"{repo} is not a git repository: set `repo:` in msgops.yaml to the project's repository")
     return Path(out.strip())
 
 

@@ -16,7 +16,7 @@ _SILENT_TYPES = frozenset({"error"})  # what a refused socket may be sent
 
 def _cases(ctx: Context) -> dict[str, tuple[str, str | None]]:
     """case -> (query string, auth frame token or None for no auth frame at all)."""
-    from service.auth import mint_token
+    from msgops.tokens import mint_token
 
     secret = ctx.require_secret()
     someone = uuid.uuid4()

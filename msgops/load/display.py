@@ -1,43 +1,16 @@
-"""The verdict of a load run, with `msgops check`'s exit codes, and its terminal rendering.
+"""A load run in the terminal: its thresholds, endpoints, deliveries and generator health.
 
-0 every threshold met; 1 a threshold missed; 2 the run cannot be judged (the load generator was
-saturated, or a threshold's metric was not measured); 3 (raised earlier) a bad profile or target.
+The decision itself (and the exit code) comes from msgops.verdict, like every other command's:
+a missed threshold is NO-GO (1); an unmeasured threshold or a saturated generator is INCOMPLETE (2).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from rich.console import Console
 from rich.table import Table
 
-from msgops.errors import EXIT_FAILED, EXIT_NOT_EVALUATED, EXIT_OK
 from msgops.loadresults import LoadResults
-
-
-@dataclass(frozen=True)
-class LoadVerdict:
-    decision: str  # PASS | FAIL | NOT EVALUATED
-    reason: str
-    exit_code: int
-
-
-def decide(results: LoadResults) -> LoadVerdict:
-    failed = [t for t in results.thresholds if t.passed is False]
-    unmeasured = [t for t in results.thresholds if t.observed is None]
-    gen = results.generator
-    if gen.saturated:
-        why = getattr(gen, "reason", None) or "the load generator was saturated"
-        return LoadVerdict("NOT EVALUATED", f"{why}; the measurements describe the generator, not the service",
-                           EXIT_NOT_EVALUATED)
-    if failed:
-        t = failed[0]
-        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-        return LoadVerdict("FAIL", f"{t.metric} = {t.observed:g}, expected {t.op} {t.value:g}{more}", EXIT_FAILED)
-    if unmeasured:
-        names = ", ".join(t.metric for t in unmeasured)
-        return LoadVerdict("NOT EVALUATED", f"not measured in this run: {names}", EXIT_NOT_EVALUATED)
-    return LoadVerdict("PASS", f"{len(results.thresholds)} threshold(s) met", EXIT_OK)
+from msgops.verdict import Verdict
 
 
 def _fmt(value: float | None, unit: str = "") -> str:
@@ -46,7 +19,7 @@ def _fmt(value: float | None, unit: str = "") -> str:
     return f"{value:,.3f}".rstrip("0").rstrip(".") + unit
 
 
-def render(console: Console, results: LoadResults, verdict: LoadVerdict, notes: list[str]) -> None:
+def render(console: Console, results: LoadResults, verdict: Verdict, notes: list[str]) -> None:
     m = results.metrics
     table = Table(title=f"load thresholds: {results.profile}", title_justify="left")
     table.add_column("metric")
@@ -84,6 +57,7 @@ def render(console: Console, results: LoadResults, verdict: LoadVerdict, notes: 
         console.print(f"  {part}", highlight=False)
     for note in notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
-    color = {"PASS": "green", "FAIL": "red"}.get(verdict.decision, "yellow")
-    console.print(f"[bold {color}]{verdict.decision}[/]: {verdict.reason} (exit {verdict.exit_code})",
-                  highlight=False)
+    color = {"GO": "green", "NO-GO": "red"}.get(verdict.decision, "yellow")
+    console.print(f"[bold {color}]{verdict.headline}[/]", highlight=False)
+    if verdict.decision != "GO":
+        console.print(f"  {verdict.reason} (exit {verdict.exit_code})", highlight=False)
