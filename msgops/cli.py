@@ -253,7 +253,7 @@ def db_status(database_url: DatabaseUrl = None, data_dir: DataDir = None, quiet:
 
 def _register_optional() -> None:
     """Sub-commands that live in their own modules."""
-    from msgops import cli_check, cli_report
+    from msgops import cli_check, cli_discover, cli_report
 
     app.command("check")(cli_check.check)
     app.command("init")(cli_check.init)
@@ -263,6 +263,7 @@ def _register_optional() -> None:
     app.command("report")(cli_report.report)
     app.command("signoff")(cli_report.signoff_command)
     app.command("gate")(cli_report.gate)
+    app.command("discover")(cli_discover.discover)
     try:
         from msgops.cli_checklists import checklists_app
     except ImportError:

@@ -18,6 +18,7 @@ from pydantic import Field
 
 from msgops.probes import Name, Names, probe
 from msgops.probes.context import Context, Skip
+from msgops.probes.db.meaning import page_index, resolve_tables, seed_schema
 from msgops.results import Outcome, failed, passed
 
 MAX_ROWS = 30  # rows kept in evidence
@@ -91,11 +92,12 @@ select n.nspname as schema, c.relname as name, c.relkind::text as kind
        example="`conversation_members` is missing: the migration stopped halfway.",
        fix="Apply the migrations (`msgops serve` migrates the bundled schema) and re-run the check.")
 async def tables_exist(ctx: Context, tables: Names, schema: Name = "public") -> Outcome:
-    names = [split_name(t, schema) for t in tables]
+    names, meaning = await resolve_tables(ctx, [split_name(t, schema) for t in tables])
     rows = await fetch(ctx, _TABLES, ([s for s, _ in names], [t for _, t in names]))
     found = {(r["schema"], r["name"]) for r in rows}
     missing = [f"{s}.{t}" for s, t in names if (s, t) not in found]
-    return missing_outcome("tables", missing, [f"{s}.{t}" for s, t in names if (s, t) in found], _TABLES, rows)
+    return missing_outcome("tables", missing, [f"{s}.{t}" for s, t in names if (s, t) in found], _TABLES, rows,
+                           **({"by_meaning": meaning} if meaning else {}))
 
 
 _COLUMNS = """
@@ -149,7 +151,24 @@ async def indexes_exist(ctx: Context, indexes: Names) -> Outcome:
     valid = {(r["schema"], r["index"]) for r in rows if r["valid"]}
     present = {(r["schema"], r["index"]) for r in rows}
     missing = [f"{s}.{n}" + (" (invalid)" if (s, n) in present else "") for s, n in wanted if (s, n) not in valid]
-    return missing_outcome("indexes", missing, [f"{s}.{n}" for s, n in wanted if (s, n) in valid], _INDEXES, rows)
+    if not missing or await seed_schema(ctx):
+        return missing_outcome("indexes", missing, [f"{s}.{n}" for s, n in wanted if (s, n) in valid], _INDEXES,
+                               rows)
+    # another schema: an index that does the seed index's job under another name satisfies it
+    meaning: dict[str, str] = {}
+    still: list[str] = []
+    for s, n in wanted:
+        if (s, n) in valid:
+            continue
+        equivalent, why = await page_index(ctx, f"{s}.{n}")
+        meaning[f"{s}.{n}"] = why
+        if equivalent is None and not why.startswith("not applicable"):
+            still.append(f"{s}.{n} ({why})")
+    if all(v.startswith("not applicable") for v in meaning.values()) and not valid:
+        raise Skip("; ".join(meaning.values()))
+    return missing_outcome("indexes", still, [f"{s}.{n}" for s, n in wanted if (s, n) in valid], _INDEXES, rows,
+                           by_meaning=meaning)
+
 
 
 _FUNCTIONS = """
@@ -175,6 +194,9 @@ async def functions_exist(ctx: Context, functions: Names) -> Outcome:
     rows = await fetch(ctx, _FUNCTIONS, ([n for _, n in wanted],))
     have = {(r["schema"], r["name"]) for r in rows}
     missing = [f"{s}.{n}()" for s, n in wanted if (s, n) not in have]
+    if missing and not await seed_schema(ctx):
+        raise Skip(f"not applicable: {', '.join(missing)} belong to the seeds' schema and this one has no function "
+                   "of that name (its rooms and messages are checked by the RLS matrix instead)")
     return missing_outcome("functions", missing, [f"{s}.{n}()" for s, n in wanted if (s, n) in have],
                            _FUNCTIONS, rows)
 
@@ -220,6 +242,10 @@ async def triggers_exist(ctx: Context, functions: Names) -> Outcome:
         else:
             found.append(f"{schema}.{name}() on " + ", ".join(sorted({r["table"] for r in enabled})))
     evidence = {"sql": sql_text(_TRIGGERS), "rows": trim(rows), "found": found, "problems": problems}
+    absent = [p for p in problems if p.endswith("does not exist")]
+    if absent and len(absent) == len(problems) and not await seed_schema(ctx):
+        raise Skip(f"not applicable: {'; '.join(absent)}: trigger functions of the seeds' schema with no "
+                   "counterpart here")
     if problems:
         return failed("; ".join(problems), **evidence)
     return passed(f"{len(found)} trigger functions attached and enabled", **evidence)
@@ -298,7 +324,7 @@ select n.nspname as schema, c.relname as table, c.relrowsecurity as enabled, c.r
        example="`alter table public.messages disable row level security` shipped in a hotfix.",
        fix="`alter table public.messages enable row level security;` (and `force row level security`).")
 async def rls_enabled(ctx: Context, tables: Names, forced: bool = False) -> Outcome:
-    names = [split_name(t) for t in tables]
+    names, meaning = await resolve_tables(ctx, [split_name(t) for t in tables], every_model_table=True)
     rows = await fetch(ctx, _RLS, ([s for s, _ in names], [t for _, t in names]))
     by_name = {(r["schema"], r["table"]): r for r in rows}
     problems: list[str] = []
@@ -310,7 +336,7 @@ async def rls_enabled(ctx: Context, tables: Names, forced: bool = False) -> Outc
             problems.append(f"{s}.{t}: row level security disabled")
         elif forced and not r["forced"]:
             problems.append(f"{s}.{t}: row level security not forced")
-    evidence = {"sql": sql_text(_RLS), "rows": trim(rows)}
+    evidence = {"sql": sql_text(_RLS), "rows": trim(rows), **({"by_meaning": meaning} if meaning else {})}
     if problems:
         return failed("; ".join(problems), **evidence)
     return passed(f"row level security {'enabled and forced' if forced else 'enabled'} on {len(names)} tables",
@@ -336,7 +362,11 @@ select p.schemaname as schema, p.tablename as table, p.policyname as policy, p.p
            "authenticated using (sender_id = (select auth.uid()))`.")
 async def rls_policies(ctx: Context, tables: Names,
                        commands: Annotated[list[Command], Field(min_length=1)] | None = None) -> Outcome:
-    names = [split_name(t) for t in tables]
+    names, meaning = await resolve_tables(ctx, [split_name(t) for t in tables], every_model_table=True)
+    if meaning and commands:  # another design: a command without a policy is refused (the matrix shows the rest)
+        meaning["commands"] = (f"each table needs RLS and a policy; policies for {', '.join(commands)} are the "
+                               "seeds' design, shown in coverage, not required")
+        commands = None
     schemas, rels = [s for s, _ in names], [t for _, t in names]
     rows = await fetch(ctx, _POLICIES, (schemas, rels))
     rls_rows = await fetch(ctx, _RLS, (schemas, rels))
@@ -358,7 +388,8 @@ async def rls_policies(ctx: Context, tables: Names,
         lacking = [c for c in (commands or []) if c not in covered]
         if lacking:
             problems.append(f"{s}.{t}: no policy for {', '.join(c.upper() for c in lacking)}")
-    evidence = {"sql": sql_text(_POLICIES), "rows": trim(rows, 60), "coverage": coverage}
+    evidence = {"sql": sql_text(_POLICIES), "rows": trim(rows, 60), "coverage": coverage,
+                **({"by_meaning": meaning} if meaning else {})}
     if problems:
         return failed("; ".join(problems), **evidence)
     return passed(f"policies present on {len(names)} tables"
@@ -384,9 +415,12 @@ select p.pubname as publication, p.puballtables as all_tables, p.pubinsert as in
        example="`community_messages` is not in `supabase_realtime`: community chats only update on reload.",
        fix="`alter publication supabase_realtime add table public.community_messages;`")
 async def publication(ctx: Context, tables: Names, publication: Name = "supabase_realtime") -> Outcome:
+    names, meaning = await resolve_tables(ctx, [split_name(t) for t in tables])
+    tables = [f"{s}.{t}" for s, t in names]
     rows = await fetch(ctx, _PUBLICATION, (publication,))
     wal = await fetch(ctx, "select current_setting('wal_level') as wal_level")
-    evidence: dict[str, Any] = {"sql": sql_text(_PUBLICATION), "rows": trim(rows), "wal_level": wal[0]["wal_level"]}
+    evidence: dict[str, Any] = {"sql": sql_text(_PUBLICATION), "rows": trim(rows), "wal_level": wal[0]["wal_level"],
+                                **({"by_meaning": meaning} if meaning else {})}
     if not rows:
         return failed(f"publication {publication} does not exist", **evidence)
     pub = rows[0]
@@ -428,7 +462,7 @@ def _options(options: list[str] | None) -> dict[str, str]:
        fix="`alter table public.messages set (autovacuum_vacuum_scale_factor = 0.05, "
            "autovacuum_analyze_scale_factor = 0.02);`")
 async def autovacuum(ctx: Context, tables: Names) -> Outcome:
-    names = [split_name(t) for t in tables]
+    names, _ = await resolve_tables(ctx, [split_name(t) for t in tables])
     rows = await fetch(ctx, _AUTOVACUUM, ([s for s, _ in names], [t for _, t in names]))
     settings = {r["name"]: r["setting"] for r in await fetch(ctx, _AUTOVACUUM_SETTINGS)}
     problems: list[str] = []
@@ -536,7 +570,8 @@ select format('%%I.%%I', n.nspname, c.relname) as table, c.relkind::text as kind
        example="`messages` holds 3.2M rows in one heap with a 1M threshold.",
        fix="Partition by range on created_at (e.g. monthly, with pg_partman) and detach/drop old partitions.")
 async def tables_partition_advice(ctx: Context, table: Name, rows: Annotated[int, Field(ge=1)]) -> Outcome:
-    name = qualified(table)
+    names, _ = await resolve_tables(ctx, [split_name(table)])
+    name = qualified(".".join(names[0]))
     found = await fetch(ctx, _PARTITION, (name,))
     evidence: dict[str, Any] = {"sql": sql_text(_PARTITION), "rows": trim(found), "threshold": rows}
     if not found:

@@ -34,6 +34,25 @@ def lint_sql(lint: str) -> str:
     return (LINTS_DIR / f"{lint}.sql").read_text()
 
 
+_DOC_KEYS = ("what", "why", "example", "fix")
+
+
+@cache
+def lint_doc(lint: str) -> dict[str, str]:
+    """The lint's header: a summary, and what / why / example / fix where the file gives them."""
+    doc: dict[str, str] = {}
+    key = "summary"
+    for line in lint_sql(lint).splitlines():
+        if not line.startswith("--"):
+            break
+        text = line[2:].strip()
+        head, _, rest = text.partition(":")
+        if head in _DOC_KEYS:
+            key, text = head, rest.strip()
+        doc[key] = f"{doc[key]} {text}".strip() if key in doc else text
+    return doc
+
+
 async def run_lint(ctx: Context, lint: str) -> list[dict[str, Any]]:
     """The findings of one lint: rows of (name, level, object, detail)."""
     async with ctx.db() as conn:
@@ -47,7 +66,8 @@ async def run_lint(ctx: Context, lint: str) -> list[dict[str, Any]]:
        what="Runs one database lint (splinter's ideas in our own SQL): RLS disabled in public, policies on a "
             "table without RLS, RLS without a policy, USING (true) policies, several permissive policies per "
             "role and command, auth.uid() re-evaluated per row, SECURITY DEFINER functions with a mutable "
-            "search_path or executable by anon, unindexed foreign keys, duplicate indexes.",
+            "search_path or executable by anon, unindexed foreign keys, duplicate indexes, role-only policies, RLS not "
+            "forced, policies reading user_metadata, tables without a primary key, readable email/phone columns.",
        why="Each lint is a mistake that reviews miss and that either leaks data (the security lints) or "
            "slows every request (the performance lints) once tables grow.",
        example="public.room_members has RLS disabled; public.join_any_room(uuid) is SECURITY DEFINER, "
@@ -56,8 +76,8 @@ async def run_lint(ctx: Context, lint: str) -> list[dict[str, Any]]:
            "explains the rule and its fix in its header.")
 async def lint(ctx: Context, lint: Annotated[str, OneOf(lint_names, "lint")]) -> Outcome:
     findings = await run_lint(ctx, lint)
-    evidence = {"lint": lint, "sql": sql_text(_body(lint_sql(lint))), "findings": trim(findings, 50),
-                "count": len(findings)}
+    evidence = {"lint": lint, "doc": lint_doc(lint), "sql": sql_text(_body(lint_sql(lint))),
+                "findings": trim(findings, 50), "count": len(findings)}
     if findings:
         objects = sorted({f["object"] for f in findings})
         shown = ", ".join(objects[:8]) + (f" and {len(objects) - 8} more" if len(objects) > 8 else "")
