@@ -78,7 +78,8 @@ def run(host: str, port: int, database_url: str | None, data_dir: Path, workers:
         console.print(f"  database: {where}" + (f"; applied {len(applied)} migration(s)" if applied else ""))
         console.print("  token:    msgops token --sub $(python -c 'import uuid;print(uuid.uuid4())')")
         console.print("  stop:     Ctrl-C")
-        os.environ.update({"DATABASE_URL": db.url, "MSGOPS_JWT_SECRET": secret, "MSGOPS_WORKERS": str(workers)})
+        os.environ.update({"DATABASE_URL": db.url, "MSGOPS_JWT_SECRET": secret, "MSGOPS_WORKERS": str(workers),
+                           "MSGOPS_DATA_DIR": str(data_dir)})
         if workers > 1:
             # Several processes share one database; realtime fans out through LISTEN/NOTIFY.
             os.environ.setdefault("MSGOPS_BUS", "postgres")

@@ -19,6 +19,7 @@ from service.http_errors import database_error_handler, validation_error_handler
 from service.middleware import HttpEdgeMiddleware
 from service.routes import (
     admin,
+    attachments,
     broadcasts,
     communities,
     conversations,
@@ -69,7 +70,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.msgops = state
     app.add_exception_handler(psycopg.Error, database_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
-    for module in (health, users, conversations, messages, communities, broadcasts, moderation, admin):
+    for module in (health, users, conversations, messages, communities, broadcasts, moderation, admin,
+                   attachments):
         app.include_router(module.router)
     _include_realtime(app)
     app.add_middleware(

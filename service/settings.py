@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from service.attachments.config import AttachmentSettings
+
 # Defaults from the seed checklists: 10 messages/minute, 100 messages/hour, 5 conversations/hour,
 # 3 communities/day.
 DEFAULT_RATE_LIMITS = ("send_message=10/60,send_message_hourly=100/3600,"
@@ -57,6 +59,7 @@ class Settings:
     bus: str = "auto"  # memory | postgres | auto (postgres when several workers share the database)
     jobs_enabled: bool = True
     archive_after_days: int = 90
+    attachments: AttachmentSettings = field(default_factory=AttachmentSettings)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -78,6 +81,7 @@ class Settings:
             "bus": env.get("MSGOPS_BUS", "auto"),
             "jobs_enabled": env.get("MSGOPS_JOBS", "on").lower() not in ("0", "off", "false"),
             "archive_after_days": int(env.get("MSGOPS_ARCHIVE_AFTER_DAYS", "90")),
+            "attachments": AttachmentSettings.from_env(),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
