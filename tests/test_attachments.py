@@ -211,7 +211,7 @@ def test_cleanup_removes_never_attached_uploads_and_erased_accounts(svc: Running
     files = stored_files(svc)
     assert any(fresh["id"] in f for f in files)
     assert not any(old["id"] in f or bobs["id"] in f for f in files)
-    assert svc.sql("select count(*) from public.attachment_deletions") == [(0,)]
+    assert svc.sql("select count(*) from msgops_meta.attachment_deletions") == [(0,)]
 
 
 def test_cleanup_is_scheduled_daily_at_three() -> None:

@@ -29,14 +29,14 @@ async def cleanup_attachments(conn: Conn, settings: Settings) -> int:
     affected = max(cur.rowcount, 0)
     storage = open_storage(settings.attachments.storage)
     while True:
-        cur = await conn.execute("select storage_key from public.attachment_deletions order by queued_at "
+        cur = await conn.execute("select storage_key from msgops_meta.attachment_deletions order by queued_at "
                                  "limit %s for update skip locked", (_BATCH,))
         keys = [r["storage_key"] for r in await cur.fetchall()]
         if not keys:
             return affected
         for key in keys:
             await storage.delete(key)
-        await conn.execute("delete from public.attachment_deletions where storage_key = any(%s)", (keys,))
+        await conn.execute("delete from msgops_meta.attachment_deletions where storage_key = any(%s)", (keys,))
         affected += len(keys)
         if len(keys) < _BATCH:
             return affected

@@ -28,8 +28,8 @@ create index idx_attachments_message on public.attachments (message_id) where me
 create index idx_attachments_uploader on public.attachments (uploader_id);
 create index idx_attachments_unattached on public.attachments (created_at) where message_id is null;
 
--- Stored objects waiting to be removed from storage (the cleanup queue).
-create table public.attachment_deletions (
+-- Stored objects waiting to be removed from storage (the cleanup queue): internal, outside the API's schema.
+create table msgops_meta.attachment_deletions (
   storage_key text primary key,
   queued_at   timestamptz not null default now()
 );
@@ -39,9 +39,9 @@ language plpgsql security definer
 set search_path = ''
 as $$
 begin
-  insert into public.attachment_deletions (storage_key) values (old.storage_key) on conflict do nothing;
+  insert into msgops_meta.attachment_deletions (storage_key) values (old.storage_key) on conflict do nothing;
   if old.thumbnail_key is not null then
-    insert into public.attachment_deletions (storage_key) values (old.thumbnail_key) on conflict do nothing;
+    insert into msgops_meta.attachment_deletions (storage_key) values (old.thumbnail_key) on conflict do nothing;
   end if;
   return old;
 end
@@ -85,14 +85,12 @@ $$;
 
 alter table public.attachments enable row level security;
 alter table public.attachments force row level security;
-alter table public.attachment_deletions enable row level security;
-alter table public.attachment_deletions force row level security;
 
 grant select, delete on public.attachments to authenticated;
 grant insert (id, conversation_id, uploader_id, filename, storage_key) on public.attachments to authenticated;
 grant update (message_id, attached_at, status, kind, content_type, size_bytes, width, height, duration_ms,
               thumbnail_key, filename) on public.attachments to authenticated;
-grant all on public.attachments, public.attachment_deletions to service_role;
+grant all on public.attachments to service_role;
 grant execute on function public.attach_to_message(uuid, uuid) to authenticated, service_role;
 
 -- Members of the conversation see its attachments; members upload; the uploader changes and deletes theirs.
@@ -105,4 +103,3 @@ create policy attachments_update on public.attachments for update to authenticat
          and public.is_conversation_member(conversation_id));
 create policy attachments_delete on public.attachments for delete to authenticated
   using (uploader_id = (select auth.uid()));
--- attachment_deletions: no policy; only the owner role (the cleanup job) and service_role touch it.
