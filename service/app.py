@@ -26,6 +26,7 @@ from service.routes import (
     health,
     messages,
     moderation,
+    notifications,
     users,
 )
 from service.settings import Settings
@@ -71,7 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(psycopg.Error, database_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     for module in (health, users, conversations, messages, communities, broadcasts, moderation, admin,
-                   attachments):
+                   attachments, notifications):
         app.include_router(module.router)
     _include_realtime(app)
     app.add_middleware(
@@ -101,6 +102,9 @@ async def _start_realtime(state: AppState) -> None:
     except ImportError:
         return
     await lifecycle.start(state)
+    from service.notifications import dispatch
+
+    dispatch.start(state)
 
 
 async def _stop_realtime(state: AppState) -> None:
@@ -108,6 +112,9 @@ async def _stop_realtime(state: AppState) -> None:
         from service.realtime import lifecycle
     except ImportError:
         return
+    from service.notifications import dispatch
+
+    await dispatch.stop(state)
     await lifecycle.stop(state)
 
 
