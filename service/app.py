@@ -27,6 +27,7 @@ from service.routes import (
     messages,
     moderation,
     notifications,
+    push,
     users,
 )
 from service.settings import Settings
@@ -72,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(psycopg.Error, database_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     for module in (health, users, conversations, messages, communities, broadcasts, moderation, admin,
-                   attachments, notifications):
+                   attachments, notifications, push):
         app.include_router(module.router)
     _include_realtime(app)
     app.add_middleware(
@@ -103,7 +104,9 @@ async def _start_realtime(state: AppState) -> None:
         return
     await lifecycle.start(state)
     from service.notifications import dispatch
+    from service.notifications import push as web_push
 
+    web_push.start(state)
     dispatch.start(state)
 
 

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 
 from service.attachments.config import AttachmentSettings
+from service.notifications.config import PushSettings
 
 # Defaults from the seed checklists: 10 messages/minute, 100 messages/hour, 5 conversations/hour,
 # 3 communities/day.
@@ -60,6 +61,7 @@ class Settings:
     jobs_enabled: bool = True
     archive_after_days: int = 90
     attachments: AttachmentSettings = field(default_factory=AttachmentSettings)
+    push: PushSettings = field(default_factory=PushSettings)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -82,6 +84,7 @@ class Settings:
             "jobs_enabled": env.get("MSGOPS_JOBS", "on").lower() not in ("0", "off", "false"),
             "archive_after_days": int(env.get("MSGOPS_ARCHIVE_AFTER_DAYS", "90")),
             "attachments": AttachmentSettings.from_env(),
+            "push": PushSettings.from_env(),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -142,3 +142,25 @@ create policy notifications_update on public.notifications for update to authent
   using (user_id = (select auth.uid())) with check (user_id = (select auth.uid()));
 create policy notifications_delete on public.notifications for delete to authenticated
   using (user_id = (select auth.uid()));
+
+-- Web push: one subscription per device (browser push endpoint and its keys).
+create table public.push_subscriptions (
+  id              uuid primary key default gen_random_uuid(),
+  user_id         uuid not null references public.profiles (id) on delete cascade,
+  endpoint        text not null unique check (char_length(endpoint) between 1 and 2000),
+  p256dh          text not null check (char_length(p256dh) between 1 and 200),
+  auth            text not null check (char_length(auth) between 1 and 100),
+  user_agent      text check (char_length(user_agent) <= 500),
+  created_at      timestamptz not null default now(),
+  last_success_at timestamptz
+);
+create index idx_push_subscriptions_user on public.push_subscriptions (user_id);
+
+alter table public.push_subscriptions enable row level security;
+alter table public.push_subscriptions force row level security;
+grant select, delete on public.push_subscriptions to authenticated;
+grant insert (user_id, endpoint, p256dh, auth, user_agent) on public.push_subscriptions to authenticated;
+grant update (p256dh, auth, user_agent) on public.push_subscriptions to authenticated;
+grant all on public.push_subscriptions to service_role;
+create policy push_subscriptions_own on public.push_subscriptions for all to authenticated
+  using (user_id = (select auth.uid())) with check (user_id = (select auth.uid()));
