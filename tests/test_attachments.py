@@ -226,5 +226,6 @@ def test_attachments_can_be_turned_off(new_database: Callable[..., str]) -> None
         alice = svc.user()
         r = upload(svc, alice, str(uuid.uuid4()), media.png())
         assert r.status_code == 404 and "turned off" in r.json()["detail"]
+        assert svc.http.get("/health").json()["capabilities"]["attachments"] is None
     finally:
         svc.stop()

@@ -105,3 +105,13 @@ def test_subscriptions_are_per_user_and_https_only_by_default(new_database: Call
         assert svc.http.delete(f"/push/subscriptions/{made['id']}", headers=bob.headers).status_code == 204
     finally:
         svc.stop()
+
+
+def test_health_lists_the_capabilities(svc: RunningService) -> None:
+    caps = svc.http.get("/health").json()["capabilities"]
+    assert caps["push"]["vapid_public_key"] == public_key_b64(PEM)
+    assert caps["attachments"]["max_bytes"] == 10 * 1024 * 1024 and "image/png" in caps["attachments"]["types"]
+    assert caps["notifications"]["feed"] == "GET /notifications"
+    paths = svc.http.get("/openapi.json").json()["paths"]
+    for path in ("/conversations/{conversation_id}/attachments", "/notifications", "/push/subscriptions"):
+        assert path in paths
