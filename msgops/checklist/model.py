@@ -66,6 +66,8 @@ PROBE_KINDS: dict[str, frozenset[str]] = {
         "http.metrics": "",
         "http.flow": "flow",
         "http.logging": "",
+        "http.attachments": "check",
+        "http.notifications": "check",
         "realtime.auth_required": "",
         "realtime.delivery": "",
         "realtime.no_leak": "",
@@ -98,6 +100,7 @@ PROBE_OPTIONAL_PARAMS: dict[str, frozenset[str]] = {
         "http.validation_limit": "max",
         "http.metrics": "metrics",
         "http.logging": "level",
+        "http.attachments": "limit_bytes max_ttl_s wait_s",
         "realtime.delivery": "budget_ms",
         "realtime.typing_ttl": "seconds",
         "env.url": "schemes",
@@ -137,6 +140,10 @@ HTTP_FLOWS = frozenset(
         """
     )
 )
+ATTACHMENT_CHECKS = frozenset(
+    _words("size_limit type_sniffing member_only_urls url_expiry deleted_message_files image_processing voice_duration")
+)
+NOTIFICATION_CHECKS = frozenset(_words("mention_members_only muted_room_silent offline_push"))
 REALTIME_EVENTS = frozenset(
     _words(
         """
@@ -162,6 +169,8 @@ PARAM_CHOICES: dict[tuple[str, str], frozenset[str]] = {
     ),
     ("http.validation_limit", "field"): frozenset({"message_content", "community_name"}),
     ("http.flow", "flow"): HTTP_FLOWS,
+    ("http.attachments", "check"): ATTACHMENT_CHECKS,
+    ("http.notifications", "check"): NOTIFICATION_CHECKS,
     ("realtime.event", "event"): REALTIME_EVENTS,
     ("load.threshold", "op"): frozenset({"<", "<=", ">", ">="}),
 }
