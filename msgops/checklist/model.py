@@ -204,11 +204,12 @@ _PARAM_TYPES: dict[str, tuple[str, Callable[[Any], bool]]] = {
         p: ("a string", _is_str)
         for p in _words(
             "table schema lint scenario publication query allowed_origin disallowed_origin action field flow "
-            "level event var expected metric op profile"
+            "level event var expected metric op profile check"
         )
     },
     **{
-        p: ("a number", _is_number) for p in _words("max_ms max_connections rows max budget_ms seconds value")
+        p: ("a number", _is_number)
+        for p in _words("max_ms max_connections rows max budget_ms seconds value limit_bytes max_ttl_s wait_s")
     },
     "forced": ("true or false", lambda v: isinstance(v, bool)),
     "codes": (
