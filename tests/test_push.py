@@ -39,7 +39,7 @@ def svc(new_database: Callable[..., str]) -> Iterator[RunningService]:
 def test_offline_user_gets_an_encrypted_push_signed_with_vapid(svc: RunningService, endpoint: PushEndpoint) -> None:
     alice, bob = named(svc, "alicep"), named(svc, "bobp")
     device = endpoint.device()
-    key = svc.http.get("/push/vapid-public-key").json()["public_key"]
+    key = svc.http.get("/push/vapid-public-key", headers=bob.headers).json()["public_key"]
     assert key == public_key_b64(PEM)
     r = svc.http.post("/push/subscriptions", json=device.subscription(endpoint.url), headers=bob.headers)
     assert r.status_code == 201, r.text

@@ -304,8 +304,9 @@ def _grant(storage: LocalStorage, token: str, op: Any) -> Any:
         raise HTTPException(403, detail=f"{exc}; ask GET /attachments/{{id}} for a fresh URL") from None
 
 
-@router.get("/attachments/blob/{token}", response_class=FileResponse,
-            responses={403: {"description": "forged or expired link"}, 404: {"description": "file gone"}})
+# Signed links are capabilities, not API operations: the signature is the authorization, so they stay
+# out of the OpenAPI document (whose operations all require a bearer token).
+@router.get("/attachments/blob/{token}", response_class=FileResponse, include_in_schema=False)
 async def download_blob(token: str, state: State) -> FileResponse:
     """A stored file, through a signed link from GET /attachments/{id} (local storage only)."""
     storage = _local(state)
@@ -317,8 +318,7 @@ async def download_blob(token: str, state: State) -> FileResponse:
                         content_disposition_type="attachment", headers={"Cache-Control": "private, no-store"})
 
 
-@router.put("/attachments/blob/{token}", status_code=204,
-            responses={403: {"description": "forged or expired link"}, 413: _REFUSED[413]})
+@router.put("/attachments/blob/{token}", status_code=204, include_in_schema=False)
 async def upload_blob(token: str, request: Request, state: State) -> Response:
     """The target of a presigned upload URL (local storage only): the body is the file's bytes."""
     settings = _settings(state)

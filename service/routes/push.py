@@ -46,7 +46,7 @@ def _sender(state: AppState) -> object:
 
 
 @router.get("/push/vapid-public-key", response_model=VapidKey, responses={404: {"description": "push is off"}})
-async def vapid_public_key(state: State) -> VapidKey:
+async def vapid_public_key(user: CurrentUser, state: State) -> VapidKey:
     """The service's VAPID public key, for the browser's subscription."""
     sender = _sender(state)
     return VapidKey(public_key=sender.public_key)  # type: ignore[attr-defined]
