@@ -31,7 +31,8 @@ def local_settings(root: Path, **overrides: Any) -> AttachmentSettings:
 def svc(new_database: Callable[..., str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
     root = tmp_path_factory.mktemp("attachments")
     running = start_service(new_database(), rate_limits={},
-                            attachments=local_settings(root, max_image_side=2000, unattached_grace_s=3600))
+                            attachments=local_settings(root, max_image_side=2000, max_image_pixels=2_000_000,
+                                                       unattached_grace_s=3600))
     yield running
     running.stop()
 
@@ -121,6 +122,8 @@ def test_refusals(svc: RunningService) -> None:
     assert r.status_code == 413, r.text
     # Too many pixels on one side; a corrupt image; an empty file.
     assert upload(svc, alice, conv, media.png(2100, 10)).status_code == 422
+    r = upload(svc, alice, conv, media.png(1500, 1500))  # the module's service allows 2 MP
+    assert r.status_code == 422 and "pixels" in r.json()["detail"]
     assert upload(svc, alice, conv, media.png()[:40]).status_code == 415
     assert upload(svc, alice, conv, b"").status_code == 422
     assert stored_files(svc) == before

@@ -5,11 +5,17 @@ CPU-bound: callers run it in a worker thread."""
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from service.attachments.config import AttachmentSettings
 from service.attachments.sniff import ALLOWED, GIF, HEAD_BYTES, FileType, sniff
+
+# A decoded image takes width x height x 4 bytes whatever its file size: decode at most two at once
+# (per process), so ten concurrent photo uploads cost two decodes of memory, not ten.
+_DECODES = threading.BoundedSemaphore(2)
 
 
 class Rejected(Exception):
@@ -55,7 +61,7 @@ def process(path: Path, settings: AttachmentSettings) -> Processed:
 
 
 def _image(path: Path, kind: FileType, settings: AttachmentSettings) -> Processed:
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     side = settings.max_image_side
     try:
@@ -63,24 +69,35 @@ def _image(path: Path, kind: FileType, settings: AttachmentSettings) -> Processe
             width, height = im.size
             if max(width, height) > side:
                 raise Rejected(422, f"image is {width}x{height} pixels; the limit is {side} on either side")
-            Image.MAX_IMAGE_PIXELS = side * side
-            im.load()
-            thumbnail = im.copy()
-            if kind != GIF:  # re-encoding drops EXIF (GPS, camera) and every other metadata chunk
-                clean = ImageOps.exif_transpose(im)
-                width, height = clean.size
-                tmp = path.with_name(path.name + ".clean")
-                options = {"quality": 90} if kind.mime in ("image/jpeg", "image/webp") else {}
-                clean.save(tmp, format=im.format, **options)
-                os.replace(tmp, path)
-                thumbnail = clean
+            if width * height > settings.max_image_pixels:
+                raise Rejected(422, f"image is {width}x{height} = {width * height} pixels; the limit is "
+                                    f"{settings.max_image_pixels}")
+            return _decode_and_clean(path, kind, settings, im)
     except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
         raise Rejected(415, f"not a valid {kind.mime} image: {exc}") from None
-    thumbnail.thumbnail((settings.thumbnail_side, settings.thumbnail_side))
-    if thumbnail.mode not in ("RGB", "L"):
-        thumbnail = thumbnail.convert("RGB")
-    thumb_path = path.with_name(path.name + ".thumb.jpg")
-    thumbnail.save(thumb_path, format="JPEG", quality=80)
+
+
+def _decode_and_clean(path: Path, kind: FileType, settings: AttachmentSettings, im: Any) -> Processed:
+    """Decode (two at a time), re-encode without metadata, and write a JPEG thumbnail."""
+    from PIL import ImageOps
+
+    width, height = im.size
+    with _DECODES:
+        im.load()
+        thumbnail = im.copy()
+        if kind != GIF:  # re-encoding drops EXIF (GPS, camera) and every other metadata chunk
+            clean = ImageOps.exif_transpose(im)
+            width, height = clean.size
+            tmp = path.with_name(path.name + ".clean")
+            options = {"quality": 90} if kind.mime in ("image/jpeg", "image/webp") else {}
+            clean.save(tmp, format=im.format, **options)
+            os.replace(tmp, path)
+            thumbnail = clean
+        thumbnail.thumbnail((settings.thumbnail_side, settings.thumbnail_side))
+        if thumbnail.mode not in ("RGB", "L"):
+            thumbnail = thumbnail.convert("RGB")
+        thumb_path = path.with_name(path.name + ".thumb.jpg")
+        thumbnail.save(thumb_path, format="JPEG", quality=80)
     return Processed(kind, path.stat().st_size, width, height, thumbnail=thumb_path)
 
 
