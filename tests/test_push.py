@@ -100,6 +100,13 @@ def test_subscriptions_are_per_user_and_https_only_by_default(new_database: Call
         r = svc.http.post("/push/subscriptions", json=sub, headers=bob.headers)
         assert r.status_code == 422 and "https" in r.json()["detail"]
         sub["endpoint"] = "https://push.example.test/abc"
+        loose = start_service(new_database(), push=PushSettings(vapid_private_pem=PEM, allow_http_endpoints=True))
+        try:
+            outside = {**sub, "endpoint": "http://push.example.test/abc"}
+            r = loose.http.post("/push/subscriptions", json=outside, headers=loose.user().headers)
+            assert r.status_code == 422 and "loopback" in r.json()["detail"]
+        finally:
+            loose.stop()
         made = svc.http.post("/push/subscriptions", json=sub, headers=bob.headers).json()
         assert svc.http.delete(f"/push/subscriptions/{made['id']}", headers=eve.headers).status_code == 404
         assert svc.http.delete(f"/push/subscriptions/{made['id']}", headers=bob.headers).status_code == 204

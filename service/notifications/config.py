@@ -16,7 +16,7 @@ class PushSettings:
     vapid_private_pem: str = ""  # empty: a key pair for this process only
     subject: str = "mailto:admin@localhost"  # the VAPID `sub` claim: how a push service reaches the operator
     ttl_s: int = 86400  # how long a push service keeps an undelivered message
-    allow_http_endpoints: bool = False  # plain-http push endpoints (loopback test servers) are refused otherwise
+    allow_http_endpoints: bool = False  # plain-http push endpoints on loopback (local push servers, tests)
 
     @classmethod
     def from_env(cls) -> PushSettings:
@@ -27,7 +27,15 @@ class PushSettings:
             pem = vapid_private_pem(Path(env.get("MSGOPS_DATA_DIR", ".msgops")))
         return cls(enabled=enabled, vapid_private_pem=pem,
                    subject=env.get("MSGOPS_VAPID_SUBJECT", "mailto:admin@localhost"),
-                   allow_http_endpoints=env.get("MSGOPS_PUSH_ALLOW_HTTP", "").lower() in ("1", "true", "yes"))
+                   allow_http_endpoints=_allow_http(env))
+
+
+def _allow_http(env: os._Environ[str]) -> bool:
+    """MSGOPS_PUSH_ALLOW_HTTP; by default on in development (the default environment), off elsewhere."""
+    explicit = env.get("MSGOPS_PUSH_ALLOW_HTTP")
+    if explicit:
+        return explicit.lower() in ("1", "true", "yes", "on")
+    return env.get("MSGOPS_ENV", "development") == "development"
 
 
 def new_private_pem() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -39,6 +40,15 @@ class VapidKey(BaseModel):
     public_key: str = Field(description="applicationServerKey for PushManager.subscribe()")
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _sender(state: AppState) -> object:
     if state.push is None:
         raise HTTPException(404, detail="web push is turned off on this service")
@@ -58,9 +68,11 @@ async def subscribe(body: SubscriptionIn, request: Request, user: CurrentUser, s
     """Register this device for web push (the same endpoint again updates its keys)."""
     _sender(state)
     url = urlsplit(body.endpoint)
-    allowed = ("https", "http") if state.settings.push.allow_http_endpoints else ("https",)
-    if url.scheme not in allowed or not url.hostname:
-        raise HTTPException(422, detail=f"endpoint must be an {' or '.join(allowed)} URL of a push service")
+    local_http = (url.scheme == "http" and state.settings.push.allow_http_endpoints
+                  and _is_loopback(url.hostname or ""))
+    if not url.hostname or (url.scheme != "https" and not local_http):
+        allowed = "an https URL (or http on loopback)" if state.settings.push.allow_http_endpoints else "an https URL"
+        raise HTTPException(422, detail=f"endpoint must be {allowed} of a push service")
     async with state.db.transaction(user) as conn:
         row = await fetch_one(
             conn, """insert into public.push_subscriptions (user_id, endpoint, p256dh, auth, user_agent)
