@@ -15,6 +15,7 @@ class AttachmentsCapability(BaseModel):
     confirm: str = "POST /attachments/{attachment_id}/confirm"
     get: str = "GET /attachments/{attachment_id}"
     attach: str = "POST /attachments/{attachment_id}/attach"
+    delete: str = "DELETE /attachments/{attachment_id}"
     max_bytes: int
     max_image_side: int
     types: list[str] = Field(description="allowed types, judged by content")

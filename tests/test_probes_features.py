@@ -85,6 +85,8 @@ def test_checklist_choices_are_the_probe_signatures() -> None:
 async def test_attachment_checks_pass_on_the_reference(reference: RunningService, check: str) -> None:
     outcome = await run(reference, "http.attachments", check=check)
     assert outcome.status == "pass", (outcome.message, outcome.evidence)
+    root = Path(reference.settings.attachments.storage.root)
+    assert not [p for p in root.rglob("*") if p.is_file()], "the probe left files in storage"
 
 
 @pytest.mark.parametrize("check", sorted(NOTIFICATION_CHECKS))

@@ -36,8 +36,22 @@ async def _cap(ctx: Context) -> dict[str, Any]:
 async def _upload(ctx: Context, cap: dict[str, Any], user: ProbeUser, conv: str, data: bytes, filename: str,
                   content_type: str = "application/octet-stream") -> httpx.Response:
     method, path = route(cap, "upload", conversation_id=conv)
-    return await call(ctx, user, method, path, params={"filename": filename}, content=data,
-                      headers={"Content-Type": content_type}, timeout=120)
+    r = await call(ctx, user, method, path, params={"filename": filename}, content=data,
+                   headers={"Content-Type": content_type}, timeout=120)
+    made = json_of(r) if r.status_code in (200, 201) else None
+    if isinstance(made, dict) and made.get("id") and isinstance(cap.get("delete"), str):
+        _delete_after_run(ctx, cap, user, str(made["id"]))
+    return r
+
+
+def _delete_after_run(ctx: Context, cap: dict[str, Any], user: ProbeUser, attachment_id: str) -> None:
+    """Remove the probe's upload (row and stored files) when the run ends: checks leave nothing behind."""
+    method, path = route(cap, "delete", attachment_id=attachment_id)
+
+    async def delete() -> None:
+        await call(ctx, user, method, path)
+
+    ctx.on_cleanup(delete)
 
 
 async def _uploaded(ctx: Context, cap: dict[str, Any], user: ProbeUser, conv: str, data: bytes,
