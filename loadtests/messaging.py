@@ -6,6 +6,7 @@ Users (closed model; how many of each comes from the profile, as fixed counts):
   Reader       lists conversations, pages history, searches (pacing.reader, mix reader_mix)
   Listener     holds a WebSocket joined to its conversation; a greenlet receives and times deliveries
   Broadcaster  sends a broadcast as an organizer every pacing.broadcaster
+  Uploader     uploads a ~10 MB file into its conversation every pacing.uploader
 The open model (profile `open:`) sends at a target rate from every generator process, whatever the
 users do; see msgload/openloop.py.
 """
@@ -86,6 +87,19 @@ class Broadcaster(_Http):
         self.slot += max(1, plan.generators) * max(1, _count("broadcaster"))
 
 
+class Uploader(_Http):
+    fixed_count = _count("uploader")
+    wait_time = constant_pacing(_pacing("uploader"))
+
+    @task
+    def upload(self) -> None:
+        if not RUN.wait_for_window():
+            gevent.sleep(3600)
+            return
+        senders = RUN.require_plan().senders
+        actions.upload(self.client, senders[self.slot % len(senders)])
+
+
 class Listener(User):
     fixed_count = _count("listener")
     wait_time = constant(1)
@@ -129,9 +143,9 @@ class Idle(User):
 def _select_classes() -> None:
     if _PLAN is None:
         return
-    for cls in (Sender, Reader, Broadcaster, Listener):
+    for cls in (Sender, Reader, Broadcaster, Listener, Uploader):
         cls.abstract = _count(cls.__name__.lower()) == 0
-    Idle.abstract = sum(_count(c) for c in ("sender", "reader", "listener", "broadcaster")) > 0
+    Idle.abstract = sum(_count(c) for c in ("sender", "reader", "listener", "broadcaster", "uploader")) > 0
 
 
 _select_classes()

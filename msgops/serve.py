@@ -125,7 +125,8 @@ def run(host: str, port: int, database_url: str | None, data_dir: Path, workers:
         console.print(f"  database: {where}" + (f"; applied {len(applied)} migration(s)" if applied else ""))
         console.print("  token:    msgops token --sub $(python -c 'import uuid;print(uuid.uuid4())')")
         console.print("  stop:     Ctrl-C")
-        os.environ.update({"DATABASE_URL": db.url, "MSGOPS_JWT_SECRET": secret, "MSGOPS_WORKERS": str(workers)})
+        os.environ.update({"DATABASE_URL": db.url, "MSGOPS_JWT_SECRET": secret, "MSGOPS_WORKERS": str(workers),
+                           "MSGOPS_DATA_DIR": str(data_dir)})
         # Realtime fans out in memory only when no other process can serve this database: the embedded
         # server this serve holds alone, with one worker. Anywhere else the auto bus is LISTEN/NOTIFY.
         os.environ["MSGOPS_DATABASE_PRIVATE"] = "1" if db.embedded is not None and workers == 1 else "0"

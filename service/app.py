@@ -19,12 +19,15 @@ from service.http_errors import database_error_handler, validation_error_handler
 from service.middleware import HttpEdgeMiddleware
 from service.routes import (
     admin,
+    attachments,
     broadcasts,
     communities,
     conversations,
     health,
     messages,
     moderation,
+    notifications,
+    push,
     users,
 )
 from service.settings import Settings
@@ -70,7 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.msgops = state
     app.add_exception_handler(psycopg.Error, database_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
-    for module in (health, users, conversations, messages, communities, broadcasts, moderation, admin):
+    for module in (health, users, conversations, messages, communities, broadcasts, moderation, admin,
+                   attachments, notifications, push):
         app.include_router(module.router)
     _include_realtime(app)
     app.add_middleware(
@@ -101,6 +105,11 @@ async def _start_realtime(state: AppState) -> None:
     except ImportError:
         return
     await lifecycle.start(state)
+    from service.notifications import dispatch
+    from service.notifications import push as web_push
+
+    web_push.start(state)
+    dispatch.start(state)
 
 
 async def _stop_realtime(state: AppState) -> None:
@@ -108,6 +117,9 @@ async def _stop_realtime(state: AppState) -> None:
         from service.realtime import lifecycle
     except ImportError:
         return
+    from service.notifications import dispatch
+
+    await dispatch.stop(state)
     await lifecycle.stop(state)
 
 

@@ -4,9 +4,15 @@
   (every route that takes a body needs one): 401, and the connection is closed.
 - Bodies are limited (`MSGOPS_MAX_BODY_BYTES`): a larger Content-Length is refused before reading,
   a chunked body when it grows past the limit while it is read. 413, and the connection is closed.
+- Upload routes get the attachment limit instead (a little above it: the route refuses what is over
+  its own limit itself, and cleans up after it). A signed upload URL (direct-to-storage) carries its
+  own authorization, its signature, instead of a bearer token.
 """
 
 from __future__ import annotations
+
+import re
+from dataclasses import dataclass
 
 import orjson
 from fastapi import FastAPI
@@ -39,21 +45,27 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
+@dataclass(frozen=True)
+class RouteRule:
+    """Routes (a path pattern) whose bodies follow other rules than the default."""
+
+    path: re.Pattern[str]
+    max_body_bytes: int
+    signed: bool = False  # authorized by a signature in the URL, not by a bearer token
+
+
 class BodyGuardMiddleware:
     """Authentication before the body, and the body's size limit while it is read."""
 
     def __init__(self, app: ASGIApp, verifier: TokenVerifier, max_body_bytes: int,
-                 route_limits: dict[str, int] | None = None) -> None:
+                 routes: tuple[RouteRule, ...] = ()) -> None:
         self.app = app
         self.verifier = verifier
         self.max_body_bytes = max_body_bytes
-        self.route_limits = route_limits or {}  # path prefix -> a larger limit (upload routes)
+        self.routes = routes
 
-    def _limit(self, path: str) -> int:
-        for prefix, limit in self.route_limits.items():
-            if path.startswith(prefix):
-                return limit
-        return self.max_body_bytes
+    def _rule(self, path: str) -> RouteRule | None:
+        return next((rule for rule in self.routes if rule.path.fullmatch(path)), None)
 
     def _auth_failure(self, scope: Scope) -> str | None:
         value = _header(scope, b"authorization")
@@ -75,11 +87,12 @@ class BodyGuardMiddleware:
         if not has_body:
             await self.app(scope, receive, send)
             return
-        failure = self._auth_failure(scope)
+        rule = self._rule(scope["path"])
+        failure = None if rule is not None and rule.signed else self._auth_failure(scope)
         if failure is not None:
             await _refuse(send, 401, failure, [(b"www-authenticate", b'Bearer error="invalid_token"')])
             return
-        limit = self._limit(scope["path"])
+        limit = rule.max_body_bytes if rule is not None else self.max_body_bytes
         if length is not None and (not length.isdigit() or int(length) > limit):
             await _refuse(send, 413, f"request body over {limit} bytes")
             return
@@ -116,9 +129,21 @@ class BodyGuardMiddleware:
             await _refuse(send, 413, f"request body over {limit} bytes")
 
 
+def upload_routes(settings: Settings) -> tuple[RouteRule, ...]:
+    """The attachment routes: one-request uploads and signed direct-to-storage uploads."""
+    if not settings.attachments.enabled:
+        return ()
+    # Above the attachment limit by a margin: the route itself refuses a larger file (413) and removes
+    # what it had stored; the guard only stops a body far beyond anything the route would accept.
+    limit = settings.attachments.max_bytes + 1024 * 1024
+    return (RouteRule(re.compile(r"/conversations/[^/]+/attachments"), limit),
+            RouteRule(re.compile(r"/attachments/blob/[^/]+"), limit, signed=True))
+
+
 def install(app: FastAPI, settings: Settings, verifier: TokenVerifier) -> None:
     """Add the edge middleware; the last added runs first, so the request id covers everything.
     The statuses they (and the shared dependencies) can answer go into every route's OpenAPI."""
     openapi_statuses.document(app)
-    app.add_middleware(BodyGuardMiddleware, verifier=verifier, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyGuardMiddleware, verifier=verifier, max_body_bytes=settings.max_body_bytes,
+                       routes=upload_routes(settings))
     app.add_middleware(RequestIdMiddleware)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from service.attachments.config import AttachmentSettings
+from service.notifications.config import PushSettings
+
 # Defaults from the seed checklists: 10 messages/minute, 100 messages/hour, 5 conversations/hour,
 # 3 communities/day. Edits, reactions, member additions and reports are limited too, so no write is
 # unbounded.
@@ -67,6 +70,8 @@ class Settings:
     body_timeout_s: float = 10.0  # a request body may pause this long between chunks
     keepalive_timeout_s: int = 5  # an idle keep-alive connection is closed after this
     max_connections_per_client: int | None = None  # per client address; None: a quarter of the fd limit; 0: off
+    attachments: AttachmentSettings = field(default_factory=AttachmentSettings)
+    push: PushSettings = field(default_factory=PushSettings)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -97,6 +102,8 @@ class Settings:
             "keepalive_timeout_s": int(env.get("MSGOPS_KEEPALIVE_TIMEOUT", "5")),
             "max_connections_per_client": (int(env["MSGOPS_MAX_CONNECTIONS_PER_CLIENT"])
                                            if env.get("MSGOPS_MAX_CONNECTIONS_PER_CLIENT") else None),
+            "attachments": AttachmentSettings.from_env(),
+            "push": PushSettings.from_env(),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

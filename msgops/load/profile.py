@@ -21,7 +21,7 @@ from msgops.validation import one_line, problems, read_yaml
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _THRESHOLD = re.compile(r"^\s*([a-z][a-z0-9_.]*)\s*(<=|>=|<|>)\s*(-?\d+(?:\.\d+)?(?:e-?\d+)?)\s*$")
-CLASSES = ("sender", "reader", "listener", "broadcaster")
+CLASSES = ("sender", "reader", "listener", "broadcaster", "uploader")
 
 
 class ProfileError(UserError):
@@ -95,16 +95,18 @@ class Users(_Part):
     reader: int = Field(default=0, ge=0)
     listener: int = Field(default=0, ge=0)
     broadcaster: int = Field(default=0, ge=0)
+    uploader: int = Field(default=0, ge=0)  # uploads a file of upload_bytes every pacing.uploader
 
     @property
     def total(self) -> int:
-        return self.sender + self.reader + self.listener + self.broadcaster
+        return self.sender + self.reader + self.listener + self.broadcaster + self.uploader
 
 
 class Pacing(_Part):
     sender: Seconds = 1.0
     reader: Seconds = 1.0
     broadcaster: Seconds = 1.0
+    uploader: Seconds = 1.0
 
 
 class ReaderMix(_Part):
@@ -145,7 +147,7 @@ class Profile(_Part):
         if self.duration <= 0:
             raise ValueError("duration must be more than 0s")
         if self.users.total == 0 and self.open.messages == 0 and self.open.broadcasts == 0:
-            raise ValueError("no load: give users (sender/reader/listener/broadcaster) or open.messages")
+            raise ValueError("no load: give users (sender/reader/listener/broadcaster/uploader) or open.messages")
         if self.users.sender and self.pacing.sender <= 0:
             raise ValueError("pacing.sender must be more than 0s when there are senders")
         if self.reader_mix.communities and not self.provision.communities:

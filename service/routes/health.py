@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from msgops import __version__
 from service import metrics
+from service.capabilities import Capabilities, capabilities
 from service.deps import State
 
 router = APIRouter(tags=["health"])
@@ -36,6 +37,7 @@ class Health(BaseModel):
     pool: PoolInfo
     realtime_bus: str | None = None
     rate_limits: dict[str, str] = {}  # action -> "hits/seconds"
+    capabilities: Capabilities = Capabilities()  # features beyond the core API, where they live, their limits
 
 
 @router.get("/health", response_model=Health, responses={503: {"model": Health}})
@@ -63,6 +65,7 @@ async def health(state: State) -> Response | Health:
                       max=state.settings.pool_max),
         realtime_bus=getattr(state.bus, "name", None),
         rate_limits={a: f"{r.max_hits}/{r.window_seconds}" for a, r in state.settings.rate_limits.items()},
+        capabilities=capabilities(state),
     )
     if database != "ok":
         return JSONResponse(body.model_dump(), status_code=503)
