@@ -51,7 +51,11 @@ def clean_text(text: str) -> str:
 
 
 def clean_within(text: str, limit: int, *, optional: bool = False) -> str:
-    """`clean_text`, then the limit again (escaping can lengthen text). `optional`: empty is fine."""
+    """`clean_text`, then the limit again (escaping can lengthen text). `optional`: empty is fine.
+
+    A NUL in text a client sends is refused rather than dropped: no client sends one by accident."""
+    if "\x00" in text:
+        raise ValueError("must not contain NUL characters")
     try:
         cleaned = clean_text(text)
     except EmptyAfterSanitizing:
