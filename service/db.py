@@ -3,7 +3,6 @@ claims with set_config(..., true): transaction-local, so a pooled connection nev
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -35,16 +34,9 @@ class Database:
         await self.pool.close()
 
     @asynccontextmanager
-    async def transaction(self, claims: Claims | None, pipeline: bool = False) -> AsyncIterator[Conn]:
-        """A transaction as `claims` (None: as anon). Rolled back on any exception.
-
-        `pipeline=True` sends BEGIN, the claims and the first query in one round trip and COMMIT in
-        another, instead of one round trip each. Errors then surface when a result is fetched, not
-        at `execute()`: use it only where every statement is fetched at once (the send path)."""
-        async with self.pool.connection() as conn, contextlib.AsyncExitStack() as stack:
-            if pipeline:
-                await stack.enter_async_context(conn.pipeline())
-            await stack.enter_async_context(conn.transaction())
+    async def transaction(self, claims: Claims | None) -> AsyncIterator[Conn]:
+        """A transaction as `claims` (None: as anon). Rolled back on any exception."""
+        async with self.pool.connection() as conn, conn.transaction():
             role, payload = ("anon", {"role": "anon"}) if claims is None else (claims.db_role, claims.raw)
             await conn.execute(_SET_CLAIMS, (role, orjson.dumps(payload).decode()))
             yield conn

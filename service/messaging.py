@@ -123,7 +123,7 @@ async def send_message(state: AppState, user: Claims, conversation_id: uuid.UUID
     params = (conversation_id, body, client_msg_id, parent_id, [a for a, _ in limits],
               [lim.max_hits for _, lim in limits], [lim.window_seconds for _, lim in limits])
     try:
-        async with state.db.transaction(user, pipeline=True) as conn:
+        async with state.db.transaction(user) as conn:
             row = await fetch_one(conn, _SEND, params)
     except psycopg.errors.UniqueViolation:
         # A concurrent send with the same client_msg_id won (or the id was used elsewhere): the
