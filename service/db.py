@@ -3,7 +3,7 @@ claims with set_config(..., true): transaction-local, so a pooled connection nev
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -19,11 +19,18 @@ _SET_CLAIMS = "select set_config('role', %s, true), set_config('request.jwt.clai
 Conn = AsyncConnection[DictRow]
 
 
+def _role_and_claims(claims: Claims | None) -> tuple[str, str]:
+    if claims is None:
+        return "anon", '{"role":"anon"}'
+    return claims.db_role, orjson.dumps(claims.raw).decode()
+
+
 class Database:
     def __init__(self, url: str, min_size: int = 2, max_size: int = 20) -> None:
         self.pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
             url, min_size=min_size, max_size=max_size, open=False,
-            kwargs={"row_factory": dict_row, "autocommit": False},
+            # Autocommit: transaction() opens its own; a single statement (fetch_one_as) is one round trip.
+            kwargs={"row_factory": dict_row, "autocommit": True},
             connection_class=AsyncConnection[DictRow],
         )
 
@@ -37,9 +44,16 @@ class Database:
     async def transaction(self, claims: Claims | None) -> AsyncIterator[Conn]:
         """A transaction as `claims` (None: as anon). Rolled back on any exception."""
         async with self.pool.connection() as conn, conn.transaction():
-            role, payload = ("anon", {"role": "anon"}) if claims is None else (claims.db_role, claims.raw)
-            await conn.execute(_SET_CLAIMS, (role, orjson.dumps(payload).decode()))
+            await conn.execute(_SET_CLAIMS, _role_and_claims(claims))
             yield conn
+
+    async def fetch_one_as(self, claims: Claims, sql: str, params: Sequence[Any]) -> dict[str, Any] | None:
+        """One statement, its own transaction, in one round trip. Its first two parameters are filled in
+        with the caller's role and JWT claims: the statement must call a function that takes them for
+        its transaction before anything else, such as public.send_room_message_as()."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(sql, (*_role_and_claims(claims), *params))
+            return await cur.fetchone()
 
     @asynccontextmanager
     async def privileged(self) -> AsyncIterator[Conn]:
