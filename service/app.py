@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 
 from msgops import __version__
-from service import logs
+from service import logs, runtime
 from service.auth import TokenVerifier
 from service.db import Database
 from service.http_errors import database_error_handler, validation_error_handler
@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await state.db.open()
         await _start_realtime(state)
         await _start_jobs(state)
+        runtime.tune_gc()
         log.info("service started", extra={"environment": settings.environment, "version": __version__})
         try:
             yield
