@@ -85,7 +85,9 @@ def run(host: str, port: int, database_url: str | None, data_dir: Path, workers:
         target.ServeInfo(api_url, db.url, os.getpid()).write(data_dir)
         from service.server import WS_MAX_SIZE, DrainingServer
 
-        common = {"host": host, "port": port, "log_level": "warning", "ws": "websockets-sansio",
+        # access_log off: the service's own middleware logs requests; uvicorn's would build each
+        # record's arguments only for a logger that is disabled.
+        common = {"host": host, "port": port, "log_level": "warning", "access_log": False, "ws": "websockets-sansio",
                   "ws_per_message_deflate": False, "ws_max_size": WS_MAX_SIZE, "timeout_graceful_shutdown": 10,
                   "server_header": False}
         try:
