@@ -84,6 +84,32 @@ class LossyFrames:
         await self.app(scope, receive, lossy_send)
 
 
+class Arrivals:
+    """Records when each GET reaches the service (monotonic seconds)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.times: list[float] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            self.times.append(time.monotonic())
+        await self.app(scope, receive, send)
+
+
+def densest_share(times: list[float], period: float, width: float) -> float:
+    """The largest share of arrivals whose phase (time modulo `period`) falls within one window of
+    `width` seconds: about width/period when users are spread over the period, 1 in lockstep."""
+    phases = sorted(t % period for t in times)
+    wrapped = phases + [p + period for p in phases]
+    best, j = 0, 0
+    for i in range(len(phases)):
+        while wrapped[j] < wrapped[i] + width:
+            j += 1
+        best = max(best, j - i)
+    return best / len(phases)
+
+
 def serve(database_url: str, wrap: Callable[[ASGIApp], ASGIApp], **overrides: Any) -> RunningService:
     settings = Settings(**{"database_url": database_url, "jwt_secret": JWT_SECRET, "log_level": "WARNING",
                            "jobs_enabled": False, **overrides})
@@ -273,3 +299,35 @@ def test_a_master_with_a_worker_started_elsewhere_gets_the_plan_and_the_results(
     assert results.metric("messages.accepted") == 40 and results.metric("delivery.expected") == 40 * 4
     processes = results.generator.model_dump()["processes"]
     assert any(tag.startswith("worker-") for tag in processes) and any(tag.startswith("master-") for tag in processes)
+
+
+SPREAD = """
+name: spread
+requires: {rate_limits: off}
+provision: {users: 20, group_size: 2}
+spawn_rate: 500
+settle: 0.5s
+duration: 5s
+delivery_timeout: 1s
+users: {reader: 20}
+pacing: {reader: 1s}
+reader_mix: {conversations: 1}
+thresholds: ['http.error_rate < 0.01']
+"""
+
+
+def test_closed_model_users_keep_their_random_phase(wrapped_service: Any, tmp_path: Path) -> None:
+    """20 readers spawned at once, each reading every second: their requests spread over the second
+    instead of arriving in one burst per second (the phase each user sleeps in on_start is kept)."""
+    arrivals: list[Arrivals] = []
+    svc = wrapped_service(lambda app: arrivals.append(Arrivals(app)) or arrivals[0], rate_limits={})
+    code, output, _ = run_load(tmp_path, svc.url, "--profile", profile_file(tmp_path, SPREAD))
+    assert code == 0, output
+    times = arrivals[0].times
+    # The readers' requests: the last GETs, after the first second of reading (each user's first
+    # request comes after its random phase in any case; lockstep shows from the second one on).
+    reads = [t for t in times if t > times[-1] - 4.5][-60:]
+    assert len(reads) >= 60, f"only {len(reads)} reads"
+    share = densest_share(reads, period=1.0, width=0.2)
+    # Uniform phases put about 0.2 of the arrivals (0.4 at most, by chance) in the densest 0.2 s window.
+    assert share < 0.5, f"{share:.0%} of the reads arrive within 0.2 s of each second: users in lockstep"
