@@ -85,15 +85,19 @@ class LossyFrames:
 
 
 class Arrivals:
-    """Records when each GET reaches the service (monotonic seconds)."""
+    """Records when each GET reaches the service (monotonic seconds), and the client address (the
+    connection) of each message send."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.times: list[float] = []
+        self.send_connections: list[tuple[str, int]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
             self.times.append(time.monotonic())
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].endswith("/messages"):
+            self.send_connections.append(tuple(scope["client"]))
         await self.app(scope, receive, send)
 
 
@@ -331,3 +335,27 @@ def test_closed_model_users_keep_their_random_phase(wrapped_service: Any, tmp_pa
     share = densest_share(reads, period=1.0, width=0.2)
     # Uniform phases put about 0.2 of the arrivals (0.4 at most, by chance) in the densest 0.2 s window.
     assert share < 0.5, f"{share:.0%} of the reads arrive within 0.2 s of each second: users in lockstep"
+
+
+def test_open_model_sends_take_turns_on_its_connections(wrapped_service: Any, tmp_path: Path) -> None:
+    """A fast service answers each send before the next is due: one shared pool would send them all
+    on one connection. With `connections: 12`, they take turns on 12 (as k6 keeps one per VU)."""
+    arrivals: list[Arrivals] = []
+    svc = wrapped_service(lambda app: arrivals.append(Arrivals(app)) or arrivals[0], rate_limits={})
+    profile = """
+name: conns
+requires: {rate_limits: off}
+provision: {users: 24, group_size: 2}
+spawn_rate: 100
+settle: 0.5s
+duration: 3s
+delivery_timeout: 1s
+users: {}
+open: {messages: 20, connections: 12}
+thresholds: ['http.error_rate < 0.01']
+"""
+    code, output, _ = run_load(tmp_path, svc.url, "--profile", profile_file(tmp_path, profile))
+    assert code == 0, output
+    used = arrivals[0].send_connections
+    assert len(used) >= 50, f"only {len(used)} sends"
+    assert len(set(used)) == 12, f"{len(set(used))} connections carried the sends"
