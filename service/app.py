@@ -27,6 +27,7 @@ from service.routes import (
     moderation,
     users,
 )
+from service.send_path import SendFastPath
 from service.settings import Settings
 from service.state import AppState
 
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, users, conversations, messages, communities, broadcasts, moderation, admin):
         app.include_router(module.router)
     _include_realtime(app)
+    app.add_middleware(SendFastPath)  # first: the innermost, behind every other middleware
     app.add_middleware(
         CORSMiddleware,
         allow_origins=list(settings.cors_origins),
