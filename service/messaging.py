@@ -1,7 +1,8 @@
-"""Sending and reading conversation messages: shared by the REST routes and the WebSocket side.
+"""Sending messages (to conversations and communities: one path) and reading conversation messages,
+shared by the REST routes, the send fast path and the WebSocket side.
 
-Every function runs as the caller (`state.db.transaction(user)`), so RLS decides what is visible and
-writable; "0 rows visible" becomes 404. Errors are raised as fastapi.HTTPException with the REST
+Every function runs as the caller (its role and JWT claims in the same transaction), so RLS decides
+what is visible and writable; "0 rows visible" becomes 404. Errors are raised as fastapi.HTTPException with the REST
 statuses, and realtime events are published only after the transaction has committed.
 """
 
