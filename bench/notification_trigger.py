@@ -5,7 +5,7 @@
 On an embedded PostgreSQL: one group of `members` people, every member following the room (the
 costliest case: each send writes a notification per member) or on the defaults (mentions only:
 nothing written for a plain message). Each case runs the send transaction of the API
-(set_config + send_conversation_message + COMMIT) `sends` times on one connection, with the
+(set_config + send_room_message + COMMIT) `sends` times on one connection, with the
 trigger `messages_record_notifications` enabled, then disabled (the baseline), and prints sends/s.
 """
 
@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from msgops.embedded import EmbeddedPostgres  # noqa: E402
 from service.migrate import migrate  # noqa: E402
 
-SEND = ("select id from public.send_conversation_message(%s, %s, %s, null, "
+SEND = ("select id from public.send_room_message('conversation', %s, %s, %s, null, "
         "array[]::text[], array[]::integer[], array[]::integer[])")
 
 

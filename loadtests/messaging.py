@@ -14,9 +14,12 @@ users do; see msgload/openloop.py.
 from __future__ import annotations
 
 import random
+import time
+from collections.abc import Callable
+from typing import Any
 
 import gevent
-from locust import FastHttpUser, User, constant, constant_pacing, task
+from locust import FastHttpUser, User, constant, task
 from msgload import actions, wiring  # noqa: F401  (wiring registers the event listeners)
 from msgload.realtime import RealtimeSocket
 from msgload.runstate import RUN
@@ -32,6 +35,23 @@ def _pacing(name: str) -> float:
     return float(_PLAN.pacing.get(name, 1.0)) if _PLAN is not None else 1.0
 
 
+def paced(period: float) -> Callable[[Any], float]:
+    """One task every `period` seconds, on a schedule that starts with the user's first task.
+
+    Locust's constant_pacing starts its clock when the user object is built, before on_start: a
+    random phase slept in on_start only shortens the first wait by as much, and every user spawned
+    together ends up acting in lockstep. Here the schedule is the first task's start (`due`, set at
+    the end of on_start) plus whole periods; a task that overruns its period starts the next at once
+    and moves the schedule, without a catch-up burst."""
+
+    def wait(user: Any) -> float:
+        now = time.perf_counter()
+        user.due = max(now, user.due + period)
+        return float(user.due - now)
+
+    return wait
+
+
 class _Http(FastHttpUser):
     abstract = True
     host = _PLAN.api_url if _PLAN is not None else None
@@ -40,14 +60,15 @@ class _Http(FastHttpUser):
 
     def on_start(self) -> None:
         self.slot = RUN.next_slot(type(self).__name__)
-        # A random phase: users spawned together would otherwise act in lockstep forever (constant
-        # pacing keeps their phase) and measure their own bursts.
+        # A random phase: users spawned together would otherwise act in lockstep forever (pacing
+        # keeps their phase) and measure their own bursts.
         gevent.sleep(random.uniform(0, _pacing(type(self).__name__.lower())))
+        self.due = time.perf_counter()  # the first task starts now; `paced` counts from here
 
 
 class Sender(_Http):
     fixed_count = _count("sender")
-    wait_time = constant_pacing(_pacing("sender"))
+    wait_time = paced(_pacing("sender"))
 
     @task
     def send(self) -> None:
@@ -64,7 +85,7 @@ class Sender(_Http):
 
 class Reader(_Http):
     fixed_count = _count("reader")
-    wait_time = constant_pacing(_pacing("reader"))
+    wait_time = paced(_pacing("reader"))
 
     @task
     def read(self) -> None:
@@ -74,7 +95,7 @@ class Reader(_Http):
 
 class Broadcaster(_Http):
     fixed_count = _count("broadcaster")
-    wait_time = constant_pacing(_pacing("broadcaster"))
+    wait_time = paced(_pacing("broadcaster"))
 
     @task
     def broadcast(self) -> None:
@@ -89,7 +110,7 @@ class Broadcaster(_Http):
 
 class Uploader(_Http):
     fixed_count = _count("uploader")
-    wait_time = constant_pacing(_pacing("uploader"))
+    wait_time = paced(_pacing("uploader"))
 
     @task
     def upload(self) -> None:

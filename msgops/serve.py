@@ -138,8 +138,10 @@ def run(host: str, port: int, database_url: str | None, data_dir: Path, workers:
 
         settings = Settings.from_env()
         supervisor = _supervise(db, console)
+        # access_log off: the service's own middleware logs requests; uvicorn's would build each
+        # record's arguments only for a logger that is disabled.
         common: dict[str, Any] = {"host": host, "port": port, "timeout_graceful_shutdown": 10,
-                  "timeout_keep_alive": settings.keepalive_timeout_s}
+                                  "timeout_keep_alive": settings.keepalive_timeout_s, "access_log": False}
         try:
             if workers > 1:
                 # each worker reads its connection limits from the environment

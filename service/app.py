@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 
 from msgops import __version__
-from service import limits, logs, metrics
+from service import limits, logs, metrics, runtime
 from service.auth import TokenVerifier
 from service.db import Database
 from service.http_errors import database_error_handler, validation_error_handler
@@ -30,6 +30,7 @@ from service.routes import (
     push,
     users,
 )
+from service.send_path import SendFastPath
 from service.settings import Settings
 from service.state import AppState
 
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await state.db.open()
         await _start_realtime(state)
         await _start_jobs(state)
+        runtime.tune_gc()
         log.info("service started", extra={"environment": settings.environment, "version": __version__})
         try:
             yield
@@ -77,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    attachments, notifications, push):
         app.include_router(module.router)
     _include_realtime(app)
+    app.add_middleware(SendFastPath)  # first: the innermost, behind every other middleware
     app.add_middleware(
         CORSMiddleware,
         allow_origins=list(settings.cors_origins),

@@ -38,9 +38,13 @@ async def get_current_user(
     """Verify the bearer token and make sure the caller has a profile row."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise unauthorized("missing bearer token")
-    state = app_state(request)
+    return await verified_user(app_state(request), credentials.credentials)
+
+
+async def verified_user(state: AppState, token: str) -> Claims:
+    """The token's claims (401 unless it verifies), with a profile row for the caller."""
     try:
-        claims = state.verifier.verify(credentials.credentials)
+        claims = state.verifier.verify(token)
     except AuthError as exc:
         raise unauthorized(str(exc)) from None
     if not claims.is_service and claims.sub not in state.known_users:

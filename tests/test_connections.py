@@ -111,7 +111,8 @@ def _fill(service: RunningService, conversation_id: str, sender: User, n: int) -
         conn.execute("select set_config('role', 'authenticated', true), "
                      "set_config('request.jwt.claims', %s, true)", (claims,))
         conn.execute("select count(*) from generate_series(1, %s) i, lateral "
-                     "public.send_conversation_message(%s, i || repeat('x', 4000), null, null, '{}', '{}', '{}')",
+                     "public.send_room_message('conversation', %s, i || repeat('x', 4000), null, null, '{}', '{}', "
+                     "'{}')",
                      (n, conversation_id))
 
 

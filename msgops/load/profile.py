@@ -120,6 +120,10 @@ class OpenModel(_Part):
     messages: float = Field(default=0, ge=0, description="messages per second, across all generators")
     broadcasts: float = Field(default=0, ge=0, description="broadcasts per second")
     max_inflight: int = Field(default=200, ge=1, le=100_000)
+    connections: int = Field(default=100, ge=1, le=10_000,
+                             description="keep-alive connections the requests take turns on, across all "
+                                         "generators (like one per k6 VU): a multi-process service shares "
+                                         "the load by connections, so a handful would leave that to chance")
     late_after: Seconds = 0.05
     drop_after: Seconds = 5.0
 

@@ -16,6 +16,7 @@ from service import events, messaging
 from service.db import Conn, fetch_all, fetch_one
 from service.deps import CurrentUser, State, enforce_rate_limit, parse_uuid
 from service.messaging import MESSAGE_COLUMNS, message_out, not_found
+from service.responses import json_response
 from service.schemas.messages import (
     MAX_EMOJI_CHARS,
     EditMessageIn,
@@ -79,15 +80,12 @@ async def _message_state(conn: Conn, message_id: uuid.UUID) -> dict[str, Any]:
              responses={**_ERRORS,
                         200: {"model": MessageOut, "description": "Replay of a known client_msg_id"},
                         429: {"description": "Rate limited; see Retry-After"}})
-async def send_message(conversation_id: str, body: SendMessageIn, user: CurrentUser, state: State,
-                       response: Response) -> MessageOut:
+async def send_message(conversation_id: str, body: SendMessageIn, user: CurrentUser, state: State) -> Response:
     """Send a message (members only). Markup is removed. Retrying with the same `client_msg_id`
     returns the first message with 200 instead of storing a duplicate."""
     message, created = await messaging.send_message(state, user, parse_uuid(conversation_id), body.content,
                                                     body.client_msg_id, body.parent_id)
-    if not created:
-        response.status_code = 200
-    return message
+    return json_response(message, 201 if created else 200)
 
 
 @router.get("/conversations/{conversation_id}/messages", response_model=MessagePage, responses=_ERRORS)
