@@ -10,12 +10,13 @@ import psycopg
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from msgops import __version__
 from service import limits, logs, metrics, runtime
 from service.auth import TokenVerifier
 from service.db import Database
-from service.http_errors import database_error_handler, validation_error_handler
+from service.http_errors import database_error_handler, http_error_handler, validation_error_handler
 from service.middleware import HttpEdgeMiddleware
 from service.routes import (
     admin,
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.msgops = state
     app.add_exception_handler(psycopg.Error, database_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
     for module in (health, users, conversations, messages, communities, broadcasts, moderation, admin,
                    attachments, notifications, push):
         app.include_router(module.router)

@@ -8,7 +8,8 @@ import psycopg
 from fastapi import Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service import request_id
 
@@ -25,6 +26,7 @@ _STATUS: dict[str, tuple[int, str]] = {
     "22001": (422, "a value is too long"),
     "23503": (422, "a referenced resource does not exist"),
     "22P02": (400, "malformed value"),
+    "22003": (422, "a number is out of range"),
     "22P05": (400, "text cannot hold this character"),
     "22021": (400, "text cannot hold this character"),
     "22023": (400, "invalid parameter"),
@@ -37,7 +39,16 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
     """422 with field errors. The offending input is not echoed back: it may not even be encodable."""
     assert isinstance(exc, RequestValidationError)
     errors = [{k: v for k, v in e.items() if k not in ("input", "ctx", "url")} for e in exc.errors()]
-    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+    return JSONResponse({"detail": jsonable_encoder(errors), "request_id": request_id.current()}, status_code=422)
+
+
+async def http_error_handler(request: Request, exc: Exception) -> Response:
+    """Every refusal a route raises carries the request id, as database errors do: one id to quote."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code in (204, 304) or exc.status_code < 400:
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    return JSONResponse({"detail": jsonable_encoder(exc.detail), "request_id": request_id.current()},
+                        status_code=exc.status_code, headers=exc.headers)
 
 
 def _raised_by_our_function(exc: psycopg.Error) -> bool:

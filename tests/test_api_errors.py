@@ -19,13 +19,15 @@ from tests.support import JWT_SECRET, RunningService
 
 def test_a_policy_violation_is_a_generic_403_with_the_detail_in_the_log(
         service: RunningService, caplog: pytest.LogCaptureFixture) -> None:
-    owner, outsider = service.user(), service.user()
+    owner, outsider, friend = service.user(), service.user(), service.user()
     community = service.http.post("/communities", json={"name": "open"}, headers=owner.headers).json()
     caplog.set_level(logging.INFO, logger="service.errors")
-    r = service.http.post(f"/communities/{community['id']}/messages", json={"content": "hi"},
+    # only owners and admins add members: the insert meets community_members' policy
+    r = service.http.post(f"/communities/{community['id']}/members",
+                          json={"user_id": str(friend.id), "role": "member"},
                           headers={**outsider.headers, "X-Request-ID": "client-chosen-id-1"})
     assert r.status_code == 403
-    assert "row-level security" not in r.text and "community_messages" not in r.text
+    assert "row-level security" not in r.text and "community_members" not in r.text
     assert r.json()["request_id"] == "client-chosen-id-1" == r.headers["x-request-id"]
     logged = [rec for rec in caplog.records if getattr(rec, "sqlstate", None) == "42501"]
     assert logged and "row-level security" in logged[-1].error
@@ -113,3 +115,10 @@ def test_a_value_the_driver_refuses_is_400(service: RunningService) -> None:
         conn.execute("select %s::text", ("a\x00b",))
     status, message, _ = http_errors.answer(refused.value)
     assert status == 400 and "NUL" in message
+
+
+def test_every_refusal_carries_the_request_id(service: RunningService) -> None:
+    user = service.user()
+    for r in (service.http.get("/conversations/00000000-0000-4000-8000-000000000000", headers=user.headers),
+              service.http.post("/conversations", json={"kind": "nope"}, headers=user.headers)):
+        assert r.status_code in (404, 422) and r.json()["request_id"] == r.headers["x-request-id"], r.text

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tests import media_samples as media
 from tests.support import RunningService, User
 
 ROLES = ("conversation_creator", "community_owner", "community_admin", "community_moderator", "member",
@@ -54,8 +55,21 @@ def _world(service: RunningService) -> tuple[dict[str, User], dict[str, str]]:
     assert report.status_code == 201, report.text
     service.http.post("/broadcasts", json={"audience": "everyone", "phase": "pre_show", "content": "welcome"},
                       headers=owner.headers)
+    # an attachment of each user's on their message: the victim's go with them, the others' stay readable
+    attachment_id = ""
+    for key, user in users.items():
+        sent = service.http.post(f"/conversations/{conversation_id}/messages", json={"content": f"photo {key}"},
+                                 headers=user.headers)
+        upload = service.http.post(f"/conversations/{conversation_id}/attachments", params={"filename": "p.png"},
+                                   content=media.png(), headers={**user.headers, "Content-Type": "image/png"})
+        assert upload.status_code == 201, upload.text
+        attached = service.http.post(f"/attachments/{upload.json()['id']}/attach",
+                                     json={"message_id": sent.json()["id"]}, headers=user.headers)
+        assert attached.status_code == 200, attached.text
+        if key == "other":
+            attachment_id = upload.json()["id"]
     ids = {"conversation_id": conversation_id, "community_id": community_id, "message_id": message_id,
-           "user_id": str(users["member"].id)}
+           "user_id": str(users["member"].id), "attachment_id": attachment_id}
     return users, ids
 
 

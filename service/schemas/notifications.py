@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -35,7 +35,8 @@ class UnreadCount(BaseModel):
 
 
 class MarkRead(BaseModel):
-    ids: list[int] | None = Field(None, max_length=500, description="these notifications; omit for all of yours")
+    ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] | None = Field(
+        None, max_length=500, description="these notifications; omit for all of yours")
 
 
 class Preferences(BaseModel):
