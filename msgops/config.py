@@ -21,7 +21,7 @@ CONFIG_FILE = "msgops.yaml"
 
 _KEYS = {
     "api_url", "database_url_env", "jwt_secret_env", "environment", "repo", "cors", "load_results",
-    "waivers", "attestations", "checks", "env_file",
+    "waivers", "attestations", "checks", "env_file", "personas", "api", "realtime",
 }
 
 
@@ -47,6 +47,10 @@ class Target:
     attestations: Path | None = None
     checks: CheckSettings = field(default_factory=CheckSettings)
     source: str = "defaults"
+    # Raw sections, validated by the modules that own them (msgops.personas, the API map, realtime adapters).
+    personas: Mapping[str, Any] | None = None
+    api: Mapping[str, Any] | None = None
+    realtime: Mapping[str, Any] | None = None
 
     @property
     def ws_url(self) -> str | None:
@@ -80,6 +84,13 @@ def _load_file(path: Path) -> dict[str, Any]:
     if unknown:
         raise UserError(f"{path}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(sorted(_KEYS))})")
     return data
+
+
+def _section(path: Path | None, data: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
+    value = data.get(key)
+    if value is not None and not isinstance(value, Mapping):
+        raise UserError(f"{path}: {key}: expected a mapping of settings")
+    return value
 
 
 def _read_env_file(path: Path) -> dict[str, str]:
@@ -136,6 +147,9 @@ def resolve(config_path: Path | None = None, *, api_url: str | None = None, data
         waivers=rel(data.get("waivers")),
         attestations=rel(data.get("attestations")),
         checks=check_settings,
+        personas=_section(path, data, "personas"),
+        api=_section(path, data, "api"),
+        realtime=_section(path, data, "realtime"),
         source="flags/environment" + (f" + {path}" if path else ""),
     )
     if result.api_url and result.database_url:

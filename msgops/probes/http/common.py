@@ -157,8 +157,8 @@ def fill_path(path: str, values: dict[str, str] | None = None) -> str:
 # --- requests as probe users ---------------------------------------------------------------------
 
 async def users(ctx: Context, *roles: str) -> list[ProbeUser]:
-    """Fresh probe users with these app roles, made concurrently."""
-    return list(await asyncio.gather(*(ctx.api_user(role) for role in roles)))
+    """Distinct test users with these app roles (msgops.personas)."""
+    return await ctx.users(*roles)
 
 
 async def call(ctx: Context, user: ProbeUser | None, method: str, path: str, **kwargs: Any) -> httpx.Response:

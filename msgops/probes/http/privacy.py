@@ -64,7 +64,9 @@ async def _world(ctx: Context) -> _World:
 
 
 def _email(user: ProbeUser) -> str:
-    """The email claim of a probe user's token (what ctx.api_user put there)."""
+    """The address the identity provider knows the user by (the token's email claim when not given)."""
+    if user.email:
+        return user.email
     claims = jwt.decode(user.token, options={"verify_signature": False})
     return str(claims.get("email", ""))
 

@@ -3,7 +3,7 @@
 `Socket` reads in the background and keeps every frame with its arrival time, so a probe can wait
 for one frame while others arrive, and afterwards inspect everything a socket was sent (the leak
 checks need exactly that). `Scene` creates probe users and a group conversation through the REST
-API; everything it creates belongs to `ctx.api_user()` users and is erased with them.
+API; everything it creates belongs to `ctx.users()` users and is erased with them.
 """
 
 from __future__ import annotations
@@ -189,14 +189,14 @@ class Scene:
 
     async def __aenter__(self) -> Scene:
         ws_url(self.ctx)
-        self.ctx.require_secret()
+        self.ctx.personas  # noqa: B018 - NotRun before anything is opened when there is no way to get users
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await asyncio.gather(*(s.close() for s in self.sockets), return_exceptions=True)
 
     async def add_users(self, *labels: str) -> None:
-        made = await asyncio.gather(*(self.ctx.api_user() for _ in labels))
+        made = await self.ctx.users(*["attendee"] * len(labels))
         self.users.update(zip(labels, made, strict=True))
 
     def uid(self, label: str) -> str:
