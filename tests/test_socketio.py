@@ -1,0 +1,93 @@
+"""The reference speaks Socket.IO at namespace /messaging with `auth: {token}` (seed 004's gateway), beside
+/realtime, on the same hub: real Socket.IO clients over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import socketio
+
+from tests.support import RunningService
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class Client:
+    """A Socket.IO client that records every event it receives."""
+
+    def __init__(self) -> None:
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.events: list[tuple[str, Any]] = []
+        self.news = asyncio.Event()
+
+        @self.sio.on("*", namespace="/messaging")
+        async def any_event(name: str, data: Any = None) -> None:
+            self.events.append((name, data))
+            self.news.set()
+
+    async def connect(self, svc: RunningService, token: str | None) -> None:
+        await self.sio.connect(svc.url, namespaces=["/messaging"], socketio_path="socket.io",
+                               auth={"token": token} if token else None, transports=["websocket"],
+                               wait_timeout=5)
+
+    async def wait(self, name: str, timeout: float = 3.0, **fields: Any) -> Any:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            for event, data in self.events:
+                if event == name and all(str(data.get(k)) == str(v) for k, v in fields.items()):
+                    return data
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return None
+            self.news.clear()
+            try:
+                await asyncio.wait_for(self.news.wait(), left)
+            except TimeoutError:
+                return None
+
+
+async def test_websocket_connection_with_auth_token_joins_sends_and_receives(service: RunningService) -> None:
+    """Seed 004: "Test WebSocket connection" — connect to /messaging with auth token."""
+    a, b, stranger = service.user(), service.user(), service.user()
+    conv = service.http.post("/conversations", json={"kind": "group", "title": "sio", "member_ids": [str(b.id)]},
+                             headers=a.headers).json()["id"]
+    ca, cb, cs = Client(), Client(), Client()
+    try:
+        await asyncio.gather(ca.connect(service, a.token), cb.connect(service, b.token),
+                             cs.connect(service, stranger.token))
+        assert await ca.wait("authenticated", user_id=a.id)
+        joined = await ca.sio.call("join_conversation", {"conversation_id": conv}, namespace="/messaging")
+        assert joined["type"] == "joined" and joined["conversation_id"] == conv
+        await cb.sio.call("join_conversation", {"conversation_id": conv}, namespace="/messaging")
+        refused = await cs.sio.call("join_conversation", {"conversation_id": conv}, namespace="/messaging")
+        assert refused["type"] == "error" and refused["code"] == "not_found"
+
+        ack = await ca.sio.call("send_message", {"conversation_id": conv, "content": "hello over socket.io",
+                                                 "client_msg_id": "sio-1"}, namespace="/messaging")
+        assert ack["type"] == "message_sent" and ack["client_msg_id"] == "sio-1"
+        got = await cb.wait("message_received", conversation_id=conv)
+        assert got and got["message"]["content"] == "hello over socket.io"
+
+        await cb.sio.emit("typing_start", {"conversation_id": conv}, namespace="/messaging")
+        assert await ca.wait("user_typing", user_id=b.id, typing=True)
+        await cb.sio.emit("mark_read", {"conversation_id": conv, "seq": ack["seq"]}, namespace="/messaging")
+        assert await ca.wait("message_read", user_id=b.id, seq=ack["seq"])
+        beat = await ca.sio.call("heartbeat", {}, namespace="/messaging")
+        assert beat["type"] == "heartbeat_ack"
+
+        await cb.sio.disconnect()
+        assert await ca.wait("user_offline", user_id=b.id, timeout=8)
+        assert not [e for e, d in cs.events if conv in repr(d) and e != "error"]  # the stranger heard nothing
+    finally:
+        for client in (ca, cb, cs):
+            await client.sio.disconnect()
+
+
+async def test_a_connection_without_a_valid_token_is_refused(service: RunningService) -> None:
+    for token in (None, "not-a-jwt"):
+        client = Client()
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await client.connect(service, token)
+        await client.sio.disconnect()
