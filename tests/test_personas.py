@@ -122,9 +122,10 @@ def token_command(rsa_key: rsa.RSAPrivateKey, tmp_path_factory: pytest.TempPathF
     return [sys.executable, str(folder / "idp_token.py"), str(folder / "key.pem"), KID]
 
 
-def foreign(svc: RunningService, personas_config: dict[str, Any], env: dict[str, str] | None = None) -> Target:
+def foreign(svc: RunningService, personas_config: dict[str, Any], env: dict[str, str] | None = None,
+            realtime: dict[str, Any] | None = None) -> Target:
     return Target(api_url=svc.url, database_url=svc.database_url, jwt_secret=None, personas=personas_config,
-                  env=env or {})
+                  env=env or {}, realtime=realtime)
 
 
 async def run(target: Target, kind: str, **params: Any) -> tuple[Outcome, Context]:
@@ -140,9 +141,10 @@ async def run(target: Target, kind: str, **params: Any) -> tuple[Outcome, Contex
 # --- the reference as a foreign target -------------------------------------------------------------
 
 def test_http_and_realtime_checks_run_as_token_command_personas(rs256_service, token_command):
-    """Every HTTP and realtime item of the built-in checklists, with RS256 tokens printed by a command and
-    no shared secret: only checks that forge tokens are not run; nothing errors."""
-    target = foreign(rs256_service, {"source": "token_command", "command": token_command})
+    """Every HTTP and realtime item of the built-in checklists, with RS256 tokens printed by a command, no
+    shared secret, and realtime over Socket.IO: only checks that forge tokens are not run; nothing errors."""
+    target = foreign(rs256_service, {"source": "token_command", "command": token_command},
+                     realtime={"protocol": "socketio", "namespace": "/messaging"})
     _, _, items = api.select_items(target)
     items = [i for i in items if i.check and i.check.family in ("http", "realtime")]
     assert personas.describe(target) and "printed by" in str(personas.describe(target))

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 import socketio
 
+from msgops import probes
+from msgops.probes.realtime.client import RealtimeUnavailable
 from tests.support import RunningService
 
 pytestmark = pytest.mark.timeout(60)
@@ -91,3 +93,36 @@ async def test_a_connection_without_a_valid_token_is_refused(service: RunningSer
         with pytest.raises(socketio.exceptions.ConnectionError):
             await client.connect(service, token)
         await client.sio.disconnect()
+
+
+# --- the realtime probes over Socket.IO --------------------------------------------------------------
+
+async def test_every_realtime_check_passes_over_socketio(service: RunningService) -> None:
+    """Every realtime item of the built-in checklists, through the Socket.IO adapter."""
+    from msgops import api
+    from msgops.config import Target
+    from msgops.engine import RunOptions, run_items
+    from msgops.probes import Context
+    from tests.support import JWT_SECRET
+
+    target = Target(api_url=service.url, database_url=service.database_url, jwt_secret=JWT_SECRET,
+                    realtime={"protocol": "socketio", "namespace": "/messaging"})
+    _, _, items = api.select_items(target)
+    items = [i for i in items if i.check and i.check.family == "realtime"]
+    ctx = Context(target)
+    try:
+        results = await run_items(items, ctx, RunOptions(concurrency=8, timeout_s=60))
+    finally:
+        await ctx.close()
+    bad = [f"{r.id} {r.status} {r.message[:200]}" for r in results if r.status != "pass"]
+    assert not bad, bad
+    assert len(results) >= 20
+
+    # the adapter really speaks Socket.IO: a namespace the server does not have is refused, named
+    wrong = Target(api_url=service.url, jwt_secret=JWT_SECRET, realtime={"protocol": "socketio", "namespace": "/chat"})
+    ctx = Context(wrong)
+    try:
+        with pytest.raises(RealtimeUnavailable, match="namespace /chat"):
+            await probes.get("realtime.delivery").fn(ctx)  # type: ignore[union-attr]
+    finally:
+        await ctx.close()

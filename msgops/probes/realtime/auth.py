@@ -11,6 +11,7 @@ import jwt
 
 from msgops.probes import probe
 from msgops.probes.context import CannotEvaluate, Context
+from msgops.probes.realtime import adapters
 from msgops.probes.realtime.client import REPLY_TIMEOUT, SETTLE, Scene, Socket, brief, received
 from msgops.results import Outcome, failed, passed
 
@@ -53,10 +54,8 @@ async def auth_required(ctx: Context) -> Outcome:
         cases = _cases(ctx)
 
         async def attempt(case: str, query: str, token: str | None) -> Socket:
-            sock = await Socket.open(ctx, f"no valid token ({case})", query=query)
+            sock = await adapters.attempt(ctx, f"no valid token ({case})", token, query)
             scene.sockets.append(sock)
-            if token is not None:
-                await sock.send(type="auth", token=token)
             await sock.send(type="join_conversation", conversation_id=str(conversation), ref=f"join-{case}")
             await sock.wait(lambda f: f.get("type") == "error", REPLY_TIMEOUT)  # or closed
             return sock
