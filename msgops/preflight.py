@@ -24,10 +24,11 @@ from urllib.parse import urlsplit
 
 import psycopg
 
-from msgops import personas
+from msgops import apimap, personas
 from msgops.checklist import Item
 from msgops.config import Target
 from msgops.errors import UserError
+from msgops.probes.realtime import settings as realtime_settings
 from msgops.target import mask_url
 
 TIMEOUT_S = 5.0
@@ -137,6 +138,9 @@ def describe(target: Target, items: Sequence[Item]) -> Preflight:
                         "DATABASE_URL, write a target file with `msgops init`, or start `msgops serve`")
     ws_url = target.ws_url
     users_how = personas.describe(target) if counts["http"] or counts["realtime"] else None
+    if counts["http"] or counts["realtime"]:  # a wrong API map or realtime section: exit 3 before any check
+        apimap.parse(target.api)
+        realtime_settings.parse(target.realtime)
     has_users = users_how is not None
     load_path = target.load_results or "msgops-out/load.json"
     endpoints = {

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from msgops.probes.context import CannotEvaluate, Context, ProbeUser
+from msgops.probes.http.common import operation
 from msgops.probes.realtime import adapters
 from msgops.probes.realtime.recording import (
     OPEN_TIMEOUT,
@@ -78,14 +79,13 @@ class Scene:
         return str(self.users[label].id)
 
     async def group(self, owner: str, *members: str) -> uuid.UUID:
-        user = self.users[owner]
-        body = {"kind": "group", "title": f"msgops probe {self.ctx.run_id}",
-                "member_ids": [self.uid(m) for m in members]}
-        r = await self.ctx.http.post("/conversations", json=body, headers=user.headers)
-        if r.status_code != 201:
-            raise CannotEvaluate(f"could not create a probe conversation: POST /conversations answered "
-                               f"{r.status_code} {r.text[:200]}")
-        self.conversation = uuid.UUID(r.json()["id"])
+        made = await operation(self.ctx, self.users[owner], "create_group", "create a probe conversation",
+                               title=f"msgops probe {self.ctx.run_id}", member_ids=[self.uid(m) for m in members])
+        try:
+            self.conversation = uuid.UUID(str(made["id"]))
+        except ValueError:
+            raise CannotEvaluate(f"the conversation id {made['id']!r} is not a UUID; msgops's realtime checks "
+                                 "need UUID ids") from None
         return self.conversation
 
     async def socket(self, label: str, join: bool = True, tab: str = "") -> Socket:
@@ -97,21 +97,15 @@ class Scene:
 
     async def send(self, sender: str, content: str) -> Sent:
         started = time.perf_counter()
-        r = await self.ctx.http.post(f"/conversations/{self.conversation}/messages",
-                                     json={"content": content, "client_msg_id": uuid.uuid4().hex},
-                                     headers=self.users[sender].headers)
-        if r.status_code != 201:
-            raise CannotEvaluate(f"could not send a probe message: POST /conversations/{{id}}/messages answered "
-                               f"{r.status_code} {r.text[:200]}")
-        body = r.json()
-        return Sent(str(body["id"]), int(body["seq"]), started)
+        body = await operation(self.ctx, self.users[sender], "send_message", "send a probe message",
+                               conversation_id=str(self.conversation), content=content,
+                               client_msg_id=uuid.uuid4().hex)
+        seq = body.get("seq")
+        return Sent(str(body["id"]), int(seq) if isinstance(seq, int) else -1, started)
 
     async def remove(self, owner: str, member: str) -> None:
-        r = await self.ctx.http.delete(f"/conversations/{self.conversation}/members/{self.uid(member)}",
-                                       headers=self.users[owner].headers)
-        if r.status_code != 204:
-            raise CannotEvaluate(f"could not remove a probe member: DELETE /conversations/{{id}}/members/{{user}} "
-                               f"answered {r.status_code} {r.text[:200]}")
+        await operation(self.ctx, self.users[owner], "remove_member", "remove a probe member",
+                        conversation_id=str(self.conversation), user_id=self.uid(member))
 
     def who(self, user_id: object) -> str:
         """A user id in evidence, labelled with its role in the scene."""

@@ -9,7 +9,8 @@
       events:                       # msgops's (SPEC-MSG-001) event names -> the target's
         join_conversation: joinRoom
         message_received: newMessage
-      fields: {conversation_id: roomId}  # top-level payload fields, msgops's name -> the target's
+      fields: {conversation_id: roomId}  # payload field names at any depth, msgops's name -> the target's
+      acks: true                    # replies (joined, message_sent, errors) come as acknowledgements
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ class RealtimeSettings(BaseModel):
     namespace: str = "/messaging"
     auth: dict[str, Any] = Field(default_factory=lambda: {"token": "{token}"})
     events: dict[str, str] = Field(default_factory=dict)
-    fields: dict[str, str] = Field(default_factory=dict)
+    fields: dict[str, str] = Field(default_factory=dict)  # renamed at any depth of a payload
+    acks: bool = False  # replies come as Socket.IO acknowledgements (not only as events)
 
     @field_validator("events")
     @classmethod
@@ -73,5 +75,5 @@ def parse(raw: Mapping[str, Any] | None) -> RealtimeSettings:
         loc = ".".join(str(p) for p in error["loc"])
         message = str(error["msg"]).removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
-            message = "unknown setting (protocol, url, path, namespace, auth, events, fields)"
+            message = "unknown setting (protocol, url, path, namespace, auth, events, fields, acks)"
         raise UserError(f"msgops.yaml realtime.{loc}: {message}; fix msgops.yaml") from None

@@ -12,6 +12,10 @@ import socketio
 from msgops.probes.realtime.recording import OPEN_TIMEOUT, Frame, RealtimeUnavailable, Socket
 from msgops.probes.realtime.settings import RealtimeSettings
 
+# The reply each request gets, for acknowledgements that do not say their type.
+_REPLIES = {"join_conversation": "joined", "leave_conversation": "left", "send_message": "message_sent",
+            "heartbeat": "heartbeat_ack", "refresh_token": "token_refreshed"}
+
 
 def _payload(template: Any, token: str | None) -> Any:
     if isinstance(template, str):
@@ -33,7 +37,7 @@ class SocketIOSocket(Socket):
 
         @self.client.on("*", namespace=namespace)
         async def received(event: str, data: Any = None) -> None:
-            frame: Frame = {self._ours(k): v for k, v in data.items()} if isinstance(data, dict) else {"data": data}
+            frame: Frame = self._ours(data) if isinstance(data, dict) else {"data": data}
             frame["type"] = settings.msgops_event(event)
             self._record(frame)
 
@@ -48,8 +52,33 @@ class SocketIOSocket(Socket):
             self.refused = str(data.get("message") if isinstance(data, dict) else data)
             self._record({"type": "error", "code": "connect_error", "message": self.refused})
 
-    def _ours(self, field: str) -> str:
-        return next((ours for ours, theirs in self.settings.fields.items() if theirs == field), field)
+    def _ours(self, value: Any) -> Any:
+        """A payload with the target's field names renamed to msgops's, at any depth."""
+        if isinstance(value, dict):
+            back = {theirs: ours for ours, theirs in self.settings.fields.items()}
+            return {back.get(k, k): self._ours(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._ours(v) for v in value]
+        return value
+
+    def _theirs(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {self.settings.fields.get(k, k): self._theirs(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._theirs(v) for v in value]
+        return value
+
+    def _ack(self, request: str, ref: str) -> Any:
+        def record(data: Any = None, *_: Any) -> None:
+            frame: Frame = self._ours(data) if isinstance(data, dict) else {"data": data}
+            kind = frame.get("type")
+            if not kind:
+                failed = frame.get("ok") is False or "error" in frame
+                kind = "error" if failed else _REPLIES.get(request, f"{request}_ack")
+            frame["type"], frame["ref"] = self.settings.msgops_event(str(kind)), ref
+            self._record(frame)
+
+        return record
 
     async def connect(self, token: str | None, query: str = "") -> bool:
         """Connect with the auth payload for `token` (none when None); False when the server refused."""
@@ -74,10 +103,13 @@ class SocketIOSocket(Socket):
         return sock
 
     async def _emit(self, frame: Frame) -> bool:
-        data = {self.settings.fields.get(k, k): v for k, v in frame.items() if k != "type"}
+        request = str(frame.get("type"))
+        ref = frame.get("ref")
+        data = self._theirs({k: v for k, v in frame.items() if k != "type"})
+        callback = self._ack(request, str(ref)) if self.settings.acks and ref else None
         try:
-            await self.client.emit(self.settings.target_event(str(frame.get("type"))), data,
-                                   namespace=self.settings.namespace)
+            await self.client.emit(self.settings.target_event(request), data, namespace=self.settings.namespace,
+                                   callback=callback)
         except socketio.exceptions.BadNamespaceError:
             return False
         return True
