@@ -119,6 +119,7 @@ class ApiMap(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     defaults: Literal["reference", "none"] = "reference"
+    derive: Literal["openapi"] | None = None  # read what it can from the target's /openapi.json
     operations: dict[str, Operation | None] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -133,9 +134,12 @@ class ApiMap(BaseModel):
                     raise ValueError(f"operations.{name}: {exc}") from None
         return self
 
-    def get(self, name: str) -> Operation | None:
+    def get(self, name: str, derived: Mapping[str, Operation] | None = None) -> Operation | None:
+        """Named in `operations` (null: the target has none) > derived from OpenAPI > the defaults."""
         if name in self.operations:
             return self.operations[name]
+        if derived and name in derived:
+            return derived[name]
         return REFERENCE[name] if self.defaults == "reference" else None
 
 
@@ -210,9 +214,23 @@ class Answer:
         return self.fields[name]
 
 
-def get_path(ctx: Context, name: str, values: Mapping[str, Any]) -> str | None:
+async def lookup(ctx: Context, name: str) -> Operation | None:
+    api = of(ctx)
+    derived: Mapping[str, Operation] | None = None
+    if api.derive == "openapi" and name not in api.operations:
+        from msgops.apimap_openapi import derive
+        from msgops.probes.http.common import openapi, shared
+
+        async def read() -> dict[str, Operation]:
+            return derive(await openapi(ctx))
+
+        derived = await shared(ctx, "api.derived", read)
+    return api.get(name, derived)
+
+
+async def get_path(ctx: Context, name: str, values: Mapping[str, Any]) -> str | None:
     """The filled path of operation `name` when the map has it as a GET; else None."""
-    op = of(ctx).get(name)
+    op = await lookup(ctx, name)
     if op is None or op.method != "GET":
         return None
     return _fill_text(op.path, values, url=True)
@@ -223,7 +241,7 @@ async def call(ctx: Context, user: ProbeUser | None, name: str, **values: Any) -
     from msgops.probes.context import Skip
     from msgops.probes.http.common import json_of
 
-    op = of(ctx).get(name)
+    op = await lookup(ctx, name)
     if op is None:
         raise Skip(f"not part of this API: the operation {name} is not in msgops.yaml api.operations")
     path = _fill_text(op.path, values, url=True)

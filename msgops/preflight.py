@@ -136,11 +136,14 @@ def describe(target: Target, items: Sequence[Item]) -> Preflight:
     if not target.api_url and not target.database_url and (counts["db"] or counts["http"] or counts["realtime"]):
         raise UserError("nothing to check: no API URL and no database are configured. Set MSGOPS_API_URL and/or "
                         "DATABASE_URL, write a target file with `msgops init`, or start `msgops serve`")
+    realtime = realtime_settings.parse(target.realtime)  # a wrong section: exit 3 before any check
     ws_url = target.ws_url
+    if realtime.protocol == "socketio" and target.api_url:
+        ws_url = (f"{(realtime.url or target.api_url).rstrip('/')} (Socket.IO, path {realtime.path}, namespace "
+                  f"{realtime.namespace})")
     users_how = personas.describe(target) if counts["http"] or counts["realtime"] else None
-    if counts["http"] or counts["realtime"]:  # a wrong API map or realtime section: exit 3 before any check
+    if counts["http"] or counts["realtime"]:
         apimap.parse(target.api)
-        realtime_settings.parse(target.realtime)
     has_users = users_how is not None
     load_path = target.load_results or "msgops-out/load.json"
     endpoints = {

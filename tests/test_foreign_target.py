@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 
@@ -109,3 +110,22 @@ def test_msgops_check_stops_on_a_wrong_api_map_or_realtime_section_with_exit_3(t
     config.write_text("api_url: http://127.0.0.1:9\nrealtime:\n  protocol: socketio\n  events: {joined_room: x}\n")
     assert_one_line_error(msgops("check", "--checklist", "004-spec-msg-001", cwd=tmp_path,
                                  env={"MSGOPS_JWT_SECRET": "s"}), 3, "realtime.events", "unknown event")
+
+
+def test_an_api_map_derived_from_the_targets_openapi(chat):
+    """operationIds (createRoom, sendPost, removePerson, listPosts) and JSON schemas give the map."""
+    from msgops.apimap_openapi import derive
+
+    target = chat()
+    doc = httpx.get(f"{target.api_url}/openapi.json").json()
+    derived = derive(doc)
+    assert derived["create_group"].request == "POST /api/rooms"
+    assert derived["create_group"].json_body == {"name": "{title}", "members": "{member_ids}"}
+    assert derived["create_group"].response == {"id": "room.roomId"}
+    assert derived["send_message"].json_body == {"text": "{content}", "nonce": "{client_msg_id}"}
+    assert derived["remove_member"].request == "DELETE /api/rooms/{conversation_id}/people/{user_id}"
+    assert "report" not in derived
+    derived_target = Target(api_url=target.api_url, personas=target.personas, realtime=target.realtime,
+                            api={"defaults": "none", "derive": "openapi"}, env=target.env)
+    outcome, _ = asyncio.run(run(derived_target, "realtime.no_leak"))
+    assert outcome.status == "pass", outcome

@@ -53,6 +53,29 @@ class NewPost(BaseModel):
     nonce: str | None = None
 
 
+class RoomOut(BaseModel):
+    roomId: str
+    name: str
+    people: list[str]
+
+
+class RoomEnvelope(BaseModel):
+    room: RoomOut
+
+
+class PostOut(BaseModel):
+    postId: str
+    seq: int
+    text: str
+    authorId: str
+    roomId: str
+    authorEmail: str | None = None
+
+
+class PostEnvelope(BaseModel):
+    post: PostOut
+
+
 def create_app(breaks: Breaks | None = None) -> Any:
     breaks = breaks or Breaks()
     api = FastAPI(title="foreign chat")
@@ -91,14 +114,14 @@ def create_app(breaks: Breaks | None = None) -> Any:
         user = who(authorization)
         return {"userId": user}
 
-    @api.post("/api/rooms", status_code=201)
+    @api.post("/api/rooms", status_code=201, operation_id="createRoom", response_model=RoomEnvelope)
     async def new_room(body: NewRoom, authorization: str | None = Header(None)) -> dict[str, Any]:
         user = who(authorization)
         room = Room(str(uuid.uuid4()), body.name, user, {user, *body.members})
         rooms[room.id] = room
         return {"room": {"roomId": room.id, "name": room.name, "people": sorted(room.members)}}
 
-    @api.delete("/api/rooms/{room_id}/people/{person}", status_code=204)
+    @api.delete("/api/rooms/{room_id}/people/{person}", status_code=204, operation_id="removePerson")
     async def remove(room_id: str, person: str, authorization: str | None = Header(None)) -> Response:
         room = member_room(room_id, who(authorization))
         room.members.discard(person)
@@ -106,7 +129,8 @@ def create_app(breaks: Breaks | None = None) -> Any:
             entered[room_id].discard(sid)
         return Response(status_code=204)
 
-    @api.post("/api/rooms/{room_id}/posts", status_code=201)
+    @api.post("/api/rooms/{room_id}/posts", status_code=201, operation_id="sendPost", response_model=PostEnvelope,
+              response_model_exclude_none=True)
     async def post(room_id: str, body: NewPost, response: Response,
                    authorization: str | None = Header(None)) -> dict[str, Any]:
         user = who(authorization)
@@ -127,7 +151,7 @@ def create_app(breaks: Breaks | None = None) -> Any:
             await sio.emit("newPost", {"roomId": room_id, "seq": item["seq"], "post": item}, to=sid, namespace="/chat")
         return {"post": item}
 
-    @api.get("/api/rooms/{room_id}/posts")
+    @api.get("/api/rooms/{room_id}/posts", operation_id="listPosts")
     async def posts(room_id: str, authorization: str | None = Header(None)) -> dict[str, Any]:
         return {"posts": member_room(room_id, who(authorization)).posts}
 

@@ -134,8 +134,8 @@ async def _no_email_leak(ctx: Context) -> Outcome:
     pairs += [(m, op) for op in ops for m in staff if "/moderation" in op.path]
     answers = await asyncio.gather(*(read(u, op) for u, op in pairs))
     # The API map's own reads, with the world's ids in place (OpenAPI parameter names may differ).
-    mapped = [path for name in ("list_messages", "search") if (path := apimap.get_path(ctx, name, {
-        **world.values, "query": "msgops", "limit": 50})) is not None]
+    values = {**world.values, "query": "msgops", "limit": 50}
+    mapped = [path for name in ("list_messages", "search") if (path := await apimap.get_path(ctx, name, values))]
 
     async def read_path(reader: ProbeUser, path: str) -> tuple[ProbeUser, httpx.Response]:
         return reader, await call(ctx, reader, "GET", path)
