@@ -1,6 +1,6 @@
 """One listening WebSocket: connect, authenticate, join a conversation, then receive in a greenlet.
 
-Connecting (TCP + upgrade + auth frame + join) is timed as one request, `WS /realtime`; a failure
+Connecting (TCP + upgrade + auth frame + join) is timed as one request (`WS connect`); a failure
 counts as a connect failure. Every `message_received` carrying a load stamp records its delivery
 latency (now - the sender's intended send time) and which socket got which message, from which
 the runner counts lost and duplicated deliveries.
