@@ -87,6 +87,12 @@ async def unreachable(target: Target, families: set[str]) -> dict[str, str]:
             down[part] = reason
     if "api" in wanted and target.api_url and "api" not in down and families & {"http", "realtime"}:
         await personas.verify(target)  # a token_command or sign-in that cannot work: exit 3 before the run
+    realtime = realtime_settings.parse(target.realtime)
+    if "realtime" in families and realtime.protocol == "socketio" and target.api_url and "api" not in down:
+        from msgops.probes.realtime.sio_adapter import refusal
+
+        if why := await refusal(realtime, (realtime.url or target.api_url).rstrip("/")):
+            raise UserError(why)
     return {family: down[part] for family, part in NEEDS.items() if part in down}
 
 

@@ -126,3 +126,25 @@ async def test_every_realtime_check_passes_over_socketio(service: RunningService
             await probes.get("realtime.delivery").fn(ctx)  # type: ignore[union-attr]
     finally:
         await ctx.close()
+
+
+async def test_a_socketio_endpoint_that_cannot_be_right_is_named_before_the_run(service: RunningService) -> None:
+    from msgops.probes.realtime.settings import parse
+    from msgops.probes.realtime.sio_adapter import refusal
+
+    assert await refusal(parse({"protocol": "socketio"}), service.url) is None  # refused only for want of a token
+    wrong_path = await refusal(parse({"protocol": "socketio", "path": "/sockets"}), service.url)
+    assert wrong_path and "fix realtime.url and realtime.path" in wrong_path
+    # python-socketio answers an unknown namespace like a handler that refuses without a reason ("Unable to
+    # connect"): not decided here; the realtime checks then error naming the namespace (see above)
+    assert await refusal(parse({"protocol": "socketio", "namespace": "/chat"}), service.url) is None
+
+
+def test_msgops_check_stops_on_a_socketio_path_with_no_server_with_exit_3(service: RunningService, tmp_path) -> None:
+    from tests.support import JWT_SECRET
+    from tests.test_cli import assert_one_line_error, msgops
+
+    (tmp_path / "msgops.yaml").write_text(f"api_url: {service.url}\nrealtime:\n  protocol: socketio\n"
+                                          "  path: /sockets\n")
+    proc = msgops("check", "--checklist", "004-spec-msg-001", cwd=tmp_path, env={"MSGOPS_JWT_SECRET": JWT_SECRET})
+    assert_one_line_error(proc, 3, "no Socket.IO server answers", "fix realtime.url and realtime.path")

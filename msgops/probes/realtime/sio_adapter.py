@@ -118,3 +118,24 @@ class SocketIOSocket(Socket):
         with contextlib.suppress(Exception):
             await self.client.disconnect()
         self._ended(1000, "client disconnect")
+
+
+async def refusal(settings: RealtimeSettings, url: str) -> str | None:
+    """Before a run: why the Socket.IO endpoint cannot be right (no server at the path; a namespace a
+    socket.io server says it does not have), or None. A connection refused for want of a token is the
+    expected answer; python-socketio's "Unable to connect" is ambiguous (no such namespace, or a handler
+    that refuses without a reason) and left to the checks, which name the namespace when they error."""
+    sock = SocketIOSocket(settings, url, "preflight")
+    try:
+        connected = await sock.connect(None)
+    finally:
+        await sock.close()
+    if connected:
+        return None
+    why = (sock.refused or "").strip()
+    where = f"{url} path {settings.path} namespace {settings.namespace}"
+    if why.lower().startswith("invalid namespace"):
+        return f"the Socket.IO server at {url} has no namespace {settings.namespace}: fix realtime.namespace"
+    if "connection error" in why.lower() or "unexpected response" in why.lower() or "404" in why:
+        return f"no Socket.IO server answers at {where} ({why}): fix realtime.url and realtime.path"
+    return None
