@@ -57,13 +57,20 @@ class Issued:
     id: uuid.UUID
 
 
-def subject(token: str) -> uuid.UUID | None:
-    """The `sub` of a JWT as a UUID (unverified: the target verifies it), or None."""
+def subject(token: str, persona: str = "") -> uuid.UUID | None:
+    """The `sub` of a JWT as a UUID (unverified: the target verifies it); None for an opaque token or one
+    without `sub`. PersonaError for a `sub` that is not a UUID: msgops's checks address users by UUID."""
     try:
         sub = jwt.decode(token, options={"verify_signature": False}).get("sub")
-        return uuid.UUID(str(sub)) if sub else None
-    except (jwt.PyJWTError, ValueError):
+    except jwt.PyJWTError:
         return None
+    if not sub:
+        return None
+    try:
+        return uuid.UUID(str(sub))
+    except ValueError:
+        raise PersonaError(f"msgops.yaml personas: the token of {persona or 'a persona'} has sub {str(sub)[:40]!r}, "
+                           "not a UUID; msgops's checks need targets whose user ids are UUIDs") from None
 
 
 class TokenSource(ABC):
@@ -226,7 +233,7 @@ class TokenCommand(TokenSource):
 
     async def token(self, persona: Persona) -> Issued:
         token = await self._run(persona.name, persona.id, persona.role, persona.email)
-        return Issued(token, subject(token) or persona.id)
+        return Issued(token, subject(token, persona.name) or persona.id)
 
     async def service_token(self) -> str | None:
         if not self.config.service:
@@ -252,7 +259,11 @@ class PreIssued(TokenSource):
     async def token(self, persona: Persona) -> Issued:
         assert persona.fixed is not None and persona.fixed.token_env
         token = self._env(persona.fixed.token_env, f"users[{persona.name}].token_env")
-        return Issued(token, persona.fixed.id or subject(token) or persona.id)
+        uid = persona.fixed.id or subject(token, persona.name)
+        if uid is None:
+            raise PersonaError(f"msgops.yaml personas.users[{persona.name}]: the token carries no user id (sub); "
+                               "give the persona's id")
+        return Issued(token, uid)
 
     async def service_token(self) -> str | None:
         env = self.config.service_token_env
@@ -298,7 +309,10 @@ class SupabasePassword(TokenSource):
                                f"of {user.email} ({r.status_code} {why or r.text[:120]}); seed the user or fix "
                                f"{user.password_env}")
         uid = (body.get("user") or {}).get("id")
-        return Issued(token, uuid.UUID(uid) if uid else subject(token) or persona.id)
+        found = uuid.UUID(uid) if uid else subject(token, persona.name)
+        if found is None:
+            raise PersonaError(f"msgops.yaml personas.users[{persona.name}]: Supabase Auth returned no user id")
+        return Issued(token, found)
 
     async def service_token(self) -> str | None:
         env = self.config.service_key_env
