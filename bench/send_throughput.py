@@ -1,11 +1,10 @@
 """Sustained message sends through the API, beside raw pgbench on the identical SQL transaction.
 
-Both runs use the same database, the same users and conversations, and the same transaction:
+Both runs use the same database, the same users and conversations, and the same transaction: one
+autocommit statement that takes the caller's role and claims for its own transaction and sends,
 
-    BEGIN;
-    SELECT set_config('role', 'authenticated', true), set_config('request.jwt.claims', <claims>, true);
-    SELECT * FROM public.send_conversation_message(<conversation>, <content>, <client_msg_id>, NULL, ...);
-    COMMIT;
+    SELECT * FROM public.send_room_message_as('authenticated', <claims>, 'conversation', <conversation>,
+                                              <content>, <client_msg_id>, NULL, '{}', '{}', '{}');
 
 pgbench sends it straight to PostgreSQL; the API run sends HTTP requests (wrk, a C load generator)
 to `msgops serve --workers N`, which runs that transaction per request. The ratio says what the
@@ -146,10 +145,10 @@ class CpuMeter:
         return {k: round(v, 1) for k, v in sorted(totals.items())}
 
 
-SET_CLAIMS = ("SELECT set_config('role', 'authenticated', true), set_config('request.jwt.claims', "
-              "'{\"sub\":\"00000000-0000-4000-8000-' || lpad(:n::text, 12, '0') || "
-              "'\",\"role\":\"authenticated\",\"aud\":\"authenticated\"}', true);")
-SEND = ("SELECT * FROM public.send_conversation_message(('00000000-0000-4000-9000-' || lpad(:n::text, 12, '0'))::uuid, "
+CLAIMS = ("'{\"sub\":\"00000000-0000-4000-8000-' || lpad(:n::text, 12, '0') || "
+          "'\",\"role\":\"authenticated\",\"aud\":\"authenticated\"}'")
+SEND = (f"SELECT * FROM public.send_room_message_as('authenticated', {CLAIMS}, 'conversation', "
+        "('00000000-0000-4000-9000-' || lpad(:n::text, 12, '0'))::uuid, "
         f"'{CONTENT}', 'pg-' || :client_id || '-' || :r, NULL, '{{}}'::text[], '{{}}'::int[], '{{}}'::int[]);")
 
 
@@ -167,10 +166,7 @@ def run_pgbench(url: str, users: int, clients: int, duration: int, workdir: Path
     script = workdir / "send.sql"
     script.write_text(f"""\\set n random(1, {users})
 \\set r random(1, 1000000000000)
-BEGIN;
-{SET_CLAIMS}
 {SEND}
-COMMIT;
 """)
     logs = workdir / "pgbench_log"
     logs.mkdir(exist_ok=True)

@@ -6,6 +6,7 @@ Users (closed model; how many of each comes from the profile, as fixed counts):
   Reader       lists conversations, pages history, searches (pacing.reader, mix reader_mix)
   Listener     holds a WebSocket joined to its conversation; a greenlet receives and times deliveries
   Broadcaster  sends a broadcast as an organizer every pacing.broadcaster
+  Uploader     uploads a ~10 MB file into its conversation every pacing.uploader
 The open model (profile `open:`) sends at a target rate from every generator process, whatever the
 users do; see msgload/openloop.py.
 """
@@ -13,9 +14,12 @@ users do; see msgload/openloop.py.
 from __future__ import annotations
 
 import random
+import time
+from collections.abc import Callable
+from typing import Any
 
 import gevent
-from locust import FastHttpUser, User, constant, constant_pacing, task
+from locust import FastHttpUser, User, constant, task
 from msgload import actions, wiring  # noqa: F401  (wiring registers the event listeners)
 from msgload.realtime import RealtimeSocket
 from msgload.runstate import RUN
@@ -31,6 +35,23 @@ def _pacing(name: str) -> float:
     return float(_PLAN.pacing.get(name, 1.0)) if _PLAN is not None else 1.0
 
 
+def paced(period: float) -> Callable[[Any], float]:
+    """One task every `period` seconds, on a schedule that starts with the user's first task.
+
+    Locust's constant_pacing starts its clock when the user object is built, before on_start: a
+    random phase slept in on_start only shortens the first wait by as much, and every user spawned
+    together ends up acting in lockstep. Here the schedule is the first task's start (`due`, set at
+    the end of on_start) plus whole periods; a task that overruns its period starts the next at once
+    and moves the schedule, without a catch-up burst."""
+
+    def wait(user: Any) -> float:
+        now = time.perf_counter()
+        user.due = max(now, user.due + period)
+        return float(user.due - now)
+
+    return wait
+
+
 class _Http(FastHttpUser):
     abstract = True
     host = _PLAN.api_url if _PLAN is not None else None
@@ -39,14 +60,15 @@ class _Http(FastHttpUser):
 
     def on_start(self) -> None:
         self.slot = RUN.next_slot(type(self).__name__)
-        # A random phase: users spawned together would otherwise act in lockstep forever (constant
-        # pacing keeps their phase) and measure their own bursts.
+        # A random phase: users spawned together would otherwise act in lockstep forever (pacing
+        # keeps their phase) and measure their own bursts.
         gevent.sleep(random.uniform(0, _pacing(type(self).__name__.lower())))
+        self.due = time.perf_counter()  # the first task starts now; `paced` counts from here
 
 
 class Sender(_Http):
     fixed_count = _count("sender")
-    wait_time = constant_pacing(_pacing("sender"))
+    wait_time = paced(_pacing("sender"))
 
     @task
     def send(self) -> None:
@@ -63,7 +85,7 @@ class Sender(_Http):
 
 class Reader(_Http):
     fixed_count = _count("reader")
-    wait_time = constant_pacing(_pacing("reader"))
+    wait_time = paced(_pacing("reader"))
 
     @task
     def read(self) -> None:
@@ -73,7 +95,7 @@ class Reader(_Http):
 
 class Broadcaster(_Http):
     fixed_count = _count("broadcaster")
-    wait_time = constant_pacing(_pacing("broadcaster"))
+    wait_time = paced(_pacing("broadcaster"))
 
     @task
     def broadcast(self) -> None:
@@ -84,6 +106,19 @@ class Broadcaster(_Http):
         organizers = plan.organizers
         actions.send_broadcast(self.client, organizers[self.slot % len(organizers)], self.slot)
         self.slot += max(1, plan.generators) * max(1, _count("broadcaster"))
+
+
+class Uploader(_Http):
+    fixed_count = _count("uploader")
+    wait_time = paced(_pacing("uploader"))
+
+    @task
+    def upload(self) -> None:
+        if not RUN.wait_for_window():
+            gevent.sleep(3600)
+            return
+        senders = RUN.require_plan().senders
+        actions.upload(self.client, senders[self.slot % len(senders)])
 
 
 class Listener(User):
@@ -129,9 +164,9 @@ class Idle(User):
 def _select_classes() -> None:
     if _PLAN is None:
         return
-    for cls in (Sender, Reader, Broadcaster, Listener):
+    for cls in (Sender, Reader, Broadcaster, Listener, Uploader):
         cls.abstract = _count(cls.__name__.lower()) == 0
-    Idle.abstract = sum(_count(c) for c in ("sender", "reader", "listener", "broadcaster")) > 0
+    Idle.abstract = sum(_count(c) for c in ("sender", "reader", "listener", "broadcaster", "uploader")) > 0
 
 
 _select_classes()

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from msgops import config, preflight
-from msgops.checklist import Checklist, ChecklistError, Item, load_checklists
+from msgops.checklist import Checklist, ChecklistError, Item, load_checklists, load_selection, split_selection
+from msgops.checklist.loader import looks_like_path
 from msgops.engine import RunOptions, run_items
 from msgops.errors import UserError
 from msgops.loadresults import LoadResults
@@ -30,7 +31,7 @@ from msgops.output import json_report, junit
 from msgops.probes import Context
 from msgops.results import Result
 from msgops.verdict import GatePolicy, Verdict, evaluate
-from msgops.waivers import load_attestations, load_waivers
+from msgops.waivers import load_attestations, load_waivers, unknown_ids
 
 Target = config.Target
 OnResult = Callable[[Result], None]
@@ -80,40 +81,28 @@ def target_selection(target: Target) -> Selection:
     return Selection(tuple(scope.checklists), tuple(scope.tags), tuple(scope.only), scope.reason)
 
 
-def _is_path(value: str) -> bool:
-    return value.endswith((".yaml", ".yml")) or os.sep in value or Path(value).exists()
-
-
 def load(selection: Selection = Selection(), extra: Sequence[str | os.PathLike[str]] = ()) -> list[Checklist]:
-    """The checklists a run draws from: the built-ins, the files `extra` names (msgops.yaml's
-    `checklists:`), and any file or folder the selection names."""
-    named_paths = [c for c in selection.checklists if _is_path(c)]
+    """The checklists a run draws from: every built-in plus the files `extra` names (msgops.yaml's
+    `checklists:`), narrowed to what `selection.checklists` names — ids of those, or paths of other
+    checklist files and folders. Every problem of every file is reported at once (UserError)."""
     try:
-        available = load_checklists()
-        custom = load_checklists([*map(str, extra), *named_paths]) if (extra or named_paths) else []
+        available = load_selection(None, list(extra))
+        if not selection.checklists:
+            return available
+        by_id = {c.id: c for c in available}
+        ids = [s for s in selection.checklists if s in by_id and not looks_like_path(s)]
+        _, paths = split_selection([s for s in selection.checklists if s not in ids])
+        custom = load_checklists(paths) if paths else []
     except ChecklistError as exc:
-        raise UserError(str(exc)) from None
-    by_id: dict[str, Checklist] = {}
-    for checklist in [*available, *custom]:
-        if checklist.id in by_id:
-            raise UserError(f"checklist id {checklist.id!r} is used twice ({by_id[checklist.id].path} and "
-                            f"{checklist.path}): give the custom checklist another id")
-        by_id[checklist.id] = checklist
-    if not selection.checklists:
-        return list(by_id.values())
-    path_ids = {c.id for c in custom if c.path is not None and any(
-        Path(p).resolve() in (c.path.resolve(), *c.path.resolve().parents) for p in named_paths)}
-    chosen: list[Checklist] = []
-    for wanted in selection.checklists:
-        if _is_path(wanted):
-            continue
-        if wanted not in by_id:
-            raise UserError(f"--checklist {wanted!r}: no such checklist or file (built-in: "
-                            f"{', '.join(c.id for c in available)}; or give a path to a checklist file)")
-    for checklist in by_id.values():
-        if checklist.id in selection.checklists or checklist.id in path_ids:
-            chosen.append(checklist)
-    return chosen
+        raise UserError("\n".join(exc.problems)) from None
+    chosen = {i: by_id[i] for i in dict.fromkeys(ids)}
+    for checklist in custom:
+        same = chosen.get(checklist.id) or by_id.get(checklist.id)
+        if same is not None and same.path != checklist.path:
+            raise UserError(f"checklist id {checklist.id!r} is used by {same.path} and {checklist.path}: "
+                            "give the custom checklist another id")
+        chosen[checklist.id] = checklist
+    return list(chosen.values())
 
 
 def select(checklists: Sequence[Checklist], selection: Selection) -> list[Item]:
@@ -175,12 +164,11 @@ def _options(target: Target, options: RunOptions | None, waivers: Path | None,
 
 
 def _unknown_ids(opts: RunOptions, checklists: Sequence[Checklist]) -> list[str]:
-    known = {i.full_id for c in checklists for i in c.items}
-    warnings = [f"waiver for {wid!r} names no checklist item; check the id (msgops checklists list)"
-                for wid in opts.waivers if wid not in known]
-    warnings += [f"attestation for {aid!r} names no checklist item; check the id (msgops checklists list)"
-                 for aid in opts.attestations if aid not in known]
-    return warnings
+    known = [i.full_id for c in checklists for i in c.items]
+    return ([f"waiver for {wid!r} names no checklist item; check the id (msgops checklists list)"
+             for wid in unknown_ids(opts.waivers, known)]
+            + [f"attestation for {aid!r} names no checklist item; check the id (msgops checklists list)"
+               for aid in unknown_ids(opts.attestations, known)])
 
 
 @dataclass

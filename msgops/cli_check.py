@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 from typing import Annotated, Literal
 
+import psycopg
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -94,9 +96,16 @@ def run_with_progress(target: config.Target, chosen: api.Selection, policy: Gate
                   disable=show == "quiet" or not out.is_terminal) as bar:
         task = bar.add_task("", total=None)
 
+        lines = model_lines(target) if show == "full" else []
+
         def on_plan(planned: api.Planned) -> None:
             if show == "full":
                 print_preflight(out, planned)
+                if lines and any(f.name == "db" and f.ready for f in planned.preflight.families):
+                    for line in lines:
+                        out.print(escape(line) if line.startswith("database model") else f"  {escape(line)}",
+                                  highlight=False, soft_wrap=True)
+                    out.print()
             bar.update(task, total=sum(1 for i in planned.items if i.automated))
 
         def advance(result: Result) -> None:
@@ -109,7 +118,7 @@ def run_with_progress(target: config.Target, chosen: api.Selection, policy: Gate
 
 def render(run: api.CheckRun, out: Console, verbose: bool, quiet: bool, output_format: str) -> None:
     for warning in run.warnings:
-        out.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        out.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     if quiet:
         out.print(f"{run.verdict.headline} (exit {run.verdict.exit_code})", highlight=False)
     else:
@@ -127,6 +136,28 @@ def output_format_value(value: str) -> str:
     if value not in ("text", "github"):
         raise UserError(f"--output-format must be text or github, got {value!r}")
     return value
+
+
+def model_lines(target: config.Target) -> list[str]:
+    """The database model the db checks will use (the schema: section, or discovered), as preflight lines."""
+    from msgops.cli_discover import describe
+    from msgops.dbmodel import Model, discover
+
+    async def find() -> Model:
+        if target.schema:
+            return Model.from_mapping(dict(target.schema))
+        assert target.database_url is not None
+        async with await psycopg.AsyncConnection.connect(target.database_url, connect_timeout=5) as conn:
+            return await discover(conn)
+
+    if not target.database_url:
+        return []
+    try:
+        model = asyncio.run(find())
+    except (psycopg.Error, OSError, ValueError):  # the db checks report it with their own evidence
+        return []
+    source = "schema: in msgops.yaml" if target.schema else "discovered; correct it with `msgops discover`"
+    return [f"database model ({source})", *describe(model)]
 
 
 def check(

@@ -28,7 +28,7 @@ from msgops.cli_check import (
     Waivers,
 )
 from msgops.errors import UserError
-from msgops.output import junit
+from msgops.output import json_report, junit
 from msgops.report import inputs as report_inputs
 from msgops.report import model as report_model
 from msgops.report import signoff
@@ -64,7 +64,7 @@ def render_report(results: list[Path], out: Path, previous: list[Path] | None = 
 
 def _summary_json(model: report_model.ReportModel, signatures: list[signoff.Signature]) -> dict[str, Any]:
     return {
-        "schema": "msgops.report", "version": 1, "verdict": asdict(model.verdict),
+        "schema": "msgops.report", "version": 1, "verdict": json_report.verdict_dict(model.verdict),
         "content_hash": model.content_hash, "counts": model.counts, "target": model.target, "git_sha": model.git_sha,
         "loads": [{k: v for k, v in load.items() if k != "charts"} for load in model.loads],
         "new_failures": [asdict(c) for c in model.new_failures], "fixed": [asdict(c) for c in model.fixed],
@@ -85,15 +85,33 @@ def report(
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the report summary as JSON.",
                                                   show_default=False)] = None,
     junit_out: Annotated[Path | None, typer.Option("--junit", help="Also write JUnit XML.", show_default=False)] = None,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
-    """Render the self-contained HTML sign-off report from check and load results.
+    """Render the self-contained HTML sign-off report from check and load
+    results, with the one verdict over all of them.
 
-    The report opens in any browser with no network and no JavaScript. Leads sign it with
-    `msgops signoff`; a signature over results that later change is shown as stale.
+    The report opens in any browser with no network and no JavaScript.
+    Leads sign it with `msgops signoff`; a signature over results that
+    later change is shown as stale. Exit 0 when the report was written.
+
+    Examples:
+
+      msgops report                                 # msgops-out/ -> msgops-out/report.html
+
+      msgops report -r results.json -r load.json --out signoff.html
+
+      msgops report --previous last-run/ --markdown summary.md
     """
     model = render_report(results or [DEFAULT_OUT], out, previous, markdown, json_out, junit_out)
-    console.print(f"[bold]{model.verdict.decision}[/]: {model.verdict.reason}")
-    console.print(f"report: {out}" + (f", summary: {markdown}" if markdown else ""))
+    if not quiet:
+        console.print(f"[bold]{model.verdict.headline}[/]", highlight=False)
+        if model.verdict.decision != "GO":
+            console.print(f"  {model.verdict.reason}", highlight=False)
+    if verbose:
+        for blocker in model.verdict.blockers + model.verdict.not_evaluated:
+            console.print(f"  - {blocker.line()}", highlight=False)
+    console.print(f"report: {out}" + (f", summary: {markdown}" if markdown else ""), highlight=False)
 
 
 def signoff_command(
@@ -102,8 +120,18 @@ def signoff_command(
     name: Annotated[str, typer.Option(help="Your name.")],
     decision: Annotated[str, typer.Option(help="go or no-go.")],
     note: Annotated[str, typer.Option(help="Why, or under which conditions.")] = "",
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
-    """Sign a report: append to its sign-off ledger, bound to the results' content hash, and re-render it."""
+    """Sign a report: append to its sign-off ledger, bound to the results'
+    content hash, and re-render it.
+
+    Examples:
+
+      msgops signoff --report msgops-out/report.html --role "QA Lead" --name Dana --decision go
+
+      msgops signoff --report report.html --role "Security Lead" --name Ana --decision no-go --note "RLS hole"
+    """
     from msgops.report import render
 
     meta = render.read_meta(report_path)
@@ -114,8 +142,11 @@ def signoff_command(
     signature = signoff.append(signoff.ledger_path(report_path), role, name, decision.lower(), note,
                                inputs.content_hash)
     render_report(meta["inputs"], report_path, meta["previous"] or None)
-    console.print(f"signed by {signature.name} ({signature.role}): {signature.decision.upper()} "
-                  f"over results {signature.content_hash[:12]}; ledger {signoff.ledger_path(report_path)}")
+    if verbose:
+        console.print(f"[dim]ledger entries: {len(signoff.read(signoff.ledger_path(report_path)))}[/]")
+    if not quiet:
+        console.print(f"signed by {signature.name} ({signature.role}): {signature.decision.upper()} "
+                      f"over results {signature.content_hash[:12]}; ledger {signoff.ledger_path(report_path)}")
 
 
 def gate(

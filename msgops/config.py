@@ -1,5 +1,8 @@
 """The target of a check run, resolved from flags > environment > msgops.yaml > a local `msgops serve`.
 
+msgops.yaml is `--target FILE`, else the file `MSGOPS_TARGET` names, else the first msgops.yaml found
+from the working directory upward (stopping at a directory that holds .git, or at the root). It is
+parsed into typed settings (msgops.settings_model); every problem of the file is reported at once.
 Secrets come only from the environment (or the local development data directory), never from
 msgops.yaml: the file names the variables that hold them.
 """
@@ -12,17 +15,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
+from pydantic import ValidationError
 
 from msgops import target as local
 from msgops.errors import UserError
+from msgops.settings_model import ENVIRONMENTS, SECRET_KEYS, Settings, without_empty
+from msgops.urls import check_api_url, check_database_url
+from msgops.validation import InputError, Problem, problems, read_yaml
 
 CONFIG_FILE = "msgops.yaml"
-
-_KEYS = {
-    "api_url", "database_url_env", "jwt_secret_env", "environment", "repo", "cors", "load_results",
-    "waivers", "attestations", "checks", "env_file", "personas", "api", "realtime",
-}
+TARGET_ENV = "MSGOPS_TARGET"
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,16 @@ class CheckSettings:
     concurrency: int = 16
     timeout_s: float = 30.0
     retries: int = 0
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What this target is checked against on purpose (`scope:` in msgops.yaml); the report states it."""
+
+    checklists: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    only: tuple[str, ...] = ()
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -47,7 +59,12 @@ class Target:
     attestations: Path | None = None
     checks: CheckSettings = field(default_factory=CheckSettings)
     source: str = "defaults"
-    # Raw sections, validated by the modules that own them (msgops.personas, the API map, realtime adapters).
+    scope: Scope | None = None
+    checklists: tuple[Path, ...] = ()  # custom checklist files, besides the built-in ones
+    schema: Mapping[str, Any] | None = None  # the `schema:` overrides, as written
+    config_path: Path | None = None  # the msgops.yaml used, if any
+    # Raw sections, validated by the modules that own them (msgops.personas, msgops.apimap, the realtime
+    # adapters' settings).
     personas: Mapping[str, Any] | None = None
     api: Mapping[str, Any] | None = None
     realtime: Mapping[str, Any] | None = None
@@ -69,28 +86,78 @@ class Target:
         }
 
 
-def _load_file(path: Path) -> dict[str, Any]:
+# Finding msgops.yaml ---------------------------------------------------------------------------
+
+
+def discover(start: Path | None = None) -> Path | None:
+    """The first msgops.yaml from `start` upward; the search stops at a directory holding .git."""
+    directory = (start or Path.cwd()).resolve()
+    for candidate in (directory, *directory.parents):
+        path = candidate / CONFIG_FILE
+        if path.is_file():
+            return path
+        if (candidate / ".git").exists():
+            return None
+    return None
+
+
+def find_config(explicit: Path | None = None, environ: Mapping[str, str] | None = None,
+                cwd: Path | None = None) -> Path | None:
+    """--target FILE, else $MSGOPS_TARGET, else msgops.yaml found upward from the working directory."""
+    env = os.environ if environ is None else environ
+    if explicit is not None:
+        if not explicit.is_file():
+            raise UserError(f"target file {explicit} not found; create one with `msgops init`")
+        return explicit
+    named = env.get(TARGET_ENV, "").strip()
+    if named:
+        path = Path(named)
+        if not path.is_absolute() and cwd is not None:
+            path = cwd / path
+        if not path.is_file():
+            raise UserError(f"{TARGET_ENV}={named}: no such file; fix the variable or create it with `msgops init`")
+        return path
+    return discover(cwd)
+
+
+# Reading it ------------------------------------------------------------------------------------
+
+
+def load_settings(path: Path) -> Settings:
+    """msgops.yaml as typed settings; every problem of the file in one UserError."""
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark else ""
-        raise UserError(f"{path}{where}: invalid YAML ({getattr(exc, 'problem', exc)}); fix the file") from None
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read ({exc})") from None
+    data, _ = read_yaml(text, str(path))
+    if data is None:
+        data = {}
     if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a mapping of settings (see `msgops init`)")
-    if "database_url" in data or "jwt_secret" in data:
-        raise UserError(f"{path}: secrets are read from the environment only; use database_url_env / jwt_secret_env")
-    unknown = sorted(set(data) - _KEYS)
-    if unknown:
-        raise UserError(f"{path}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(sorted(_KEYS))})")
-    return data
-
-
-def _section(path: Path | None, data: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
-    value = data.get(key)
-    if value is not None and not isinstance(value, Mapping):
-        raise UserError(f"{path}: {key}: expected a mapping of settings")
-    return value
+        raise UserError(f"{path}: expected a mapping of settings such as `api_url: https://…` "
+                        f"(got {type(data).__name__}); see `msgops init`")
+    found: list[Problem] = []
+    for key, instead in SECRET_KEYS.items():
+        if key in data:
+            found.append(Problem((key,), f"secrets are read from the environment only; name the variable that "
+                                        f"holds it with {instead}"))
+            del data[key]
+    data = {str(k): v for k, v in without_empty(data).items()}
+    settings = Settings()
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        found += problems(exc, Settings)
+    if not found:
+        base = path.parent
+        paths: list[tuple[tuple[str | int, ...], str]] = [(("checklists", i), p)
+                                                          for i, p in enumerate(settings.checklists)]
+        if settings.env_file:
+            paths.insert(0, (("env_file",), settings.env_file))
+        found += [Problem(loc, f"file {(base / p).resolve()} not found") for loc, p in paths
+                  if not (base / p).is_file()]
+    if found:
+        raise InputError(str(path), found)
+    return settings
 
 
 def _read_env_file(path: Path) -> dict[str, str]:
@@ -104,53 +171,64 @@ def _read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
+def _environment(value: str, where: str) -> str:
+    if value not in ENVIRONMENTS:
+        raise UserError(f"{where}: must be one of {', '.join(ENVIRONMENTS)} (got {value!r})")
+    return value
+
+
 def resolve(config_path: Path | None = None, *, api_url: str | None = None, database_url: str | None = None,
             environment: str | None = None, data_dir: Path | None = None,
-            environ: Mapping[str, str] | None = None) -> Target:
+            environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Target:
     env = dict(os.environ if environ is None else environ)
-    path = config_path or (Path(CONFIG_FILE) if Path(CONFIG_FILE).exists() else None)
-    if config_path is not None and not config_path.exists():
-        raise UserError(f"target file {config_path} not found; create one with `msgops init`")
-    data = _load_file(path) if path else {}
-    base = path.parent if path else Path.cwd()
+    path = find_config(config_path, env, cwd)
+    settings = load_settings(path) if path else Settings()
+    base = path.parent.resolve() if path else (cwd or Path.cwd()).resolve()
 
-    def rel(value: Any) -> Path | None:
-        return (base / str(value)).resolve() if value else None
+    def rel(value: str | None) -> Path | None:
+        return (base / value).resolve() if value else None
 
-    checks = data.get("checks") or {}
-    cors = data.get("cors") or {}
     inspected_env = dict(env)
-    if data.get("env_file"):
-        env_file = rel(data["env_file"])
-        assert env_file is not None
-        if not env_file.exists():
-            raise UserError(f"{path}: env_file {env_file} not found")
-        inspected_env.update(_read_env_file(env_file))
-    try:
-        check_settings = CheckSettings(int(checks.get("concurrency", 16)), float(checks.get("timeout_s", 30)),
-                                       int(checks.get("retries", 0)))
-    except (TypeError, ValueError):
-        raise UserError(f"{path}: checks.concurrency/timeout_s/retries must be numbers") from None
+    if settings.env_file:
+        inspected_env.update(_read_env_file(base / settings.env_file))
 
-    db_var = str(data.get("database_url_env", "DATABASE_URL"))
-    secret_var = str(data.get("jwt_secret_env", "MSGOPS_JWT_SECRET"))
+    if api_url is not None:
+        api_url = check_api_url(api_url, "--api-url")
+    elif env.get("MSGOPS_API_URL"):
+        api_url = check_api_url(env["MSGOPS_API_URL"], "MSGOPS_API_URL")
+    else:
+        api_url = settings.api_url
+    db_var = settings.database_url_env
+    if database_url is not None:
+        database_url = check_database_url(database_url, "--database-url")
+    elif env.get(db_var):
+        database_url = check_database_url(env[db_var], db_var)
+    if environment is not None:
+        environment = _environment(environment, "environment")
+    elif env.get("MSGOPS_ENV"):
+        environment = _environment(env["MSGOPS_ENV"], "MSGOPS_ENV")
+    scope = settings.scope
     result = Target(
-        api_url=api_url or env.get("MSGOPS_API_URL") or data.get("api_url"),
-        database_url=database_url or env.get(db_var) or None,
-        jwt_secret=env.get(secret_var) or env.get("SUPABASE_JWT_SECRET") or None,
-        environment=environment or env.get("MSGOPS_ENV") or data.get("environment") or "development",
-        repo=rel(data.get("repo")) or Path.cwd(),
+        api_url=api_url,
+        database_url=database_url,
+        jwt_secret=env.get(settings.jwt_secret_env) or env.get("SUPABASE_JWT_SECRET") or None,
+        environment=environment or settings.environment or "development",
+        repo=rel(settings.repo) or base,
         env=inspected_env,
-        cors_allowed_origin=cors.get("allowed_origin"),
-        cors_disallowed_origin=cors.get("disallowed_origin", "https://attacker.example"),
-        load_results=rel(data.get("load_results")),
-        waivers=rel(data.get("waivers")),
-        attestations=rel(data.get("attestations")),
-        checks=check_settings,
-        personas=_section(path, data, "personas"),
-        api=_section(path, data, "api"),
-        realtime=_section(path, data, "realtime"),
+        cors_allowed_origin=settings.cors.allowed_origin,
+        cors_disallowed_origin=settings.cors.disallowed_origin,
+        load_results=rel(settings.load_results),
+        waivers=rel(settings.waivers),
+        attestations=rel(settings.attestations),
+        checks=CheckSettings(settings.checks.concurrency, settings.checks.timeout_s, settings.checks.retries),
+        personas=settings.personas,
+        api=settings.api,
+        realtime=settings.realtime,
         source="flags/environment" + (f" + {path}" if path else ""),
+        scope=Scope(tuple(scope.checklists), tuple(scope.tags), tuple(scope.only), scope.reason) if scope else None,
+        checklists=tuple((base / p).resolve() for p in settings.checklists),
+        schema=settings.schema_,
+        config_path=path.resolve() if path else None,
     )
     if result.api_url and result.database_url:
         return result
@@ -172,6 +250,7 @@ def resolve(config_path: Path | None = None, *, api_url: str | None = None, data
 INIT_TEMPLATE = """\
 # msgops target: what `msgops check` and `msgops gate` inspect.
 # Precedence: command-line flags > environment variables > this file.
+# Found as --target FILE, else $MSGOPS_TARGET, else the first msgops.yaml from the working directory up.
 # Secrets never live here: name the environment variables that hold them.
 
 api_url: http://127.0.0.1:8000          # or MSGOPS_API_URL
@@ -188,6 +267,11 @@ cors:
 load_results: msgops-out/load.json      # results of `msgops load`, read by load thresholds
 # waivers: waivers.yaml                 # [{id, justification, approver, expires: 2026-12-31}]
 # attestations: attestations.yaml       # [{id, by, role, note, date: 2026-11-20}]
+
+# scope:                                # check part of the checklists on purpose; the report states it
+#   tags: [db, rls]                     # and/or checklists: [ids], only: [item ids]
+#   reason: the API is gated by its own pipeline
+# checklists: [checks/our-team.yaml]    # custom checklist files (relative to this file), run with the built-in ones
 
 checks:
   concurrency: 16                       # checks in flight at once

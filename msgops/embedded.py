@@ -41,7 +41,10 @@ def free_port() -> int:
 
 
 def _port_free(port: int) -> bool:
+    """Free to listen on, as PostgreSQL does (SO_REUSEADDR): connections lingering in TIME_WAIT
+    after a crash do not make the remembered port look taken."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -89,6 +92,27 @@ class EmbeddedPostgres:
             (self.data_dir / "pg.port").write_text(str(self.port))
         self._ensure_database()
         return self.url
+
+    def running(self) -> bool:
+        return self._running_port() != 0
+
+    def restart(self, deadline_s: float = 60.0) -> None:
+        """Start the stopped (or crashed) server again on its own port, which clients already use.
+
+        After a `kill -9` of the postmaster its backends take a moment to notice and exit; until then
+        the new server refuses to start, so this retries until `deadline_s`."""
+        user = self._os_user()
+        deadline = time.monotonic() + deadline_s
+        while True:
+            try:
+                self._pg_ctl(user, ["start", "-w", "-t", "30", "-l", str(self.pgdata / "server.log"),
+                                    "-o", self._server_options()])
+                break
+            except UserError:
+                if self.running() or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        self.started_here = True
 
     def stop(self) -> None:
         if (self.pgdata / "postmaster.pid").exists():

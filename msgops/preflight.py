@@ -19,6 +19,7 @@ import socket
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -134,6 +135,22 @@ def _users(how: str | None) -> str:
     return how if how else "none: " + _FIX["users"]
 
 
+def _in_git(path: Path) -> bool:
+    return any((folder / ".git").exists() for folder in (path.resolve(), *path.resolve().parents))
+
+
+def _load_detail(target: Target, items: Sequence[Item]) -> tuple[bool, str]:
+    """Whether the load results the run's thresholds name are there (`msgops load` writes them)."""
+    latest = Path(target.load_results) if target.load_results else Path.cwd() / "msgops-out" / "load.json"
+    profiles = sorted({str(i.check.params.get("profile")) for i in items
+                       if i.check and i.check.kind == "load.threshold" and i.check.params.get("profile")})
+    missing = [p for p in profiles if not latest.with_name(f"load-{p}.json").exists()]
+    if missing:
+        runs = "; ".join(f"msgops load --profile {p}" for p in missing)
+        return False, f"not run for lack of load results ({latest.parent}): {runs}"
+    return True, f"thresholds read from {latest} (and load-<profile>.json beside it)"
+
+
 def describe(target: Target, items: Sequence[Item]) -> Preflight:
     """The preflight of a run: the target's endpoints and, per probe family, whether it can run.
 
@@ -172,8 +189,10 @@ def describe(target: Target, items: Sequence[Item]) -> Preflight:
         "realtime": (api_ok and has_users,
                      f"WebSockets to {ws_url} as test users" if api_ok and has_users else
                      no_users if api_ok else no_api),
-        "env": (True, f"variables of this environment and the git repository at {target.repo}"),
-        "load": (True, f"thresholds read from {load_path} (and load-<profile>.json beside it)"),
+        "env": (True, f"variables of this environment and the git repository at {target.repo}"
+                if _in_git(Path(target.repo)) else "variables of this environment; the git checks are not run: "
+                f"{target.repo} is not in a git repository (set repo: in msgops.yaml)"),
+        "load": _load_detail(target, items),
     }
     families = [Family(name, counts[name], *detail.get(name, (True, "")))
                 for name in ("db", "http", "realtime", "env", "load") if counts[name]]

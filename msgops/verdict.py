@@ -91,18 +91,20 @@ class Coverage:
     thresholds_measured: int = 0
 
     def sentence(self) -> str:
-        parts = [f"{self.evaluated} of {self.automated} automated checks ran"]
+        checks = "check" if self.automated == 1 else "checks"
+        parts = [f"{self.evaluated} of {self.automated} automated {checks} ran"] if self.automated else []
         extra = [f"{n} {what}" for n, what in ((self.not_applicable, "not applicable"), (self.not_run, "not run"),
                                                (self.errored, "errored")) if n]
         if extra:
             parts[0] += f" ({', '.join(extra)})"
         if self.thresholds:
-            parts.append(f"{self.thresholds_measured} of {self.thresholds} load thresholds measured")
+            parts.append(f"{self.thresholds_measured} of {self.thresholds} load threshold"
+                         f"{'s' * (self.thresholds != 1)} measured")
         if self.manual_pending:
-            parts.append(f"{self.manual_pending} manual items pending")
+            parts.append(f"{self.manual_pending} manual item{'s' * (self.manual_pending != 1)} pending")
         if self.attested:
             parts.append(f"{self.attested} attested")
-        return "; ".join(parts)
+        return "; ".join(parts) or "nothing was checked"
 
 
 @dataclass

@@ -1,16 +1,23 @@
 """Waivers (a failure accepted, with a justification, an approver and an enforced expiry) and
-attestations (a person confirms a manual item)."""
+attestations (a person confirms a manual item).
+
+Both files are YAML: a list of entries, or a mapping with one key (`waivers:` / `attestations:`)
+holding that list. Every problem of a file is reported at once, by entry index and key
+(`waivers.yaml: waivers[2].expires: must be a date like 2026-12-31 (got 'someday')`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints, ValidationError
 
 from msgops.errors import UserError
+from msgops.validation import InputError, Problem, problems, read_yaml
 
 
 @dataclass(frozen=True)
@@ -33,51 +40,102 @@ class Attestation:
     date: date
 
 
-def _read_list(path: Path, what: str) -> list[dict[str, Any]]:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{what} file {path} not found; fix the path or remove the option") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark else ""
-        raise UserError(f"{path}{where}: invalid YAML in {what} file ({getattr(exc, 'problem', exc)})") from None
-    entries = data.get(what) if isinstance(data, dict) else data
-    if entries is None:
-        return []
-    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise UserError(f"{path}: expected a list of {what} (mappings with id, ...)")
-    return entries
-
-
-def _date(value: Any, path: Path, entry_id: str, field: str) -> date:
+def _date(value: Any) -> Any:
+    if isinstance(value, datetime):
+        raise ValueError("must be a date like 2026-12-31 (no time of day)")
     if isinstance(value, date):
         return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise ValueError("must be a date like 2026-12-31")
+
+
+Day = Annotated[date, BeforeValidator(_date)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class WaiverEntry(_Entry):
+    id: Text
+    justification: Text
+    approver: Text
+    expires: Day
+
+
+class AttestationEntry(_Entry):
+    id: Text
+    by: Text
+    role: Text
+    note: str = ""
+    date: Day
+
+
+def _entries(path: Path, what: str) -> tuple[list[Any], tuple[str | int, ...]]:
+    """The raw entries of the file, and the key path they sit under (for messages)."""
     try:
-        return date.fromisoformat(str(value))
-    except ValueError:
-        raise UserError(f"{path}: {entry_id}: {field} must be a date like 2026-12-31, got {value!r}") from None
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{what} file {path} not found; fix the path or remove the option") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read the {what} file ({exc})") from None
+    data, _ = read_yaml(text, str(path))
+    if data is None:
+        return [], (what,)
+    if isinstance(data, dict):
+        unknown = sorted(str(k) for k in data if k != what)
+        if unknown:
+            raise InputError(str(path), [Problem((k,), f"unknown key; a {what} file holds a `{what}:` list")
+                                         for k in unknown])
+        data = data.get(what) or []
+    if not isinstance(data, list):
+        raise UserError(f"{path}: expected a list of {what} (mappings with id, ...), got {type(data).__name__}")
+    return data, (what,)
 
 
-def _require(entry: dict[str, Any], fields: tuple[str, ...], path: Path) -> None:
-    missing = [f for f in fields if not entry.get(f)]
-    if missing:
-        raise UserError(f"{path}: entry {entry.get('id', '?')!r} is missing {', '.join(missing)}")
+def _parse(path: Path, what: str, model: type[_Entry], today: date | None = None) -> list[Any]:
+    raw, prefix = _entries(path, what)
+    found: list[Problem] = []
+    parsed: list[Any] = []
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(raw):
+        loc = (*prefix, index)
+        if not isinstance(entry, dict):
+            found.append(Problem(loc, f"must be a mapping with keys {', '.join(model.model_fields)}"))
+            continue
+        try:
+            item = model.model_validate({str(k): v for k, v in entry.items()})
+        except ValidationError as exc:
+            found += problems(exc, model, loc)
+            continue
+        item_id = str(item.id)  # type: ignore[attr-defined]
+        if item_id in seen:
+            found.append(Problem((*loc, "id"), f"{item_id!r} is already {what}[{seen[item_id]}]"))
+        seen.setdefault(item_id, index)
+        if today is not None and isinstance(item, AttestationEntry) and item.date > today + timedelta(days=1):
+            found.append(Problem((*loc, "date"), f"must not be in the future (got {item.date.isoformat()})"))
+        parsed.append(item)
+    if found:
+        raise InputError(str(path), found)
+    return parsed
 
 
 def load_waivers(path: Path) -> dict[str, Waiver]:
-    waivers = {}
-    for e in _read_list(path, "waivers"):
-        _require(e, ("id", "justification", "approver", "expires"), path)
-        waivers[str(e["id"])] = Waiver(str(e["id"]), str(e["justification"]), str(e["approver"]),
-                                       _date(e["expires"], path, e["id"], "expires"))
-    return waivers
+    return {e.id: Waiver(e.id, e.justification, e.approver, e.expires) for e in _parse(path, "waivers", WaiverEntry)}
 
 
-def load_attestations(path: Path) -> dict[str, Attestation]:
-    attestations = {}
-    for e in _read_list(path, "attestations"):
-        _require(e, ("id", "by", "role", "date"), path)
-        attestations[str(e["id"])] = Attestation(str(e["id"]), str(e["by"]), str(e["role"]), str(e.get("note", "")),
-                                                 _date(e["date"], path, e["id"], "date"))
-    return attestations
+def load_attestations(path: Path, today: date | None = None) -> dict[str, Attestation]:
+    entries = _parse(path, "attestations", AttestationEntry, today or date.today())
+    return {e.id: Attestation(e.id, e.by, e.role, e.note, e.date) for e in entries}
+
+
+def unknown_ids(entries: Mapping[str, Any] | Iterable[Any], known_ids: Iterable[str]) -> list[str]:
+    """Ids of waivers/attestations (a mapping keyed by id, or entries with `.id`) that name no known item."""
+    known = set(known_ids)
+    ids = entries.keys() if isinstance(entries, Mapping) else (getattr(e, "id", e) for e in entries)
+    return sorted(str(i) for i in ids if str(i) not in known)

@@ -12,21 +12,25 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 
 from msgops import __version__
-from service import logs
+from service import limits, logs, metrics, runtime
 from service.auth import TokenVerifier
 from service.db import Database
 from service.http_errors import database_error_handler, validation_error_handler
 from service.middleware import HttpEdgeMiddleware
 from service.routes import (
     admin,
+    attachments,
     broadcasts,
     communities,
     conversations,
     health,
     messages,
     moderation,
+    notifications,
+    push,
     users,
 )
+from service.send_path import SendFastPath
 from service.settings import Settings
 from service.state import AppState
 
@@ -40,7 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     logs.configure(settings.log_level, settings.log_file)
     state = AppState(
         settings=settings,
-        db=Database(settings.database_url, settings.pool_min, settings.pool_max),
+        db=Database(settings.database_url, settings.pool_min, settings.pool_max, settings.pool_timeout_s),
         verifier=TokenVerifier(settings.jwt_secret, settings.jwt_audience, settings.jwt_algorithms,
                                settings.jwks_url),
     )
@@ -50,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await state.db.open()
         await _start_realtime(state)
         await _start_jobs(state)
+        runtime.tune_gc()
         log.info("service started", extra={"environment": settings.environment, "version": __version__})
         try:
             yield
@@ -57,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await _stop_jobs(state)
             await _stop_realtime(state)
             await state.db.close()
+            metrics.process_exiting()
             log.info("service stopped")
 
     app = FastAPI(
@@ -69,9 +75,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.msgops = state
     app.add_exception_handler(psycopg.Error, database_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
-    for module in (health, users, conversations, messages, communities, broadcasts, moderation, admin):
+    for module in (health, users, conversations, messages, communities, broadcasts, moderation, admin,
+                   attachments, notifications, push):
         app.include_router(module.router)
     _include_realtime(app)
+    app.add_middleware(SendFastPath)  # first: the innermost, behind every other middleware
     app.add_middleware(
         CORSMiddleware,
         allow_origins=list(settings.cors_origins),
@@ -80,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_age=600,
     )
     app.add_middleware(HttpEdgeMiddleware, hsts=settings.hsts)
+    limits.install(app, settings, state.verifier)
     return app
 
 
@@ -102,6 +111,11 @@ async def _start_realtime(state: AppState) -> None:
     except ImportError:
         return
     await lifecycle.start(state)
+    from service.notifications import dispatch
+    from service.notifications import push as web_push
+
+    web_push.start(state)
+    dispatch.start(state)
 
 
 async def _stop_realtime(state: AppState) -> None:
@@ -109,6 +123,9 @@ async def _stop_realtime(state: AppState) -> None:
         from service.realtime import lifecycle
     except ImportError:
         return
+    from service.notifications import dispatch
+
+    await dispatch.stop(state)
     await lifecycle.stop(state)
 
 

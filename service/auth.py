@@ -12,9 +12,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
+import orjson
 
-API_ROLES = ("authenticated", "service_role")
-_CACHE_SIZE = 10_000  # verified tokens kept (each until its own exp)
+from msgops.tokens import API_ROLES, mint_token
+
+__all__ = ["API_ROLES", "AuthError", "Claims", "TokenVerifier", "mint_token"]
+
+MAX_TOKEN_BYTES = 8192  # identity providers' tokens are well under this; larger ones are refused unread
+CACHE_BYTES = 8 * 1024 * 1024  # verified tokens kept (each until its own exp), by the memory they hold
+_ENTRY_OVERHEAD = 400  # dict slot, tuple, Claims, UUID: roughly, per cached token
 
 
 class AuthError(Exception):
@@ -46,27 +52,74 @@ class Claims:
         value = self.raw.get("email")
         return value if isinstance(value, str) else None
 
+    @property
+    def name(self) -> object:
+        """The name the identity provider gives (`name`, or Supabase's `user_metadata.full_name`), unclean."""
+        metadata = self.raw.get("user_metadata")
+        return self.raw.get("name") or (metadata.get("full_name") if isinstance(metadata, dict) else None)
+
+
+# Time claims beyond this (the end of year 9999) are not times; a claim set must also fit in JSON that
+# PostgreSQL stores (request.jwt.claims): no NUL characters, integers within 64 bits.
+_MAX_TIME = 253_402_300_799
+_OBJECT_CLAIMS = ("user_metadata", "app_metadata")
+
+
+def check_claims_shape(raw: dict[str, Any]) -> None:
+    """Raise AuthError for signed claims this service cannot use, instead of failing later."""
+    for name in ("exp", "iat", "nbf"):
+        value = raw.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                                  or not 0 <= value <= _MAX_TIME):
+            raise AuthError(f"token claim {name!r} is not a time")
+    for name in _OBJECT_CLAIMS:
+        if raw.get(name) is not None and not isinstance(raw[name], dict):
+            raise AuthError(f"token claim {name!r} must be an object")
+    try:
+        encoded = orjson.dumps(raw)
+    except TypeError:
+        raise AuthError("token claims cannot be stored (an integer beyond 64 bits?)") from None
+    if b"\\u0000" in encoded:
+        raise AuthError("token claims must not contain NUL characters")
+
 
 class TokenVerifier:
     def __init__(self, secret: str | None, audience: str, algorithms: tuple[str, ...],
-                 jwks_url: str | None = None) -> None:
+                 jwks_url: str | None = None, cache_bytes: int = CACHE_BYTES) -> None:
         if not secret and not jwks_url:
             raise ValueError("set MSGOPS_JWT_SECRET (HS256) or MSGOPS_JWKS_URL (RS256/ES256) to verify tokens")
         self.secret = secret
         self.audience = audience
         self.algorithms = [a for a in algorithms if a.lower() != "none"]
         self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=600) if jwks_url else None
-        self._verified: dict[str, tuple[float, Claims]] = {}
+        self._verified: dict[str, tuple[float, Claims, int]] = {}  # token -> (exp, claims, bytes held)
+        self.cache_limit = cache_bytes
+        self.cached_bytes = 0
 
     def verify(self, token: str) -> Claims:
         cached = self._verified.get(token)
         if cached is not None and cached[0] > time.time():
             return cached[1]
+        if len(token) > MAX_TOKEN_BYTES:
+            raise AuthError(f"token is over {MAX_TOKEN_BYTES} bytes")
         claims = self._verify(token)
-        if len(self._verified) >= _CACHE_SIZE:
-            self._verified.pop(next(iter(self._verified)))  # the oldest entry
-        self._verified[token] = (float(claims.raw["exp"]), claims)
+        self._remember(token, claims)
         return claims
+
+    def _remember(self, token: str, claims: Claims) -> None:
+        size = 2 * len(token) + len(orjson.dumps(claims.raw)) * 4 + _ENTRY_OVERHEAD  # token + parsed claims
+        previous = self._verified.pop(token, None)
+        if previous is not None:
+            self.cached_bytes -= previous[2]
+        while self._verified and self.cached_bytes + size > self.cache_limit:
+            _, (_, _, freed) = self._pop_oldest()
+            self.cached_bytes -= freed
+        self._verified[token] = (float(claims.raw["exp"]), claims, size)
+        self.cached_bytes += size
+
+    def _pop_oldest(self) -> tuple[str, tuple[float, Claims, int]]:
+        oldest = next(iter(self._verified))
+        return oldest, self._verified.pop(oldest)
 
     def _verify(self, token: str) -> Claims:
         try:
@@ -94,16 +147,8 @@ class TokenVerifier:
             sub = uuid.UUID(str(raw["sub"]))
         except ValueError:
             raise AuthError("token subject is not a UUID") from None
+        check_claims_shape(raw)
         role = str(raw.get("role", "authenticated"))
         if role not in API_ROLES:
             raise AuthError(f"token role {role!r} is not accepted")
         return Claims(sub=sub, role=role, raw=raw)
-
-
-def mint_token(secret: str, sub: uuid.UUID | str, role: str = "authenticated", ttl: int = 3600,
-               audience: str = "authenticated", extra: dict[str, Any] | None = None) -> str:
-    """An HS256 token in the Supabase shape; used by `msgops token`, tests and load tests."""
-    now = int(time.time())
-    claims: dict[str, Any] = {"sub": str(sub), "role": role, "aud": audience, "iat": now, "exp": now + ttl}
-    claims.update(extra or {})
-    return jwt.encode(claims, secret, algorithm="HS256")

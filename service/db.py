@@ -3,8 +3,8 @@ claims with set_config(..., true): transaction-local, so a pooled connection nev
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -20,13 +20,24 @@ _SET_CLAIMS = "select set_config('role', %s, true), set_config('request.jwt.clai
 Conn = AsyncConnection[DictRow]
 
 
+def _role_and_claims(claims: Claims | None) -> tuple[str, str]:
+    if claims is None:
+        return "anon", '{"role":"anon"}'
+    return claims.db_role, orjson.dumps(claims.raw).decode()
+
+
 class Database:
-    def __init__(self, url: str, min_size: int = 2, max_size: int = 20) -> None:
+    def __init__(self, url: str, min_size: int = 2, max_size: int = 20, timeout_s: float = 5.0) -> None:
+        # A request waits at most timeout_s for a connection (then 503 with Retry-After); while the
+        # database is away the pool keeps trying to reconnect, and recovers by itself when it returns.
         self.pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
-            url, min_size=min_size, max_size=max_size, open=False,
-            kwargs={"row_factory": dict_row, "autocommit": False},
+            url, min_size=min_size, max_size=max_size, open=False, timeout=timeout_s,
+            reconnect_timeout=24 * 3600,
+            # Autocommit: transaction() opens its own; a single statement (fetch_one_as) is one round trip.
+            kwargs={"row_factory": dict_row, "autocommit": True, "connect_timeout": max(2, int(timeout_s))},
             connection_class=AsyncConnection[DictRow],
         )
+        self._checking: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         await self.pool.open(wait=True, timeout=30)
@@ -35,25 +46,31 @@ class Database:
         await self.pool.close()
 
     @asynccontextmanager
-    async def transaction(self, claims: Claims | None, pipeline: bool = False) -> AsyncIterator[Conn]:
-        """A transaction as `claims` (None: as anon). Rolled back on any exception.
-
-        `pipeline=True` sends BEGIN, the claims and the first query in one round trip and COMMIT in
-        another, instead of one round trip each. Errors then surface when a result is fetched, not
-        at `execute()`: use it only where every statement is fetched at once (the send path)."""
-        async with self.pool.connection() as conn, contextlib.AsyncExitStack() as stack:
-            if pipeline:
-                await stack.enter_async_context(conn.pipeline())
-            await stack.enter_async_context(conn.transaction())
-            role, payload = ("anon", {"role": "anon"}) if claims is None else (claims.db_role, claims.raw)
-            await conn.execute(_SET_CLAIMS, (role, orjson.dumps(payload).decode()))
+    async def transaction(self, claims: Claims | None) -> AsyncIterator[Conn]:
+        """A transaction as `claims` (None: as anon). Rolled back on any exception."""
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(_SET_CLAIMS, _role_and_claims(claims))
             yield conn
+
+    async def fetch_one_as(self, claims: Claims, sql: str, params: Sequence[Any]) -> dict[str, Any] | None:
+        """One statement, its own transaction, in one round trip. Its first two parameters are filled in
+        with the caller's role and JWT claims: the statement must call a function that takes them for
+        its transaction before anything else, such as public.send_room_message_as()."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(sql, (*_role_and_claims(claims), *params))
+            return await cur.fetchone()
 
     @asynccontextmanager
-    async def privileged(self) -> AsyncIterator[Conn]:
+    async def privileged(self, timeout_s: float | None = None) -> AsyncIterator[Conn]:
         """A transaction as the connecting (owner) role: jobs, migrations checks, health."""
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self.pool.connection(timeout=timeout_s) as conn, conn.transaction():
             yield conn
+
+    def connection_lost(self) -> None:
+        """A request found the database gone: drop every broken idle connection now (one check, not
+        one failed request per pooled connection)."""
+        if self._checking is None or self._checking.done():
+            self._checking = asyncio.get_running_loop().create_task(self.pool.check())
 
 
 async def fetch_one(conn: Conn, sql: str, params: Any = None) -> dict[str, Any] | None:

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from service import metrics
+from service import metrics, sanitize
 from service.auth import AuthError, Claims
 from service.db import Conn
 from service.state import AppState
@@ -38,9 +38,13 @@ async def get_current_user(
     """Verify the bearer token and make sure the caller has a profile row."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise unauthorized("missing bearer token")
-    state = app_state(request)
+    return await verified_user(app_state(request), credentials.credentials)
+
+
+async def verified_user(state: AppState, token: str) -> Claims:
+    """The token's claims (401 unless it verifies), with a profile row for the caller."""
     try:
-        claims = state.verifier.verify(credentials.credentials)
+        claims = state.verifier.verify(token)
     except AuthError as exc:
         raise unauthorized(str(exc)) from None
     if not claims.is_service and claims.sub not in state.known_users:
@@ -49,11 +53,11 @@ async def get_current_user(
 
 
 async def ensure_profile(state: AppState, claims: Claims) -> None:
-    name = claims.raw.get("name") or (claims.raw.get("user_metadata") or {}).get("full_name") or ""
+    name = sanitize.display_name(claims.name)  # other members see it: the same cleaning as any text
     async with state.db.transaction(claims) as conn:
         await conn.execute(
             "insert into public.profiles (id, email, display_name) values (%s, %s, %s) on conflict (id) do nothing",
-            (claims.sub, claims.email, str(name)[:100]),
+            (claims.sub, claims.email, name),
         )
     if len(state.known_users) > _MAX_KNOWN_USERS:
         state.known_users.clear()

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from service import metrics
+from service.attachments.cleanup import cleanup_attachments
 from service.db import Conn
 from service.settings import Settings
 from service.state import AppState
@@ -124,6 +125,10 @@ JOBS: dict[str, Job] = {
             "delete expired rate-limit counters, conversations without members, reactions on deleted "
             "messages",
             cleanup_orphans),
+        Job("cleanup_attachments", DailyAt(3),
+            "delete attachments never put on a message, of deleted messages and of erased accounts, and "
+            "remove queued files from storage",
+            cleanup_attachments),
     )
 }
 

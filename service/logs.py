@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 
+from service import request_id
+
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
@@ -21,6 +23,9 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
         }
         entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        rid = request_id.current()
+        if rid is not None:
+            entry.setdefault("request_id", rid)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(entry, default=str).decode()

@@ -1,14 +1,15 @@
-"""Sending and reading conversation messages: shared by the REST routes and the WebSocket side.
+"""Sending messages (to conversations and communities: one path) and reading conversation messages,
+shared by the REST routes, the send fast path and the WebSocket side.
 
-Every function runs as the caller (`state.db.transaction(user)`), so RLS decides what is visible and
-writable; "0 rows visible" becomes 404. Errors are raised as fastapi.HTTPException with the REST
+Every function runs as the caller (its role and JWT claims in the same transaction), so RLS decides
+what is visible and writable; "0 rows visible" becomes 404. Errors are raised as fastapi.HTTPException with the REST
 statuses, and realtime events are published only after the transaction has committed.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 from fastapi import HTTPException
@@ -26,6 +27,7 @@ from service.schemas.messages import (
 )
 from service.state import AppState
 
+RoomKind = Literal["conversation", "community"]
 SEND_LIMITS = ("send_message", "send_message_hourly")
 MAX_PAGE = 200
 _NO_UPPER = 2**63 - 1
@@ -40,9 +42,9 @@ MESSAGE_COLUMNS = """
                      where x.message_id = m.id group by x.emoji) r), '{}'::jsonb) as reactions,
   (select count(*) from public.messages c where c.parent_id = m.id) as reply_count"""
 
-_SEND = ("select * from public.send_conversation_message(%s, %s, %s, %s, %s::text[], %s::int[], %s::int[])")
-_BY_CLIENT_ID = (f"select {MESSAGE_COLUMNS} from public.messages m "
-                 "where m.sender_id = (select auth.uid()) and m.client_msg_id = %s")
+# The caller's role and claims, then: kind, room, body, client_msg_id, parent, rate limits.
+_SEND = ("select * from public.send_room_message_as(%s, %s, %s, %s, %s, %s, %s, %s::text[], %s::int[], "
+         "%s::int[])")
 # Keyset pages over the unique (conversation_id, seq) index: bounds are exclusive.
 _PAGE_ASC = (f"select {MESSAGE_COLUMNS} from public.messages m "
              "where m.conversation_id = %s and m.seq > %s and m.seq < %s order by m.seq limit %s")
@@ -97,55 +99,83 @@ def _check_client_msg_id(value: str | None) -> None:
         raise unprocessable("client_msg_id", str(exc)) from None
 
 
-def _send_error(exc: psycopg.Error) -> HTTPException | None:
+# Foreign keys a send can hit when the sender's account was erased while it ran.
+_SENDER_KEYS = frozenset({"messages_sender_id_fkey", "community_messages_sender_id_fkey"})
+
+
+def _send_error(exc: psycopg.Error, kind: RoomKind) -> HTTPException | None:
     state = exc.sqlstate
+    primary = exc.diag.message_primary if exc.diag else None
     if state == "P0002":
-        return not_found()
+        return not_found(kind)
+    if state == "42501":
+        # A community the caller sees but has not joined; anything else refused is invisible.
+        return HTTPException(403, detail=primary or "not allowed") if kind == "community" else not_found(kind)
     if state == "P0429":
         metrics.rate_limited.labels("send_message").inc()
         retry = (exc.diag.message_detail or "60") if exc.diag else "60"
-        return HTTPException(429, detail=exc.diag.message_primary or "rate limited",
-                             headers={"Retry-After": retry})
+        return HTTPException(429, detail=primary or "rate limited", headers={"Retry-After": retry})
     if state == "23503":
-        return unprocessable("parent_id", "the parent message is not in this conversation")
-    if state == "42501":
-        return not_found()
+        constraint = exc.diag.constraint_name if exc.diag else None
+        if constraint is None:  # raised by the send function itself
+            return unprocessable("parent_id", "the parent message is not in this conversation")
+        if constraint in _SENDER_KEYS:
+            return HTTPException(409, detail="the sender's account was erased")
+        return not_found(kind)
+    if state == "23505":
+        return HTTPException(409, detail=f"client_msg_id was already used for another message{_IN[kind]}")
+    if state == "22023":
+        return unprocessable("parent_id", primary or "invalid value")
     return None
+
+
+_IN: dict[str, str] = {"conversation": "", "community": " in another community"}
+_CREATED_EVENT: dict[str, str] = {"conversation": "message_created", "community": "community_message_created"}
+
+
+def _send_limits(state: AppState) -> tuple[list[str], list[int], list[int]]:
+    limits = [(a, state.settings.rate_limits[a]) for a in SEND_LIMITS if a in state.settings.rate_limits]
+    return [a for a, _ in limits], [lim.max_hits for _, lim in limits], [lim.window_seconds for _, lim in limits]
+
+
+async def send_to_room(state: AppState, user: Claims, kind: RoomKind, room: uuid.UUID, content: str,
+                       client_msg_id: str | None = None, parent_id: uuid.UUID | None = None, *,
+                       cleaned: bool = False) -> tuple[dict[str, Any], bool]:
+    """Store a message in a conversation or a community: one statement, one round trip, its own
+    transaction as the caller (RLS decides). Returns (row, created); a known client_msg_id returns
+    the first message. The realtime event is published after the commit. `cleaned`: the content
+    already went through sanitize.clean_text (cleaning twice would escape twice)."""
+    body = content if cleaned else clean_content(content)
+    _check_client_msg_id(client_msg_id)
+    actions, hits, windows = _send_limits(state)
+    params = (kind, room, body, client_msg_id, parent_id, actions, hits, windows)
+    try:
+        try:
+            row = await state.db.fetch_one_as(user, _SEND, params)
+        except psycopg.errors.UniqueViolation as exc:
+            if exc.diag.constraint_name is None:  # the function's own: the id names another room
+                raise
+            # A writer outside this function stored the same client_msg_id first; this statement rolled
+            # back with its seq. Sending again finds that message and answers with it.
+            row = await state.db.fetch_one_as(user, _SEND, params)
+    except psycopg.Error as exc:
+        raise (_send_error(exc, kind) or exc) from None
+    if row is None:  # the function answers with a row or raises
+        raise not_found(kind)
+    created = bool(row["created"])
+    if created:
+        metrics.messages_sent.labels(kind).inc()
+        await events.publish(state, _CREATED_EVENT[kind], **{f"{kind}_id": room}, seq=row["seq"])
+    return row, created
 
 
 async def send_message(state: AppState, user: Claims, conversation_id: uuid.UUID, content: str,
                        client_msg_id: str | None = None,
                        parent_id: uuid.UUID | None = None) -> tuple[MessageOut, bool]:
-    """Store a message; returns (message, created). A known client_msg_id returns the first message."""
-    body = clean_content(content)
-    _check_client_msg_id(client_msg_id)
-    limits = [(a, state.settings.rate_limits[a]) for a in SEND_LIMITS if a in state.settings.rate_limits]
-    params = (conversation_id, body, client_msg_id, parent_id, [a for a, _ in limits],
-              [lim.max_hits for _, lim in limits], [lim.window_seconds for _, lim in limits])
-    try:
-        async with state.db.transaction(user, pipeline=True) as conn:
-            row = await fetch_one(conn, _SEND, params)
-    except psycopg.errors.UniqueViolation:
-        # A concurrent send with the same client_msg_id won (or the id was used elsewhere): the
-        # loser's insert rolled back with its seq, so answer with the winner's row.
-        return await _replay(state, user, conversation_id, client_msg_id), False
-    except psycopg.Error as exc:
-        raise (_send_error(exc) or exc) from None
-    assert row is not None
-    message = message_out(row)
-    if row["created"]:
-        metrics.messages_sent.labels("conversation").inc()
-        await events.publish(state, "message_created", conversation_id=conversation_id, seq=message.seq)
-    return message, bool(row["created"])
-
-
-async def _replay(state: AppState, user: Claims, conversation_id: uuid.UUID,
-                  client_msg_id: str | None) -> MessageOut:
-    async with state.db.transaction(user) as conn:
-        row = await fetch_one(conn, _BY_CLIENT_ID, (client_msg_id,))
-    if row is None or row["conversation_id"] != conversation_id:
-        raise HTTPException(409, detail="client_msg_id was already used for another message")
-    return message_out(row)
+    """Store a conversation message; returns (message, created)."""
+    row, created = await send_to_room(state, user, "conversation", conversation_id, content, client_msg_id,
+                                      parent_id)
+    return message_out(row), created
 
 
 async def ensure_member(conn: Conn, conversation_id: uuid.UUID) -> None:

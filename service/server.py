@@ -10,11 +10,10 @@ import socket
 
 import uvicorn
 
+from service.serving import WS_MAX_SIZE
 from service.state import AppState
 
-# Frames above this are refused by the protocol layer; the realtime hub answers frames over its own
-# 16 KiB limit with an error event.
-WS_MAX_SIZE = 64 * 1024
+__all__ = ["WS_MAX_SIZE", "DrainingServer"]
 
 
 class DrainingServer(uvicorn.Server):

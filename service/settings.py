@@ -5,10 +5,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from service.attachments.config import AttachmentSettings
+from service.notifications.config import PushSettings
+
 # Defaults from the seed checklists: 10 messages/minute, 100 messages/hour, 5 conversations/hour,
-# 3 communities/day.
+# 3 communities/day. Edits, reactions, member additions and reports are limited too, so no write is
+# unbounded.
 DEFAULT_RATE_LIMITS = ("send_message=10/60,send_message_hourly=100/3600,"
-                       "create_conversation=5/3600,create_community=3/86400")
+                       "create_conversation=5/3600,create_community=3/86400,"
+                       "edit_message=30/60,add_reaction=60/60,add_member=60/3600,report_message=10/3600")
 
 
 @dataclass(frozen=True)
@@ -50,13 +55,23 @@ class Settings:
     rate_limits: dict[str, RateLimit] = field(default_factory=lambda: parse_rate_limits(DEFAULT_RATE_LIMITS))
     pool_min: int = 2
     pool_max: int = 20
+    pool_timeout_s: float = 5.0  # a request waits this long for a database connection, then 503
     hsts: bool = False
     environment: str = "development"
     log_level: str = "INFO"
     log_file: str | None = None  # JSON logs go here instead of stdout
-    bus: str = "auto"  # memory | postgres | auto (postgres when several workers share the database)
+    bus: str = "auto"  # memory | postgres | auto (memory only on a private database served by one process)
+    database_private: bool = False  # set by `msgops serve` on its own embedded server with one worker
     jobs_enabled: bool = True
     archive_after_days: int = 90
+    metrics_token: str | None = None  # when set, /metrics wants it as a bearer token
+    max_body_bytes: int = 65_536  # a 5,000-character message, escaped as JSON, fits with room to spare
+    header_timeout_s: float = 10.0  # a request head must be complete this long after the connection/last answer
+    body_timeout_s: float = 10.0  # a request body may pause this long between chunks
+    keepalive_timeout_s: int = 5  # an idle keep-alive connection is closed after this
+    max_connections_per_client: int | None = None  # per client address; None: a quarter of the fd limit; 0: off
+    attachments: AttachmentSettings = field(default_factory=AttachmentSettings)
+    push: PushSettings = field(default_factory=PushSettings)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -71,13 +86,24 @@ class Settings:
             "rate_limits": parse_rate_limits(env.get("MSGOPS_RATE_LIMITS", DEFAULT_RATE_LIMITS)),
             "pool_min": int(env.get("MSGOPS_POOL_MIN", "2")),
             "pool_max": int(env.get("MSGOPS_POOL_MAX", "20")),
+            "pool_timeout_s": float(env.get("MSGOPS_POOL_TIMEOUT", "5")),
             "hsts": env.get("MSGOPS_HSTS", "").lower() in ("1", "true", "yes"),
             "environment": env.get("MSGOPS_ENV", "development"),
             "log_level": env.get("MSGOPS_LOG_LEVEL", "INFO").upper(),
             "log_file": env.get("MSGOPS_LOG_FILE") or None,
             "bus": env.get("MSGOPS_BUS", "auto"),
+            "database_private": env.get("MSGOPS_DATABASE_PRIVATE", "") == "1",
             "jobs_enabled": env.get("MSGOPS_JOBS", "on").lower() not in ("0", "off", "false"),
             "archive_after_days": int(env.get("MSGOPS_ARCHIVE_AFTER_DAYS", "90")),
+            "metrics_token": env.get("MSGOPS_METRICS_TOKEN") or None,
+            "max_body_bytes": int(env.get("MSGOPS_MAX_BODY_BYTES", "65536")),
+            "header_timeout_s": float(env.get("MSGOPS_HEADER_TIMEOUT", "10")),
+            "body_timeout_s": float(env.get("MSGOPS_BODY_TIMEOUT", "10")),
+            "keepalive_timeout_s": int(env.get("MSGOPS_KEEPALIVE_TIMEOUT", "5")),
+            "max_connections_per_client": (int(env["MSGOPS_MAX_CONNECTIONS_PER_CLIENT"])
+                                           if env.get("MSGOPS_MAX_CONNECTIONS_PER_CLIENT") else None),
+            "attachments": AttachmentSettings.from_env(),
+            "push": PushSettings.from_env(),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -22,3 +22,5 @@ class AppState:
     bus: Any = None  # service.realtime.bus.Bus, set at startup
     hub: Any = None  # service.realtime.hub.Hub, set at startup
     jobs: Any = None  # service.jobs.Scheduler, set at startup
+    notifier: Any = None  # service.notifications.dispatch.Notifier, set at startup with realtime
+    push: Any = None  # service.notifications.push.PushSender, when web push is configured

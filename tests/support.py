@@ -14,9 +14,10 @@ import uvicorn
 
 from msgops.embedded import free_port
 from msgops.probes.context import ProbeUser
+from service import serving
 from service.app import create_app
 from service.auth import mint_token
-from service.server import WS_MAX_SIZE, DrainingServer
+from service.server import DrainingServer
 from service.settings import Settings
 
 JWT_SECRET = "test-secret-0123456789abcdef0123456789abcdef"
@@ -74,13 +75,12 @@ class RunningService:
 
 def start_service(database_url: str, **overrides: Any) -> RunningService:
     values: dict[str, Any] = {"database_url": database_url, "jwt_secret": JWT_SECRET, "log_level": "WARNING",
-                              "jobs_enabled": False}
+                              "jobs_enabled": False, "database_private": True}
     values.update(overrides)
     settings = Settings(**values)
     app = create_app(settings)
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
-                            ws="websockets-sansio", ws_per_message_deflate=False, ws_max_size=WS_MAX_SIZE)
+    config = serving.config(app, settings, host="127.0.0.1", port=port, lifespan="on")
     server = DrainingServer(config, app.state.msgops)
     return RunningService(f"http://127.0.0.1:{port}", database_url, settings, server, run_in_thread(server))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from msgops.checklist import PROBE_KINDS, Checklist, ChecklistError, load_checklist, load_checklists
+from msgops.checklist import Checklist, ChecklistError, load_checklist, load_checklists, probe_kinds
 from msgops.cli_checklists import checklists_app
 from msgops.paths import checklists_dir
 
@@ -117,22 +117,19 @@ def test_items_are_automated_or_manual(checklists: list[Checklist]) -> None:
         for i in c.items:
             assert (i.check is None) == i.manual, i.full_id
             if i.check is not None:
-                assert i.check.kind in PROBE_KINDS
+                assert i.check.kind in probe_kinds()
             else:
                 assert i.confirm
         assert c.automated, f"{c.id} automates nothing"
 
 
-def test_registry_is_consistent() -> None:
-    from msgops.checklist.model import _PARAM_TYPES, PARAM_CHOICES, PROBE_OPTIONAL_PARAMS
+def test_every_probe_kind_declares_its_params() -> None:
+    from msgops.probes import registry
 
-    assert set(PROBE_OPTIONAL_PARAMS) <= set(PROBE_KINDS)
-    for kind, required in PROBE_KINDS.items():
+    for kind, probe in registry().items():
         assert kind.split(".")[0] in {"db", "http", "realtime", "env", "load"}
-        for param in required | PROBE_OPTIONAL_PARAMS.get(kind, frozenset()):
-            assert param in _PARAM_TYPES, (kind, param)
-    for kind, param in PARAM_CHOICES:
-        assert param in PROBE_KINDS[kind] | PROBE_OPTIONAL_PARAMS.get(kind, frozenset())
+        assert probe.params.model_config.get("extra") == "forbid", kind
+        assert probe.params.model_json_schema()["type"] == "object", kind
 
 
 # --- malformed files ----------------------------------------------------------------------------------
@@ -194,8 +191,8 @@ MALFORMED = {
         "item 'db.ok': has both 'check' and 'manual: true'",
     ),
     "missing_field": (
-        GOOD_ITEM.replace("    line: 1\n", "").replace("  - id: db.ok", "  - id: db.ok  # <-"),
-        "item 'db.ok': missing required field 'line'",
+        GOOD_ITEM.replace("    severity: high\n", "").replace("  - id: db.ok", "  - id: db.ok  # <-"),
+        "item 'db.ok': missing required field 'severity'",
     ),
     "unknown_field": (
         GOOD_ITEM.replace("    line: 1\n", "    line: 1\n    severty: low  # <-\n"),
@@ -292,7 +289,7 @@ def test_list_and_show() -> None:
     whole = runner.invoke(checklists_app, ["show", "002-role-based-messaging"], env={"COLUMNS": "200"})
     assert whole.exit_code == 0 and "e2e.attendee_dm_dealer_blocked" in whole.output
     missing = runner.invoke(checklists_app, ["show", "000-messaging-production/no.such.item"])
-    assert missing.exit_code == 2
+    assert missing.exit_code == 3 and "no item 'no.such.item'" in missing.output
 
 
 def test_cli_invalid_checklist_exits_3_with_one_line(tmp_path: Path) -> None:

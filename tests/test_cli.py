@@ -145,7 +145,7 @@ def test_check_rejects_bad_configuration_with_exit_3(tmp_path: Path):
     bad.unlink()
     assert_one_line_error(msgops("check", "--fail-on", "urgent", cwd=tmp_path), 3, "unknown severity urgent")
     assert_one_line_error(msgops("check", "--only", "no/such-item", cwd=tmp_path), 3, "no item 'no/such-item'")
-    assert_one_line_error(msgops("check", "--checklist", "nope", cwd=tmp_path), 3, "no such checklist")
+    assert_one_line_error(msgops("check", "--checklist", "nope", cwd=tmp_path), 3, "no built-in checklist 'nope'")
 
 
 def test_check_against_an_unreachable_target_names_it_once_and_exits_2(tmp_path: Path):

@@ -237,7 +237,7 @@ def test_json_and_junit_outputs(tmp_path: Path):
 def test_waiver_file_errors_name_the_problem(tmp_path: Path):
     path = tmp_path / "waivers.yaml"
     path.write_text("waivers:\n  - id: a/b\n    justification: x\n    approver: y\n    expires: someday\n")
-    with pytest.raises(UserError, match="expires must be a date"):
+    with pytest.raises(UserError, match=r"waivers\[0\]\.expires: must be a date"):
         load_waivers(path)
     path.write_text("waivers: [\n")
     with pytest.raises(UserError, match=r"waivers.yaml:\d+: invalid YAML"):

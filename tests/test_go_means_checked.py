@@ -168,4 +168,15 @@ def test_an_unmeasured_threshold_or_a_saturated_generator_is_never_go(thresholds
 
 def test_a_met_threshold_with_a_passing_check_is_go() -> None:
     verdict = evaluate([passing_check()], GatePolicy(), [parse(_load([MET]))])
-    assert verdict.decision == "GO" and verdict.headline.startswith("GO — 1 of 1 automated checks ran")
+    assert verdict.decision == "GO" and verdict.headline.startswith("GO — 1 of 1 automated check ran")
+
+
+def test_a_waiver_naming_no_item_warns(tmp_path: Path):
+    (tmp_path / "waivers.yaml").write_text(
+        "waivers:\n  - {id: 000-messaging-production/no.such.item, justification: x, approver: CTO, "
+        "expires: 2099-01-01}\n")
+    (tmp_path / ".gitignore").write_text(".env\n")
+    proc = msgops("check", "--only", "000-messaging-production/env.dotenv_ignored", "--waivers",
+                  str(tmp_path / "waivers.yaml"), cwd=tmp_path, env={"MSGOPS_DATA_DIR": str(tmp_path / "n")})
+    assert "warning:" in proc.stdout and "no.such.item" in proc.stdout and "names no checklist item" in proc.stdout
+    assert "Traceback" not in proc.stderr

@@ -47,6 +47,7 @@ def test_schedules_of_the_seed() -> None:
         "reset_broadcast_quotas": "0 2 * * *",            # role-based plan: cron `0 2 * * *`
         "archive_inactive_conversations": "0 2 * * *",    # archive job: daily at 2:00
         "cleanup_orphans": "0 3 * * *",                   # cleanup job: daily at 3:00
+        "cleanup_attachments": "0 3 * * *",               # image cleanup queue: daily at 3:00 AM
     }
     assert jobs.next_run_at(jobs.DailyAt(3, 15), utc(2025, 6, 1, 3, 14)) == utc(2025, 6, 1, 3, 15)
     assert jobs.previous_run_at(jobs.DailyAt(3), utc(2025, 6, 1, 2, 59)) == utc(2025, 5, 31, 3, 0)

@@ -84,6 +84,36 @@ class LossyFrames:
         await self.app(scope, receive, lossy_send)
 
 
+class Arrivals:
+    """Records when each GET reaches the service (monotonic seconds), and the client address (the
+    connection) of each message send."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.times: list[float] = []
+        self.send_connections: list[tuple[str, int]] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            self.times.append(time.monotonic())
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].endswith("/messages"):
+            self.send_connections.append(tuple(scope["client"]))
+        await self.app(scope, receive, send)
+
+
+def densest_share(times: list[float], period: float, width: float) -> float:
+    """The largest share of arrivals whose phase (time modulo `period`) falls within one window of
+    `width` seconds: about width/period when users are spread over the period, 1 in lockstep."""
+    phases = sorted(t % period for t in times)
+    wrapped = phases + [p + period for p in phases]
+    best, j = 0, 0
+    for i in range(len(phases)):
+        while wrapped[j] < wrapped[i] + width:
+            j += 1
+        best = max(best, j - i)
+    return best / len(phases)
+
+
 def serve(database_url: str, wrap: Callable[[ASGIApp], ASGIApp], **overrides: Any) -> RunningService:
     settings = Settings(**{"database_url": database_url, "jwt_secret": JWT_SECRET, "log_level": "WARNING",
                            "jobs_enabled": False, **overrides})
@@ -162,7 +192,7 @@ def test_smoke_profile_passes_and_load_checks_read_its_results(make_service: Any
     svc = make_service()  # seed rate limits on: smoke is sized to pass under them
     code, output, out = run_load(tmp_path, svc.url, "--profile", "smoke")
     assert code == 0, output
-    assert "PASS" in output
+    assert "GO — 7 of 7 load thresholds measured" in output
     results = load_results(out)
     assert results.profile == "smoke" and results.target.api_url == svc.url
     m = results.metrics
@@ -273,3 +303,59 @@ def test_a_master_with_a_worker_started_elsewhere_gets_the_plan_and_the_results(
     assert results.metric("messages.accepted") == 40 and results.metric("delivery.expected") == 40 * 4
     processes = results.generator.model_dump()["processes"]
     assert any(tag.startswith("worker-") for tag in processes) and any(tag.startswith("master-") for tag in processes)
+
+
+SPREAD = """
+name: spread
+requires: {rate_limits: off}
+provision: {users: 20, group_size: 2}
+spawn_rate: 500
+settle: 0.5s
+duration: 5s
+delivery_timeout: 1s
+users: {reader: 20}
+pacing: {reader: 1s}
+reader_mix: {conversations: 1}
+thresholds: ['http.error_rate < 0.01']
+"""
+
+
+def test_closed_model_users_keep_their_random_phase(wrapped_service: Any, tmp_path: Path) -> None:
+    """20 readers spawned at once, each reading every second: their requests spread over the second
+    instead of arriving in one burst per second (the phase each user sleeps in on_start is kept)."""
+    arrivals: list[Arrivals] = []
+    svc = wrapped_service(lambda app: arrivals.append(Arrivals(app)) or arrivals[0], rate_limits={})
+    code, output, _ = run_load(tmp_path, svc.url, "--profile", profile_file(tmp_path, SPREAD))
+    assert code == 0, output
+    times = arrivals[0].times
+    # The readers' requests: the last GETs, after the first second of reading (each user's first
+    # request comes after its random phase in any case; lockstep shows from the second one on).
+    reads = [t for t in times if t > times[-1] - 4.5][-60:]
+    assert len(reads) >= 60, f"only {len(reads)} reads"
+    share = densest_share(reads, period=1.0, width=0.2)
+    # Uniform phases put about 0.2 of the arrivals (0.4 at most, by chance) in the densest 0.2 s window.
+    assert share < 0.5, f"{share:.0%} of the reads arrive within 0.2 s of each second: users in lockstep"
+
+
+def test_open_model_sends_take_turns_on_its_connections(wrapped_service: Any, tmp_path: Path) -> None:
+    """A fast service answers each send before the next is due: one shared pool would send them all
+    on one connection. With `connections: 12`, they take turns on 12 (as k6 keeps one per VU)."""
+    arrivals: list[Arrivals] = []
+    svc = wrapped_service(lambda app: arrivals.append(Arrivals(app)) or arrivals[0], rate_limits={})
+    profile = """
+name: conns
+requires: {rate_limits: off}
+provision: {users: 24, group_size: 2}
+spawn_rate: 100
+settle: 0.5s
+duration: 3s
+delivery_timeout: 1s
+users: {}
+open: {messages: 20, connections: 12}
+thresholds: ['http.error_rate < 0.01']
+"""
+    code, output, _ = run_load(tmp_path, svc.url, "--profile", profile_file(tmp_path, profile))
+    assert code == 0, output
+    used = arrivals[0].send_connections
+    assert len(used) >= 50, f"only {len(used)} sends"
+    assert len(set(used)) == 12, f"{len(set(used))} connections carried the sends"

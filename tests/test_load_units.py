@@ -35,14 +35,14 @@ def test_every_builtin_profile_is_valid_and_the_seed_targets_are_there() -> None
 
 @pytest.mark.parametrize(("text", "line", "problem"), [
     ("name: x\nduration: 5s\nusers: {reader: 1}\nthresholds:\n  - http.p95_ms < 200\n  - p95 is low\n",
-     6, "thresholds.1: 'p95 is low' is not a threshold"),
+     6, "thresholds[1]: 'p95 is low' is not a threshold"),
     ("name: x\nduration: 5 minutes\nusers: {reader: 1}\n", 2, "duration: '5 minutes' is not a duration"),
     ("name: x\nduration: 5s\nusers:\n  reader: 1\n  writer: 3\n", 5, "users.writer: unknown setting"),
     ("name: x\nusers: {reader: 1}\n", 1, "duration: required"),
     ("name: x\nduration: 5s\n", 1, "no load"),
     ("name: x\nduration: [5s\n", 3, "invalid YAML"),
     ("name: x\nduration: 5s\nusers: {reader: 1}\nprovision: {group_size: 1}\n", 4,
-     "provision.group_size: Input should be greater than or equal to 2"),
+     "provision.group_size: must be >= 2 (got 1)"),
 ])
 def test_profile_errors_name_file_and_line(text: str, line: int, problem: str) -> None:
     with pytest.raises(ProfileError) as err:
@@ -52,6 +52,17 @@ def test_profile_errors_name_file_and_line(text: str, line: int, problem: str) -
     assert err.value.exit_code == 3
 
 
+def test_every_problem_of_a_profile_is_reported_at_once() -> None:
+    text = "name: x\nduration: soon\nusers: {reader: -1, writer: 2}\nprovision: {organizers: many}\n"
+    with pytest.raises(ProfileError) as err:
+        parse_profile(text, "p.yaml")
+    message = str(err.value)
+    assert message.startswith("p.yaml: 4 problems: ") and "\n" not in message, message
+    for part in ("duration: 'soon' is not a duration", "(line 2)", "users.reader: must be >= 0 (got -1)",
+                 "users.writer: unknown setting", "provision.organizers: must be an integer or auto (got 'many')"):
+        assert part in message, message
+
+
 def test_a_bad_profile_exits_3_before_touching_any_target(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: bad\nduration: 5s\nusers: {reader: 1}\nthresholds: ['http.p95 ~ 3']\n")
@@ -59,7 +70,7 @@ def test_a_bad_profile_exits_3_before_touching_any_target(tmp_path: Path) -> Non
     app.command()(load)
     result = CliRunner().invoke(app, ["--profile", str(bad), "--api-url", "http://127.0.0.1:9"])
     assert isinstance(result.exception, UserError) and result.exception.exit_code == 3
-    assert f"{bad}:4: thresholds.0" in str(result.exception)
+    assert f"{bad}:4: thresholds[0]" in str(result.exception)
     unknown = CliRunner().invoke(app, ["--profile", "no-such-profile", "--api-url", "http://127.0.0.1:9"])
     assert isinstance(unknown.exception, UserError) and "built-in profiles: " in str(unknown.exception)
 
@@ -153,7 +164,8 @@ def test_verdict_pass_fail_and_a_saturated_generator() -> None:
     saturated = _results([20.0, 95.0, 97.0, 99.0, 98.0, 96.0, 40.0, 30.0, 20.0, 20.0], 250, 200)
     assert saturated.generator.saturated
     verdict = decide(saturated)  # its missed threshold is no evidence either way
-    assert verdict.decision == "INCOMPLETE" and verdict.exit_code == 2 and "worker-1" in verdict.reason and "generator" in verdict.reason
+    assert verdict.decision == "INCOMPLETE" and verdict.exit_code == 2
+    assert "worker-1" in verdict.reason and "generator" in verdict.reason
 
 
 def test_an_unmeasured_threshold_is_not_a_pass() -> None:

@@ -157,9 +157,9 @@ async def test_catalog_checks_on_the_foreign_schema(chat_url: str) -> None:
 
 
 @pytest.mark.parametrize(("kind", "params", "reason"), [
-    ("db.rls_matrix", {"scenario": "outsider_cannot_read_messages"}, "public.profiles"),
-    ("db.rls_matrix", {"scenario": "full_matrix"}, "public.conversations"),
-    ("db.query_plan", {"query": "message_page"}, "public.messages.conversation_id"),
+    ("db.rls_matrix", {"scenario": "dm_matrix"}, "not applicable: .*get_or_create_conversation"),
+    ("db.rls_matrix", {"scenario": "public_community_visible"}, "not applicable: .*public communities"),
+    ("db.query_plan", {"query": "unread_counts"}, "not applicable: msgops plans only the model's message pages"),
     ("db.content_removed_on_delete", {}, "deleted flag"),
     ("db.migrations_applied", {}, "migration history"),
 ])
@@ -174,3 +174,54 @@ async def test_the_hole_is_real(chat_url: str) -> None:
     async with await AsyncConnection.connect(chat_url) as conn, rolled_back(conn):
         seen = await attempt(conn, ANON, "select room_id, user_id from public.room_members")
     assert seen.outcome is Seen.ALLOWED and seen.count == 1
+
+
+async def test_seed_scenarios_run_by_meaning_on_the_discovered_model(chat_url: str) -> None:
+    """The seeds' questions asked of rooms/room_members/chat_messages: the written policies hold, the
+    forgotten RLS on room_members shows, and each cell names its table."""
+    read = await check(chat_url, "db.rls_matrix", scenario="outsider_cannot_read_messages")
+    assert read.status == "pass", read.message
+    assert {c["object"] for c in read.evidence["cells"]} == {"public.chat_messages"}
+    full = await check(chat_url, "db.rls_matrix", scenario="full_matrix")
+    assert full.status == "fail"
+    kinds = {(f["kind"], f["object"]) for f in full.evidence["findings"]}
+    assert ("outsider_reads", "public.room_members") in kinds and ("anon_reads", "public.room_members") in kinds
+    assert all(o != "public.chat_messages" for _, o in kinds), kinds
+    assert "public.room_members" in full.message
+
+
+async def test_the_message_page_of_the_model_is_planned(new_database: Callable[..., str]) -> None:
+    """The hot query asked of chat_messages: served by its index; without it, a scan and a sort."""
+    url = new_database(migrated=False)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(SUPABASE_BASICS.encode())
+        conn.execute(CHAT_SCHEMA.encode())
+    page = await check(url, "db.query_plan", query="message_page")
+    assert page.status == "pass", page.message
+    assert "chat_messages_room_created" in page.message
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("drop index public.chat_messages_room_created")
+    page = await check(url, "db.query_plan", query="message_page")
+    assert page.status == "fail" and "Seq Scan on public.chat_messages" in page.message
+    assert "public.chat_messages (room_id, created_at desc)" in page.message
+
+
+SEED_TABLES = ["conversations", "conversation_members", "messages", "communities", "community_members",
+               "community_messages"]
+
+
+async def test_seed_table_items_are_checked_on_the_models_tables(chat_url: str) -> None:
+    """"RLS enabled on all 6 tables" means every messaging table here: room_members is the one without RLS.
+    Policies for each command are the seeds' design: here only RLS and a policy per table are required."""
+    enabled = await check(chat_url, "db.rls_enabled", tables=SEED_TABLES)
+    assert enabled.status == "fail" and "public.room_members" in enabled.message
+    assert "does not exist" not in enabled.message
+    assert enabled.evidence["by_meaning"]["public.conversation_members"].endswith("public.room_members")
+    policies = await check(chat_url, "db.rls_policies", tables=SEED_TABLES,
+                           commands=["select", "insert", "update", "delete"])
+    assert policies.status == "fail" and "public.room_members" in policies.message
+    assert "UPDATE" not in policies.message
+    exists = await check(chat_url, "db.tables_exist", tables=SEED_TABLES)
+    assert exists.status == "pass", exists.message
+    with pytest.raises(Skip, match="not applicable"):
+        await check(chat_url, "db.functions_exist", functions=["get_or_create_conversation"])

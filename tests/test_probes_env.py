@@ -12,7 +12,7 @@ import pytest
 
 from msgops import probes
 from msgops.config import Target
-from msgops.probes import Context, Skip
+from msgops.probes import Context, NotRun, Skip
 from msgops.probes import env as env_family  # importing registers the family, whatever was imported first
 from msgops.results import Outcome
 from service.auth import mint_token
@@ -215,8 +215,8 @@ async def test_log_level_from_the_services_health(service: RunningService) -> No
     assert out.status == "fail" and out.evidence["observed"] == level
 
 
-async def test_log_level_unknown_skips() -> None:
-    with pytest.raises(Skip, match="MSGOPS_LOG_LEVEL"):
+async def test_log_level_unknown_is_not_run() -> None:
+    with pytest.raises(NotRun, match="MSGOPS_LOG_LEVEL"):
         await run("env.log_level", env_target())
 
 
@@ -288,9 +288,9 @@ async def test_dotenv_not_ignored_fails(tmp_path: Path) -> None:
 
 
 async def test_not_a_git_repository_skips(tmp_path: Path) -> None:
-    with pytest.raises(Skip, match="not a git repository"):
+    with pytest.raises(NotRun, match="not a git repository"):
         await run("env.dotenv_ignored", Target(repo=tmp_path))
-    with pytest.raises(Skip, match="not a git repository"):
+    with pytest.raises(NotRun, match="not a git repository"):
         await run("env.no_secrets_in_git", Target(repo=tmp_path))
 
 
@@ -359,3 +359,10 @@ async def test_allowlisted_fixture_paths_pass_and_say_so(repo: Repo) -> None:
     out = await run("env.no_secrets_in_git", repo.target)
     assert out.status == "fail" and [(f["commit"], f["file"]) for f in out.evidence["findings"]] == [
         (sha, "deploy/key.pem")]
+
+
+def test_the_shape_of_a_key_in_a_message_is_not_a_key() -> None:
+    from msgops.probes.env.secret_patterns import scan_line
+
+    assert not list(scan_line('hint = "export the PEM text (-----BEGIN PRIVATE KEY-----...)"'))
+    assert [m.pattern for m in scan_line('KEY = "-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBg"')] == ["private_key"]

@@ -13,7 +13,7 @@ import pytest
 from msgops import probes
 from msgops.config import Target
 from msgops.loadresults import LoadResultsError, LoadResultsMissing, load_results, parse, write_results
-from msgops.probes import Context, Skip
+from msgops.probes import Context, NotRun
 from msgops.probes.load import threshold  # importing registers the family, whatever was imported first
 from msgops.results import Outcome
 
@@ -80,20 +80,20 @@ async def test_boundaries_follow_the_operator(tmp_path: Path) -> None:
 
 
 async def test_missing_file_skips_naming_the_command(tmp_path: Path) -> None:
-    with pytest.raises(Skip, match="msgops load --profile soak"):
+    with pytest.raises(NotRun, match="msgops load --profile soak"):
         await run(tmp_path / "nope.json", metric="http.p95_ms", op="<", value=200, profile="soak")
 
 
 async def test_other_profile_skips_naming_both(tmp_path: Path) -> None:
-    with pytest.raises(Skip, match=r"'smoke'.*'soak'"):
+    with pytest.raises(NotRun, match=r"'smoke'.*'soak'"):
         await run(write(tmp_path, document()), metric="http.p95_ms", op="<", value=200, profile="soak")
 
 
 async def test_absent_or_unmeasured_metric_skips(tmp_path: Path) -> None:
     path = write(tmp_path, document())
-    with pytest.raises(Skip, match="memory_mb"):
+    with pytest.raises(NotRun, match="memory_mb"):
         await run(path, metric="memory_mb", op="<", value=500)
-    with pytest.raises(Skip, match=r"delivery\.p95_ms"):
+    with pytest.raises(NotRun, match=r"delivery\.p95_ms"):
         await run(path, metric="delivery.p95_ms", op="<", value=2000)
 
 
@@ -101,12 +101,12 @@ async def test_stale_results_skip(tmp_path: Path) -> None:
     old = datetime.now(UTC) - timedelta(days=90)
     path = write(tmp_path, document(started_at=(old - timedelta(minutes=5)).isoformat(),
                                     finished_at=old.isoformat()))
-    with pytest.raises(Skip, match="90 days old"):
+    with pytest.raises(NotRun, match="90 days old"):
         await run(path, metric="http.p95_ms", op="<", value=200)
 
 
 async def test_results_of_another_target_skip(tmp_path: Path) -> None:
-    with pytest.raises(Skip, match=re.escape("measured against http://127.0.0.1:8000")):
+    with pytest.raises(NotRun, match=re.escape("measured against http://127.0.0.1:8000")):
         await run(write(tmp_path, document()), api_url="https://staging.example.com", metric="http.p95_ms",
                   op="<", value=200)
 

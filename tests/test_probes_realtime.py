@@ -342,9 +342,10 @@ async def test_realtime_not_started_is_an_error(spare: RunningService, monkeypat
 
 
 def test_every_realtime_kind_and_event_is_registered() -> None:
-    from msgops.checklist.model import PARAM_CHOICES, PROBE_KINDS
+    from msgops.checklist import probe_kinds
 
-    assert {k for k in PROBE_KINDS if k.startswith("realtime.")} == {*KINDS, "realtime.event", "realtime.typing_ttl"}
-    assert all(probes.get(k) for k in PROBE_KINDS if k.startswith("realtime."))
-    assert PARAM_CHOICES[("realtime.event", "event")] == EVENTS
+    assert {k for k in probe_kinds() if k.startswith("realtime.")} == {*KINDS, "realtime.event", "realtime.typing_ttl"}
+    event = probes.get("realtime.event")
+    assert event is not None
+    assert set(event.params.model_json_schema()["properties"]["event"]["enum"]) == EVENTS
     assert CONVERSATION.name == "conversation"  # the hub's room naming the patches above rely on

@@ -152,6 +152,38 @@ async def test_community_channel_reaches_members_only(service: RunningService, a
         await o.close()
 
 
+async def test_send_to_a_community_over_the_socket(service: RunningService, api: Api) -> None:
+    """The socket sends to communities through the same path as REST: ack with seq, delivery, replay,
+    and the REST refusals (visible but not joined: forbidden)."""
+    owner, member, outsider = service.user(), service.user(), service.user()
+    community = await api.community(owner, name=f"ws-{uuid.uuid4().hex[:6]}")
+    await api.join_community(member, community)
+    m, o = await Client.open(service, member), await Client.open(service, outsider)
+    try:
+        await m.send(type="join_community", community_id=str(community))
+        await m.next("joined")
+        await m.send(type="send_message", community_id=str(community), content="<b>hi</b> all",
+                     client_msg_id="c-1", ref="s1")
+        ack = await m.next("message_sent")
+        assert ack["community_id"] == str(community) and "conversation_id" not in ack
+        assert ack["seq"] == 1 and ack["duplicate"] is False and ack["ref"] == "s1"
+        got = await m.next("message_received")
+        assert got["message"]["id"] == ack["id"] and got["message"]["content"] == "hi all"
+
+        await m.send(type="send_message", community_id=str(community), content="<b>hi</b> all", client_msg_id="c-1")
+        again = await m.next("message_sent")
+        assert again["id"] == ack["id"] and again["duplicate"] is True
+
+        await o.send(type="send_message", community_id=str(community), content="hi", client_msg_id="c-2")
+        err = await o.next("error")
+        assert err["code"] == "forbidden" and err["client_msg_id"] == "c-2"
+        await o.send(type="send_message", community_id=str(uuid.uuid4()), content="hi", client_msg_id="c-3")
+        assert (await o.next("error"))["code"] == "not_found"
+    finally:
+        await m.close()
+        await o.close()
+
+
 async def test_edits_and_deletes_reach_members(service: RunningService, api: Api) -> None:
     alice, bob = service.user(), service.user()
     conv = await api.group(alice, bob)

@@ -30,6 +30,7 @@ def test_parse_accepts_every_client_frame() -> None:
         {"type": "leave_conversation", "conversation_id": conv},
         {"type": "join_community", "community_id": comm}, {"type": "leave_community", "community_id": comm},
         {"type": "send_message", "conversation_id": conv, "content": "hi", "client_msg_id": "c1"},
+        {"type": "send_message", "community_id": comm, "content": "hi"},
         {"type": "mark_read", "conversation_id": conv, "seq": 4},
         {"type": "typing_start", "conversation_id": conv}, {"type": "typing_stop", "community_id": comm},
         {"type": "heartbeat", "ref": "r1"},
@@ -60,6 +61,10 @@ def test_parse_explains_what_is_wrong() -> None:
     assert _error(json.dumps(both)).code == "invalid_frame"
     assert _error(json.dumps({"type": "send_message", "conversation_id": str(uuid.uuid4()),
                               "content": ""})).code == "invalid_frame"
+    # A send names exactly one room; only conversations have threads.
+    assert _error(json.dumps({"type": "send_message", "content": "hi"})).code == "invalid_frame"
+    assert _error(json.dumps({"type": "send_message", "community_id": str(uuid.uuid4()), "content": "hi",
+                              "parent_id": str(uuid.uuid4())})).code == "invalid_frame"
 
 
 def test_server_frames_leave_out_what_does_not_apply() -> None:
@@ -107,11 +112,12 @@ async def test_memory_bus_delivers_to_its_handler_in_order() -> None:
     await bus.stop()
 
 
-def test_auto_bus_is_postgres_only_with_several_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_bus_is_memory_only_on_a_private_database_with_one_worker(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MSGOPS_WORKERS", "1")
-    assert isinstance(make_bus("auto", "postgresql://x"), MemoryBus)
+    assert isinstance(make_bus("auto", "postgresql://x", database_private=True), MemoryBus)
+    assert isinstance(make_bus("auto", "postgresql://x"), PostgresBus)  # another instance may serve it too
     monkeypatch.setenv("MSGOPS_WORKERS", "4")
-    assert isinstance(make_bus("auto", "postgresql://x"), PostgresBus)
+    assert isinstance(make_bus("auto", "postgresql://x", database_private=True), PostgresBus)
     assert isinstance(make_bus("memory", "postgresql://x"), MemoryBus)
     with pytest.raises(ValueError, match="unknown bus"):
         make_bus("redis", "postgresql://x")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -18,22 +19,48 @@ from msgops.output import json_report
 from msgops.report import render, signoff
 from tests.support import JWT_SECRET
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+PHONE = {"width": 390, "height": 844}
 CHECKLIST = "000-messaging-production"
 
 
 def check_results(api_url: str, database_url: str, path: Path) -> Path:
-    target = Target(api_url=api_url, database_url=database_url, jwt_secret=JWT_SECRET, repo=path.parent)
+    target = Target(api_url=api_url, database_url=database_url, jwt_secret=JWT_SECRET, repo=ROOT)
     api.run_checks(target, api.Selection(checklists=(CHECKLIST,))).write_json(path)
     return path
+
+
+def assert_matches_schema(name: str, document: dict) -> None:
+    """The document validates against the shipped JSON Schema `name` (msgops/schemas)."""
+    import jsonschema
+
+    from msgops import schemas
+
+    validator = jsonschema.Draft202012Validator(schemas.load(name))
+    problems = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(document)]
+    assert problems == [], (name, problems[:5])
 
 
 def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def open_in_browser(report: Path, screenshot: Path) -> tuple[list[str], list[str], str]:
-    """Console errors, non-file requests, and the visible text of the report in headless Chromium."""
+@dataclass
+class Page:
+    """What headless Chromium saw: console errors, non-file requests, visible text, layout."""
+
+    errors: list[str]
+    requests: list[str]
+    text: str
+    scroll_width: int  # the page's own width: wider than the viewport means horizontal scrolling
+    attention_text: str
+    attention_top: float  # where the attention panel starts, and where the checklists do
+    checklists_top: float
+
+
+def open_in_browser(report: Path, screenshot: Path, width: int = 1280, height: int = 1600) -> Page:
+    """The report in headless Chromium with JavaScript off, as a reader without scripts sees it."""
     executable = chromium()
     if executable is None:
         if os.environ.get("MSGOPS_REQUIRE_BROWSER"):
@@ -47,16 +74,19 @@ def open_in_browser(report: Path, screenshot: Path) -> tuple[list[str], list[str
         browser = p.chromium.launch(executable_path=executable, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", "--no-first-run", "--disable-quic"])
-        page = browser.new_page(viewport={"width": 1280, "height": 1600}, java_script_enabled=False)
+        page = browser.new_page(viewport={"width": width, "height": height}, java_script_enabled=False)
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("request", lambda r: requests.append(r.url) if not r.url.startswith("file:") else None)
         page.goto(report.as_uri())
         screenshot.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(screenshot), full_page=False)
-        text = page.inner_text("body")
+        attention, checklists = page.locator("#attention"), page.locator("#checklists")
+        seen = Page(errors, requests, page.inner_text("body"),
+                    page.evaluate("document.documentElement.scrollWidth"), attention.inner_text(),
+                    (attention.bounding_box() or {"y": -1})["y"], (checklists.bounding_box() or {"y": -1})["y"])
         browser.close()
-    return errors, requests, text
+    return seen
 
 
 @pytest.mark.slow
@@ -67,22 +97,41 @@ def test_report_from_reference_and_broken_service_in_a_browser(service, make_ser
 
     good_model = render_report([good], tmp_path / "good" / "report.html")
     bad_model = render_report([bad], tmp_path / "bad" / "report.html", previous=[good],
-                              markdown_out=tmp_path / "bad" / "summary.md")
-    assert good_model.verdict.decision in ("GO", "GO with exceptions"), good_model.verdict.reason
+                              markdown_out=tmp_path / "bad" / "summary.md", json_out=tmp_path / "bad" / "report.json")
+    for name, path in (("check-results", good), ("check-results", bad), ("report", tmp_path / "bad" / "report.json")):
+        assert_matches_schema(name, json.loads(path.read_text()))
+    # The reference service passes every gated check that ran; without load results for the seed's
+    # profiles the load items are honestly not run (INCOMPLETE), and nothing else keeps it from GO.
+    good_verdict = good_model.verdict
+    assert good_verdict.decision in ("GO", "GO with exceptions", "INCOMPLETE"), good_verdict.reason
+    assert all(b.status == "not_run" and "msgops load" in b.reason for b in good_verdict.blockers), good_verdict
     assert bad_model.verdict.decision == "NO-GO"
     failing = [c.id for c in bad_model.new_failures]
     assert any("rate" in item for item in failing), failing
-
-    errors, requests, text = open_in_browser(tmp_path / "bad" / "report.html", ARTIFACTS / "report-broken.png")
-    assert errors == [] and requests == []
-    assert "NO-GO" in text
     rate_item = next(i for i in failing if "rate" in i)
+
+    seen = open_in_browser(tmp_path / "bad" / "report.html", ARTIFACTS / "report-broken.png")
+    assert seen.errors == [] and seen.requests == []
+    assert "NO-GO" in seen.text and bad_model.verdict.coverage.sentence() in seen.text
+    # The attention panel comes before the checklists and names the blocker with its severity and reason.
+    assert 0 < seen.attention_top < seen.checklists_top
+    blocker = next(b for b in bad_model.verdict.blockers if b.id == rate_item)
+    assert rate_item in seen.attention_text and blocker.severity.upper() in seen.attention_text
+    assert blocker.reason in seen.attention_text
     html = (tmp_path / "bad" / "report.html").read_text()
     assert f'id="{rate_item}"' in html and "Evidence" in html and "429" in html
     assert "rate" in (tmp_path / "bad" / "summary.md").read_text().lower()
 
-    errors, requests, text = open_in_browser(tmp_path / "good" / "report.html", ARTIFACTS / "report-reference.png")
-    assert errors == [] and requests == [] and good_model.verdict.decision in text
+    # On a phone the page is as wide as the screen: long ids wrap, wide tables scroll inside their box.
+    seen = open_in_browser(tmp_path / "bad" / "report.html", ARTIFACTS / "report-broken-phone.png", **PHONE)
+    assert seen.scroll_width <= PHONE["width"], f"the page scrolls sideways: {seen.scroll_width} px wide"
+    assert 0 < seen.attention_top < seen.checklists_top and rate_item in seen.attention_text
+
+    seen = open_in_browser(tmp_path / "good" / "report.html", ARTIFACTS / "report-reference.png")
+    assert seen.errors == [] and seen.requests == [] and good_verdict.decision in seen.text
+    assert all(b.id in seen.attention_text for b in good_verdict.blockers)
+    seen = open_in_browser(tmp_path / "good" / "report.html", ARTIFACTS / "report-reference-phone.png", **PHONE)
+    assert seen.scroll_width <= PHONE["width"], f"the page scrolls sideways: {seen.scroll_width} px wide"
 
 
 def synthetic_results(path: Path, status: str = "pass") -> Path:

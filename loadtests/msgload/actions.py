@@ -69,3 +69,26 @@ def read(client: FastHttpSession, identity_index: int) -> None:
     elif ident.community >= 0:
         client.get(f"/communities/{plan.communities[ident.community]}/messages?limit=50",
                    name="/communities/{id}/messages", headers=headers)
+
+
+UPLOAD_PATH = "/conversations/{id}/attachments"
+UPLOAD_BYTES = 10 * 1024 * 1024 - 1024  # seed 001: "File Upload Time < 5s for 10MB files", under the 10 MB limit
+_UPLOAD_BODY: bytes | None = None
+
+
+def _upload_body() -> bytes:
+    """One body shared by every upload of this process: a PDF by its content, just under 10 MB."""
+    global _UPLOAD_BODY
+    if _UPLOAD_BODY is None:
+        head = b"%PDF-1.4\n% msgops load upload\n"
+        _UPLOAD_BODY = head + b"0" * (UPLOAD_BYTES - len(head))
+    return _UPLOAD_BODY
+
+
+def upload(client: FastHttpSession, identity_index: int) -> None:
+    """Upload one ~10 MB file into the identity's conversation (one request, the body streamed)."""
+    plan = RUN.require_plan()
+    ident = plan.identities[identity_index]
+    conversation = plan.conversations[ident.conversation]
+    client.post(f"/conversations/{conversation}/attachments?filename=load.pdf", name=UPLOAD_PATH,
+                headers={**_auth(ident.token), "Content-Type": "application/octet-stream"}, data=_upload_body())

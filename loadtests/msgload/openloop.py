@@ -6,6 +6,10 @@ n % G == k, so together they keep one schedule. Each send runs in its own greenl
 cannot slow the arrivals and hide its queueing (no coordinated omission). A send that starts more
 than `late_after` behind schedule is counted late; one that cannot start within `drop_after` is
 dropped and counted as a failed request.
+
+Requests take turns on `connections` keep-alive connections (split across the generators), as k6's
+VUs each keep their own: one shared pool would reuse the few connections that happen to be free,
+and a service with several worker processes shares its load by connection.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ def abandon_inflight() -> None:
         RUN.recorder.request(name, (now - intended) * 1000, False, "unfinished", now)
 
 
-def _stream(client: FastHttpSession, pool: Pool, rate: float, action: Action, identities: list[int],
+def _stream(clients: list[FastHttpSession], pool: Pool, rate: float, action: Action, identities: list[int],
             name: str) -> None:
     plan = RUN.require_plan()
     start, end = RUN.window()
@@ -72,6 +76,7 @@ def _stream(client: FastHttpSession, pool: Pool, rate: float, action: Action, id
             RUN.recorder.dropped_send(name, time.time())
         else:
             RUN.recorder.scheduled(late=lateness > late_after)
+            client = clients[(n // generators) % len(clients)]
             pool.spawn(_tracked, action, name, client, identities[n % len(identities)], n, intended)
         n += generators
 
@@ -83,9 +88,13 @@ def start(environment: Environment) -> list[gevent.Greenlet[Any, Any]]:
     if not any(rates.values()):
         return []
     inflight = int(plan.open.get("max_inflight", 200))
-    client = FastHttpSession(base_url=plan.api_url, request_event=environment.events.request, user=None,
-                             concurrency=inflight, network_timeout=plan.http_timeout_s,
-                             connection_timeout=plan.http_timeout_s)
+    generators = max(1, plan.generators)
+    connections = max(1, -(-int(plan.open.get("connections", 100)) // generators))
+    # Each session keeps one connection while its requests answer within their turn; it opens
+    # another (lazily) only when one is still waiting, so no request queues behind another.
+    clients = [FastHttpSession(base_url=plan.api_url, request_event=environment.events.request, user=None,
+                               concurrency=inflight, network_timeout=plan.http_timeout_s,
+                               connection_timeout=plan.http_timeout_s) for _ in range(connections)]
     greenlets = []
     for rate, action, identities, name in (
             (rates["messages"], actions.send_message, plan.senders, "POST " + actions.SEND_PATH),
@@ -93,5 +102,5 @@ def start(environment: Environment) -> list[gevent.Greenlet[Any, Any]]:
         if rate and identities:
             pool = Pool(inflight)
             _pools.append(pool)
-            greenlets.append(gevent.spawn(_stream, client, pool, rate, action, identities, name))
+            greenlets.append(gevent.spawn(_stream, clients, pool, rate, action, identities, name))
     return greenlets

@@ -1,35 +1,43 @@
-"""Checklists as data: the model, the probe-kind registry and a validating loader."""
+"""Checklists as data: the model, a validating loader, and the JSON Schema of checklist files."""
 
-from msgops.checklist.loader import ChecklistError, load_checklist, load_checklists
+from msgops.checklist.loader import (
+    ChecklistError,
+    is_builtin,
+    load_checklist,
+    load_checklists,
+    load_selection,
+    split_selection,
+)
 from msgops.checklist.model import (
     ITEM_KINDS,
-    PARAM_CHOICES,
-    PROBE_KINDS,
-    PROBE_OPTIONAL_PARAMS,
     SEVERITIES,
     Check,
     Checklist,
     CheckParamError,
+    CheckProblem,
     Item,
     ItemKind,
     Severity,
+    probe_kinds,
     validate_check,
 )
 
 __all__ = [
     "ITEM_KINDS",
-    "PARAM_CHOICES",
-    "PROBE_KINDS",
-    "PROBE_OPTIONAL_PARAMS",
     "SEVERITIES",
     "Check",
     "CheckParamError",
+    "CheckProblem",
     "Checklist",
     "ChecklistError",
     "Item",
     "ItemKind",
     "Severity",
+    "is_builtin",
     "load_checklist",
     "load_checklists",
+    "load_selection",
+    "probe_kinds",
+    "split_selection",
     "validate_check",
 ]

@@ -1,10 +1,12 @@
-"""Load checklist YAML files, with errors that name the file, the line and what is wrong."""
+"""Load checklist YAML files, with errors that name the file, the line and what is wrong: every
+problem of a file at once. Built-in checklists and a team's own files load side by side."""
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,39 +98,44 @@ def _locate(data: Any, loc: tuple[int | str, ...], param: str | None) -> int:
     return line
 
 
-def _describe(err: Any) -> tuple[str, str | None]:
-    """A pydantic error as (message, the check param it concerns or None)."""
+def _describe(err: Any) -> list[tuple[str, str | None]]:
+    """A pydantic error as (message, the check param it concerns or None) pairs: a check's own
+    validation reports every problem of its parameters at once."""
     field = next((str(p) for p in reversed(err["loc"]) if isinstance(p, str)), "")
     etype, ctx = err["type"], err.get("ctx") or {}
     if etype == "value_error":
         cause = ctx.get("error")
-        return str(cause), getattr(cause, "param", None) if isinstance(cause, CheckParamError) else None
+        if isinstance(cause, CheckParamError):
+            return [(p.message, p.param) for p in cause.problems]
+        return [(str(cause), None)]
     if etype == "missing":
-        return f"missing required field {field!r}", None
+        return [(f"missing required field {field!r}", None)]
     if etype == "extra_forbidden":
-        return f"unknown field {field!r}", None
+        return [(f"unknown field {field!r}", None)]
     if etype == "literal_error" and field == "version":
-        return f"unsupported version {err['input']!r} (expected 1)", None
-    return f"{field}: {err['msg']} (got {err['input']!r})", None
+        return [(f"unsupported version {err['input']!r} (expected 1)", None)]
+    return [(f"{field}: {err['msg']} (got {err['input']!r})", None)]
 
 
-def _problems(display: str, data: Any, exc: ValidationError) -> list[str]:
+def _problems(display: str, data: Any, exc: ValidationError) -> list[tuple[int, str]]:
     items = data.get("items") if isinstance(data, dict) else None
     out = []
     for err in exc.errors():
+        if err["type"] == "duplicate_item_id":  # reported with both lines by _duplicates
+            continue
         loc = tuple(err["loc"])
-        message, param = _describe(err)
-        line = _locate(data, loc, param)
         where = ""
         if len(loc) >= 2 and loc[0] == "items" and isinstance(loc[1], int) and isinstance(items, list):
             raw = items[loc[1]] if loc[1] < len(items) else None
             item_id = raw.get("id") if isinstance(raw, dict) else None
             where = f"item {item_id!r}: " if isinstance(item_id, str) else f"item #{loc[1] + 1}: "
-        out.append(f"{display}:{line}: {where}{message}")
+        for message, param in _describe(err):
+            line = _locate(data, loc, param)
+            out.append((line, f"{display}:{line}: {where}{message}"))
     return out
 
 
-def _duplicates(display: str, data: dict[str, Any]) -> list[str]:
+def _duplicates(display: str, data: dict[str, Any]) -> list[tuple[int, str]]:
     first: dict[str, int] = {}
     out = []
     for raw in data.get("items") or []:
@@ -137,7 +144,7 @@ def _duplicates(display: str, data: dict[str, Any]) -> list[str]:
         line = getattr(raw, "key_lines", {}).get("id", getattr(raw, "line", 1))
         if raw["id"] in first:
             item_id = raw["id"]
-            out.append(f"{display}:{line}: item {item_id!r}: duplicate id (first at line {first[item_id]})")
+            out.append((line, f"{display}:{line}: item {item_id!r}: duplicate id (first at line {first[item_id]})"))
         else:
             first[raw["id"]] = line
     return out
@@ -148,8 +155,27 @@ def _duplicates(display: str, data: dict[str, Any]) -> list[str]:
 # ---------------------------------------------------------------------------------------------------
 
 
-def load_checklist(path: str | os.PathLike[str]) -> Checklist:
-    """Load and validate one checklist file; raise ChecklistError naming file and line."""
+def _builtin_dir() -> Path | None:
+    from msgops.paths import checklists_dir
+
+    try:
+        return checklists_dir().resolve()
+    except FileNotFoundError:
+        return None
+
+
+def is_builtin(path: str | os.PathLike[str]) -> bool:
+    """Whether a checklist file is one of the built-in checklists (which must cite their seed)."""
+    return Path(path).resolve().parent == _builtin_dir()
+
+
+def load_checklist(path: str | os.PathLike[str], *, builtin: bool | None = None) -> Checklist:
+    """Load and validate one checklist file; raise ChecklistError listing every problem, each as
+    ``file:line: what is wrong``.
+
+    A built-in checklist (``builtin``, by default: the file lives in the built-in folder) must name
+    its seed and give each item's seed line; any other checklist may leave them out.
+    """
     path = Path(path)
     display = _display(path)
     try:
@@ -169,24 +195,27 @@ def load_checklist(path: str | os.PathLike[str]) -> Checklist:
         raise ChecklistError([f"{display}:{line}: YAML syntax error: {detail}"]) from None
     if not isinstance(data, dict):
         raise ChecklistError([f"{display}:1: expected a mapping with version, id, title and items"])
-    if isinstance(data.get("items"), list):
-        dup = _duplicates(display, data)
-        if dup:
-            raise ChecklistError(dup)
+    problems = _duplicates(display, data) if isinstance(data.get("items"), list) else []
+    context = {"builtin": is_builtin(path) if builtin is None else builtin}
     try:
-        checklist = Checklist.model_validate(data)
+        checklist = Checklist.model_validate(data, context=context)
     except ValidationError as e:
-        raise ChecklistError(_problems(display, data, e)) from None
+        problems += _problems(display, data, e)
+    if problems:
+        raise ChecklistError([message for _, message in sorted(problems, key=lambda p: p[0])])
     checklist._path = path
     checklist._sha256 = hashlib.sha256(raw).hexdigest()
     return checklist
 
 
-def _expand(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+def _expand(paths: Iterable[str | os.PathLike[str]], problems: list[str]) -> list[Path]:
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            files.extend(sorted(f for f in p.iterdir() if f.suffix in (".yaml", ".yml") and f.is_file()))
+            found = sorted(f for f in p.iterdir() if f.suffix in (".yaml", ".yml") and f.is_file())
+            if not found:
+                problems.append(f"{_display(p)}: no checklist files in this folder (expected *.yaml)")
+            files.extend(found)
         else:
             files.append(p)
     return files
@@ -195,26 +224,100 @@ def _expand(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
 def load_checklists(
     paths_or_dir: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | None = None,
 ) -> list[Checklist]:
-    """Load checklists from files and/or folders (default: the built-in checklists folder)."""
-    if paths_or_dir is None:
-        from msgops.paths import checklists_dir
+    """Load checklists from files and/or folders (default: the built-in checklists folder).
 
-        try:
-            paths_or_dir = checklists_dir()
-        except FileNotFoundError as e:
-            raise ChecklistError([str(e)]) from None
+    Every file is read and every problem of every file is reported together in one ChecklistError;
+    two checklists with the same id are an error naming both files.
+    """
+    if paths_or_dir is None:
+        builtin = _builtin_dir()
+        if builtin is None:
+            raise ChecklistError(["msgops data folder 'checklists' not found; reinstall msgops"])
+        paths_or_dir = builtin
     if isinstance(paths_or_dir, str | os.PathLike):
         paths_or_dir = [paths_or_dir]
-    files = _expand(paths_or_dir)
-    if not files:
-        raise ChecklistError(["no checklist files found (expected *.yaml files)"])
+    problems: list[str] = []
+    files = _expand(paths_or_dir, problems)
+    if not files and not problems:
+        problems.append("no checklist files given (expected *.yaml files or folders holding them)")
     checklists: list[Checklist] = []
     seen: dict[str, Path] = {}
+    read: set[Path] = set()
     for f in files:
-        checklist = load_checklist(f)
+        if f.resolve() in read:  # the same file named twice (a folder and a file in it): load it once
+            continue
+        read.add(f.resolve())
+        try:
+            checklist = load_checklist(f)
+        except ChecklistError as e:
+            problems.extend(e.problems)
+            continue
         if checklist.id in seen:
             other = _display(seen[checklist.id])
-            raise ChecklistError([f"{_display(f)}:1: checklist id {checklist.id!r} is also used by {other}"])
+            problems.append(f"{_display(f)}: checklist id {checklist.id!r} is also used by {other} "
+                            "(checklist ids must be unique: rename one)")
+            continue
         seen[checklist.id] = f
         checklists.append(checklist)
+    if problems:
+        raise ChecklistError(problems)
     return checklists
+
+
+def _builtin_ids() -> list[str]:
+    builtin = _builtin_dir()
+    return sorted(f.stem for f in builtin.glob("*.yaml")) if builtin else []
+
+
+def looks_like_path(spec: str) -> bool:
+    return os.sep in spec or "/" in spec or spec.endswith((".yaml", ".yml"))
+
+
+def split_selection(specs: Sequence[str]) -> tuple[list[str], list[Path]]:
+    """Sort ``--checklist`` values into built-in ids and paths of the user's files or folders.
+
+    A value that names a built-in checklist is that checklist; otherwise it is a path (an existing
+    file or folder, or something that looks like a path). Anything else is a ChecklistError that
+    lists the built-in ids.
+    """
+    known = _builtin_ids()
+    ids: list[str] = []
+    paths: list[Path] = []
+    for spec in specs:
+        if spec in known and not looks_like_path(spec):
+            ids.append(spec)
+        elif looks_like_path(spec) or Path(spec).exists():
+            paths.append(Path(spec))
+        else:
+            close = difflib.get_close_matches(spec, known, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise ChecklistError([f"no built-in checklist {spec!r} and no file or folder of that name "
+                                  f"({hint}built-in: {', '.join(known)}; or give the path of a checklist file)"])
+    return ids, paths
+
+
+def load_selection(
+    builtin_ids: Sequence[str] | None = None, paths: Sequence[str | os.PathLike[str]] = ()
+) -> list[Checklist]:
+    """The checklists a run uses: the named built-ins, then the user's checklist files and folders.
+
+    ``builtin_ids`` None means every built-in checklist, ``[]`` none of them; ``paths`` are added
+    after them, in order. Every problem of every file is reported in one ChecklistError, and so is
+    an id used by two checklists (naming both files).
+    """
+    builtin = _builtin_dir()
+    chosen: list[str | os.PathLike[str]] = []
+    if builtin_ids is None:
+        if builtin is not None:
+            chosen.append(builtin)
+    else:
+        known = _builtin_ids()
+        unknown = [i for i in builtin_ids if i not in known]
+        if unknown:
+            raise ChecklistError([f"unknown built-in checklist {i!r} (built-in: {', '.join(known)}; "
+                                  "or give the path of a checklist file)" for i in unknown])
+        chosen.extend(builtin / f"{i}.yaml" for i in dict.fromkeys(builtin_ids) if builtin is not None)
+    chosen.extend(paths)
+    if not chosen:
+        raise ChecklistError(["no checklists selected: name a built-in checklist or give a checklist file"])
+    return load_checklists(chosen)

@@ -1,18 +1,31 @@
-"""The checklist data model and the registry of probe kinds a check may name.
+"""The checklist data model.
 
 A checklist is data: every item keeps its seed's wording and source line, a severity, and either an
 automated ``check`` (a probe kind plus parameters) or ``manual: true`` with what a person confirms.
+A check's kind and parameters are validated against the probe registry (msgops.probes), where each
+kind declares its parameters. The built-in checklists cite their seed (``seed``, each item's
+``line``); a team's own checklist need not.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, NamedTuple, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 Severity = Literal["critical", "high", "medium", "low", "info"]
 ItemKind = Literal["checkbox", "requirement"]
@@ -20,246 +33,96 @@ SEVERITIES: tuple[str, ...] = get_args(Severity)
 ITEM_KINDS: tuple[str, ...] = get_args(ItemKind)
 
 # ---------------------------------------------------------------------------------------------------
-# Probe kinds: kind -> required params, optional params, and the allowed values of enumerated params.
+# Checks are validated against the probe registry: each kind's parameters are a pydantic model
+# declared next to the probe's code (see msgops.probes.params).
 # ---------------------------------------------------------------------------------------------------
 
-
-def _words(names: str) -> list[str]:
-    return names.split()
+_FAMILIES = ("db", "http", "realtime", "env", "load")
 
 
-PROBE_KINDS: dict[str, frozenset[str]] = {
-    kind: frozenset(_words(required))
-    for kind, required in {
-        "db.tables_exist": "tables",
-        "db.columns_exist": "table columns",
-        "db.indexes_exist": "indexes",
-        "db.functions_exist": "functions",
-        "db.triggers_exist": "functions",
-        "db.extensions": "extensions",
-        "db.rls_enabled": "tables",
-        "db.rls_policies": "tables",
-        "db.lint": "lint",
-        "db.rls_matrix": "scenario",
-        "db.publication": "tables",
-        "db.query_plan": "query",
-        "db.autovacuum": "tables",
-        "db.pool": "",
-        "db.roles": "roles",
-        "db.migrations_applied": "",
-        "db.content_removed_on_delete": "",
-        "db.tables_partition_advice": "table rows",
-        "http.health": "",
-        "http.status_codes": "codes",
-        "http.auth_required": "cases",
-        "http.protected_routes": "",
-        "http.cors": "",
-        "http.security_headers": "headers",
-        "http.tls": "",
-        "http.rate_limit": "action",
-        "http.validation_limit": "field",
-        "http.xss_sanitized": "",
-        "http.sql_injection": "",
-        "http.no_email_leak": "",
-        "http.openapi_docs": "",
-        "http.endpoints": "endpoints",
-        "http.metrics": "",
-        "http.flow": "flow",
-        "http.logging": "",
-        "realtime.auth_required": "",
-        "realtime.delivery": "",
-        "realtime.no_leak": "",
-        "realtime.event": "event",
-        "realtime.typing_ttl": "",
-        "realtime.presence": "",
-        "realtime.resume": "",
-        "realtime.multi_tab": "",
-        "env.vars": "vars",
-        "env.url": "var",
-        "env.service_key": "var",
-        "env.tls_urls": "vars",
-        "env.dotenv_ignored": "",
-        "env.no_secrets_in_git": "",
-        "env.log_level": "",
-        "load.threshold": "metric op value",
-    }.items()
-}
-
-PROBE_OPTIONAL_PARAMS: dict[str, frozenset[str]] = {
-    kind: frozenset(_words(optional))
-    for kind, optional in {
-        "db.tables_exist": "schema",
-        "db.rls_enabled": "forced",
-        "db.rls_policies": "commands",
-        "db.publication": "publication",
-        "db.query_plan": "max_ms",
-        "db.pool": "max_connections",
-        "http.cors": "allowed_origin disallowed_origin",
-        "http.validation_limit": "max",
-        "http.metrics": "metrics",
-        "http.logging": "level",
-        "realtime.delivery": "budget_ms",
-        "realtime.typing_ttl": "seconds",
-        "env.url": "schemes",
-        "env.log_level": "expected",
-        "load.threshold": "profile",
-    }.items()
-}
-
-RLS_SCENARIOS = frozenset(
-    _words(
-        """
-        outsider_cannot_read_messages outsider_cannot_send_messages member_cannot_edit_others_messages
-        member_cannot_delete_others_messages moderator_can_delete_community_messages
-        admin_can_delete_community_messages member_can_delete_own_messages private_community_invisible
-        public_community_visible outsider_cannot_read_conversations anon_denied_everywhere
-        outsider_cannot_call_get_or_create_conversation emails_not_readable dm_matrix broadcast_quota
-        full_matrix
-        """
-    )
-)
-DB_LINTS = frozenset(
-    _words(
-        """
-        rls_disabled_in_public policy_exists_rls_disabled rls_enabled_no_policy rls_policy_always_true
-        multiple_permissive_policies auth_rls_initplan function_search_path_mutable
-        security_definer_executable_by_anon unindexed_foreign_keys duplicate_index
-        """
-    )
-)
-HTTP_FLOWS = frozenset(
-    _words(
-        """
-        send_message create_community join_leave_community edit_delete_message attendee_dm_mvp_dealer
-        attendee_dm_dealer_blocked organizer_broadcast_quota mvp_broadcast_audience moderator_soft_delete
-        search_messages pagination unread_counts report_message archive_conversation idempotent_send
-        error_handling rollback_on_error
-        """
-    )
-)
-REALTIME_EVENTS = frozenset(
-    _words(
-        """
-        join_conversation send_message mark_read typing_start typing_stop heartbeat message_sent
-        message_received message_read user_typing user_online user_offline
-        """
-    )
-)
-
-# (kind, param) -> allowed values; for list params every element must be allowed.
-PARAM_CHOICES: dict[tuple[str, str], frozenset[str]] = {
-    ("db.lint", "lint"): DB_LINTS,
-    ("db.rls_matrix", "scenario"): RLS_SCENARIOS,
-    ("db.query_plan", "query"): frozenset(
-        {"message_page", "unread_counts", "search", "community_message_page"}
-    ),
-    ("db.rls_policies", "commands"): frozenset({"select", "insert", "update", "delete"}),
-    ("http.auth_required", "cases"): frozenset(
-        {"missing", "expired", "invalid_signature", "alg_none", "wrong_audience", "malformed"}
-    ),
-    ("http.rate_limit", "action"): frozenset(
-        {"send_message", "create_conversation", "create_community", "send_message_hourly"}
-    ),
-    ("http.validation_limit", "field"): frozenset({"message_content", "community_name"}),
-    ("http.flow", "flow"): HTTP_FLOWS,
-    ("realtime.event", "event"): REALTIME_EVENTS,
-    ("load.threshold", "op"): frozenset({"<", "<=", ">", ">="}),
-}
-
-
-def _is_str(v: Any) -> bool:
-    return isinstance(v, str) and bool(v.strip())
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
-
-
-def _is_str_list(v: Any) -> bool:
-    return isinstance(v, list) and bool(v) and all(_is_str(x) for x in v)
-
-
-def _is_var_list(v: Any) -> bool:  # env vars: each entry a name or a list of alternative names
-    return isinstance(v, list) and bool(v) and all(_is_str(x) or _is_str_list(x) for x in v)
-
-
-_PARAM_TYPES: dict[str, tuple[str, Callable[[Any], bool]]] = {
-    **{
-        p: ("a non-empty list of names", _is_str_list)
-        for p in _words(
-            "tables columns indexes functions extensions roles cases headers endpoints metrics commands "
-            "schemes"
-        )
-    },
-    **{
-        p: ("a string", _is_str)
-        for p in _words(
-            "table schema lint scenario publication query allowed_origin disallowed_origin action field flow "
-            "level event var expected metric op profile"
-        )
-    },
-    **{
-        p: ("a number", _is_number) for p in _words("max_ms max_connections rows max budget_ms seconds value")
-    },
-    "forced": ("true or false", lambda v: isinstance(v, bool)),
-    "codes": (
-        "a non-empty list of HTTP status codes",
-        lambda v: (
-            isinstance(v, list)
-            and bool(v)
-            and all(isinstance(c, int) and not isinstance(c, bool) and 100 <= c <= 599 for c in v)
-        ),
-    ),
-    "vars": ("a non-empty list of names (or lists of alternative names)", _is_var_list),
-}
+class CheckProblem(NamedTuple):
+    param: str  # the key the problem concerns ("kind" for the kind itself and for missing params)
+    message: str
 
 
 class CheckParamError(ValueError):
-    """A check names an unknown kind or has a bad parameter; ``param`` says which key is wrong."""
+    """A check names an unknown kind or has bad parameters: every problem, each with the key it concerns."""
 
-    def __init__(self, message: str, param: str) -> None:
-        super().__init__(message)
-        self.param = param
+    def __init__(self, problems: list[CheckProblem]) -> None:
+        super().__init__("; ".join(p.message for p in problems))
+        self.problems = problems
+
+    @property
+    def param(self) -> str:
+        return self.problems[0].param
+
+
+def _probe_kinds() -> Mapping[str, Any]:
+    from msgops.probes import registry  # imported when first needed: it loads every probe family
+
+    return registry()
+
+
+def probe_kinds() -> list[str]:
+    """Every probe kind a check may name."""
+    return sorted(_probe_kinds())
+
+
+def _unknown_kind(kind: str) -> str:
+    kinds = _probe_kinds()
+    close = difflib.get_close_matches(kind, kinds, n=3)
+    if close:
+        hint = f"did you mean {' or '.join(close)}?"
+    else:
+        same = sorted(k for k in kinds if k.startswith(kind.split(".", 1)[0] + "."))
+        hint = f"expected one of {', '.join(same)}" if same else f"families: {', '.join(_FAMILIES)}"
+    return f"unknown probe kind {kind!r} ({hint})"
+
+
+def _param_names(model: type[BaseModel]) -> list[str]:
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _param_problem(kind: str, model: type[BaseModel], err: ErrorDetails) -> CheckProblem:
+    loc = err["loc"]
+    name = str(loc[0]) if loc else "kind"
+    index = next((p for p in loc[1:] if isinstance(p, int)), None)
+    what = f"param {name!r}" + (f" (entry {index + 1})" if index is not None else "")
+    etype, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
+    if etype == "extra_forbidden":
+        known = ", ".join(_param_names(model)) or "none"
+        return CheckProblem(name, f"check {kind!r} has unknown param {name!r} (expected: {known})")
+    if etype == "missing":
+        return CheckProblem("kind", f"check {kind!r} is missing required param {name!r}")
+    if etype == "one_of":
+        return CheckProblem(name, f"check {kind!r}: {err['msg']}")
+    if etype == "literal_error":
+        return CheckProblem(name, f"check {kind!r}: {what}: unknown value {value!r} (expected {ctx.get('expected')})")
+    if etype == "string_pattern_mismatch":  # the only pattern: a name is not blank
+        return CheckProblem(name, f"check {kind!r}: {what} must not be blank")
+    message = err["msg"][:1].lower() + err["msg"][1:]
+    return CheckProblem(name, f"check {kind!r}: {what}: {message}, got {value!r}")
 
 
 def validate_check(kind: str, params: Mapping[str, Any]) -> None:
-    """Raise CheckParamError for the first problem with a check's kind or parameters."""
-    if kind not in PROBE_KINDS:
-        family = kind.split(".", 1)[0]
-        close = difflib.get_close_matches(kind, PROBE_KINDS, n=3)
-        if close:
-            hint = f"did you mean {' or '.join(close)}?"
-        else:
-            same = sorted(k for k in PROBE_KINDS if k.startswith(family + "."))
-            hint = f"expected one of {', '.join(same)}" if same else "families: db, http, realtime, env, load"
-        raise CheckParamError(f"unknown probe kind {kind!r} ({hint})", "kind")
-    required, optional = PROBE_KINDS[kind], PROBE_OPTIONAL_PARAMS.get(kind, frozenset())
-    for name in params:
-        if name not in required | optional:
-            known = ", ".join(sorted(required | optional)) or "none"
-            raise CheckParamError(f"check {kind!r} has unknown param {name!r} (expected: {known})", name)
-    missing = sorted(required - params.keys())
-    if missing:
-        raise CheckParamError(
-            f"check {kind!r} is missing required param {', '.join(repr(m) for m in missing)}", "kind"
-        )
-    for name, value in params.items():
-        what, ok = _PARAM_TYPES[name]
-        if not ok(value):
-            raise CheckParamError(f"check {kind!r}: param {name!r} must be {what}, got {value!r}", name)
-        choices = PARAM_CHOICES.get((kind, name))
-        if choices is not None:
-            for v in value if isinstance(value, list) else [value]:
-                if v not in choices:
-                    expected = ", ".join(sorted(choices))
-                    raise CheckParamError(
-                        f"check {kind!r}: unknown {name} {v!r} (expected one of {expected})", name
-                    )
+    """Raise CheckParamError listing every problem with a check's kind or parameters."""
+    probe = _probe_kinds().get(kind)
+    if probe is None:
+        raise CheckParamError([CheckProblem("kind", _unknown_kind(kind))])
+    try:
+        probe.params.model_validate(dict(params))
+    except ValidationError as exc:
+        raise CheckParamError([_param_problem(kind, probe.params, e) for e in exc.errors()]) from None
 
 
 # ---------------------------------------------------------------------------------------------------
 # The model
 # ---------------------------------------------------------------------------------------------------
+
+def _builtin(info: ValidationInfo) -> bool:
+    """Validating a built-in checklist (``context={"builtin": True}``), which must cite its seed."""
+    return isinstance(info.context, dict) and bool(info.context.get("builtin"))
+
 
 ITEM_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)*$")
 CHECKLIST_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -281,7 +144,7 @@ class Check(BaseModel):
         if "params" in data:
             return data
         if "kind" not in data:
-            raise CheckParamError("check has no 'kind'", "kind")
+            raise CheckParamError([CheckProblem("kind", "check has no 'kind'")])
         return {"kind": data["kind"], "params": {k: v for k, v in data.items() if k != "kind"}}
 
     @model_validator(mode="after")
@@ -297,12 +160,15 @@ class Check(BaseModel):
 class Item(BaseModel):
     """One checklist item, in the seed's own words, automated or manual."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"oneOf": [{"required": ["check"]}, {"required": ["manual", "confirm"]}]},
+    )
 
-    id: str
+    id: str = Field(json_schema_extra={"pattern": ITEM_ID.pattern})
     text: str = Field(min_length=1)
     section: list[str] = Field(default_factory=list)
-    line: int = Field(ge=1)
+    line: int | None = Field(default=None, ge=1, validate_default=True)
     kind: ItemKind = "checkbox"
     severity: Severity
     tags: list[str] = Field(default_factory=list)
@@ -319,6 +185,13 @@ class Item(BaseModel):
     def _id(cls, v: Any) -> Any:
         if isinstance(v, str) and not ITEM_ID.match(v):
             raise ValueError(f"invalid item id {v!r} (use lowercase dotted words, like db.rls.enabled)")
+        return v
+
+    @field_validator("line")
+    @classmethod
+    def _line(cls, v: int | None, info: ValidationInfo) -> int | None:
+        if v is None and _builtin(info):
+            raise ValueError("missing required field 'line' (a built-in checklist cites its seed's line)")
         return v
 
     @field_validator("severity", mode="before")
@@ -366,9 +239,9 @@ class Checklist(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: Literal[1]
-    id: str
+    id: str = Field(json_schema_extra={"pattern": CHECKLIST_ID.pattern})
     title: str = Field(min_length=1)
-    seed: str | None = None
+    seed: str | None = Field(default=None, validate_default=True)
     items: list[Item]
 
     _path: Path | None = PrivateAttr(default=None)
@@ -381,12 +254,19 @@ class Checklist(BaseModel):
             raise ValueError(f"invalid checklist id {v!r} (use lowercase words and dashes)")
         return v
 
+    @field_validator("seed")
+    @classmethod
+    def _seed(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None and _builtin(info):
+            raise ValueError("missing required field 'seed' (a built-in checklist names its seed file)")
+        return v
+
     @model_validator(mode="after")
     def _unique_items(self) -> Checklist:
         seen: set[str] = set()
         for item in self.items:
             if item.id in seen:
-                raise ValueError(f"duplicate item id {item.id!r}")
+                raise PydanticCustomError("duplicate_item_id", "duplicate item id {id!r}", {"id": item.id})
             seen.add(item.id)
             item._checklist_id = self.id
         return self

@@ -1,7 +1,8 @@
 """Load profiles: YAML files saying how much load, of what mix, for how long, and what must hold.
 
 A profile is read top to bottom like a goss file; `loadtests/profiles/smoke.yaml` is the commented
-example. Errors name the file and line (`profiles/x.yaml:12: pacing.reader: ...`) and exit 3.
+example. Errors name the file, the line and the key (`profiles/x.yaml:12: pacing.reader: ...`), every
+problem of the file at once, and exit 3.
 """
 
 from __future__ import annotations
@@ -11,20 +12,20 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from msgops.errors import UserError
 from msgops.loadresults import Op
+from msgops.validation import one_line, problems, read_yaml
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _THRESHOLD = re.compile(r"^\s*([a-z][a-z0-9_.]*)\s*(<=|>=|<|>)\s*(-?\d+(?:\.\d+)?(?:e-?\d+)?)\s*$")
-CLASSES = ("sender", "reader", "listener", "broadcaster")
+CLASSES = ("sender", "reader", "listener", "broadcaster", "uploader")
 
 
 class ProfileError(UserError):
-    """An invalid profile: one line, `file:line: problem`, exit code 3."""
+    """An invalid profile: one line, `file:line: key: problem` (or `file: N problems: ...`), exit code 3."""
 
 
 def parse_duration(value: Any) -> float:
@@ -94,16 +95,18 @@ class Users(_Part):
     reader: int = Field(default=0, ge=0)
     listener: int = Field(default=0, ge=0)
     broadcaster: int = Field(default=0, ge=0)
+    uploader: int = Field(default=0, ge=0)  # uploads a file of upload_bytes every pacing.uploader
 
     @property
     def total(self) -> int:
-        return self.sender + self.reader + self.listener + self.broadcaster
+        return self.sender + self.reader + self.listener + self.broadcaster + self.uploader
 
 
 class Pacing(_Part):
     sender: Seconds = 1.0
     reader: Seconds = 1.0
     broadcaster: Seconds = 1.0
+    uploader: Seconds = 1.0
 
 
 class ReaderMix(_Part):
@@ -117,6 +120,10 @@ class OpenModel(_Part):
     messages: float = Field(default=0, ge=0, description="messages per second, across all generators")
     broadcasts: float = Field(default=0, ge=0, description="broadcasts per second")
     max_inflight: int = Field(default=200, ge=1, le=100_000)
+    connections: int = Field(default=100, ge=1, le=10_000,
+                             description="keep-alive connections the requests take turns on, across all "
+                                         "generators (like one per k6 VU): a multi-process service shares "
+                                         "the load by connections, so a handful would leave that to chance")
     late_after: Seconds = 0.05
     drop_after: Seconds = 5.0
 
@@ -144,7 +151,7 @@ class Profile(_Part):
         if self.duration <= 0:
             raise ValueError("duration must be more than 0s")
         if self.users.total == 0 and self.open.messages == 0 and self.open.broadcasts == 0:
-            raise ValueError("no load: give users (sender/reader/listener/broadcaster) or open.messages")
+            raise ValueError("no load: give users (sender/reader/listener/broadcaster/uploader) or open.messages")
         if self.users.sender and self.pacing.sender <= 0:
             raise ValueError("pacing.sender must be more than 0s when there are senders")
         if self.reader_mix.communities and not self.provision.communities:
@@ -202,51 +209,19 @@ class Profile(_Part):
 # Loading with line numbers ----------------------------------------------------------------------
 
 
-def _lines(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
-    out[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = key_node.value
-            out[(*path, key)] = key_node.start_mark.line + 1
-            _lines(value_node, (*path, key), out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _lines(item, (*path, i), out)
-
-
-def _line_of(lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int:
-    for end in range(len(loc), -1, -1):
-        if loc[:end] in lines:
-            return lines[loc[:end]]
-    return 1
-
-
 def parse_profile(text: str, display: str, default_name: str = "profile") -> Profile:
+    """A profile from YAML text; every problem at once, each with its key path and line."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        raise ProfileError(f"{display}:{mark.line + 1 if mark else 1}: invalid YAML: {exc.problem or exc}") from None
-    if not isinstance(data, dict) or node is None:
+        data, lines = read_yaml(text, display)
+    except UserError as exc:
+        raise ProfileError(str(exc)) from None
+    if not isinstance(data, dict):
         raise ProfileError(f"{display}:1: expected a mapping (name, duration, users, thresholds, ...)")
-    lines: dict[tuple[Any, ...], int] = {}
-    _lines(node, (), lines)
     data.setdefault("name", default_name)
     try:
         return Profile.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        where = ".".join(str(p) for p in loc)
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            message = "unknown setting"
-        elif err["type"] == "missing":
-            message = "required"
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        prefix = f"{where}: " if where else ""
-        raise ProfileError(f"{display}:{_line_of(lines, loc)}: {prefix}{message}{more}") from None
+        raise ProfileError(one_line(display, problems(exc, Profile), lines)) from None
 
 
 def profiles_dir() -> Path:

@@ -45,7 +45,7 @@ class Provisioner:
     database_url: str | None = None
 
     def mint(self, sub: str, role: str = "authenticated") -> str:
-        from service.auth import mint_token
+        from msgops.tokens import mint_token
 
         extra = None if role == "service_role" else {"email": f"load-{sub}@load.invalid",
                                                      "name": f"msgops load {self.run_id}"}

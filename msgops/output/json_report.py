@@ -1,4 +1,6 @@
-"""The versioned JSON results document: what `msgops report` and CI systems read."""
+"""The versioned JSON results document: what `msgops report` and CI systems read.
+
+Its JSON Schema ships as msgops/schemas/check-results.schema.json (`msgops.schemas.load("check-results")`)."""
 
 from __future__ import annotations
 
@@ -31,11 +33,16 @@ def build(results: Sequence[Result], checklists: Sequence[Checklist], target: di
         "checklists": [{"id": c.id, "title": c.title, "seed": c.seed, "sha256": c.sha256, "items": len(c.items)}
                        for c in checklists],
         "policy": {"fail_on": sorted(policy.fail_on), "require_attestations": policy.require_attestations,
-                   "scope": scope},
+                   "scope": scope if scope is not None else verdict.scope},
         "preflight": preflight,
-        "verdict": asdict(verdict),
+        "verdict": verdict_dict(verdict),
         "results": [r.to_dict() for r in results],
     }
+
+
+def verdict_dict(verdict: Verdict) -> dict[str, Any]:
+    """The verdict as published (schemas/check-results.schema.json): its fields and its headline."""
+    return {**asdict(verdict), "headline": verdict.headline}
 
 
 def write(document: dict[str, Any], path: Path) -> None:

@@ -9,6 +9,9 @@ from pathlib import Path
 
 from msgops.results import Result
 
+# Not evaluated, so never a passed test case: not applicable, not run (msgops lacked what it needs), manual.
+_SKIPPED = ("skip", "not_run", "manual")
+
 
 def render(results: Sequence[Result]) -> str:
     suites: dict[str, list[Result]] = {}
@@ -20,7 +23,7 @@ def render(results: Sequence[Result]) -> str:
             root, "testsuite", name=name, tests=str(len(members)),
             failures=str(sum(r.status == "fail" for r in members)),
             errors=str(sum(r.status == "error" for r in members)),
-            skipped=str(sum(r.status in ("skip", "manual") for r in members)),
+            skipped=str(sum(r.status in _SKIPPED for r in members)),
             time=f"{sum(r.duration_ms for r in members) / 1000:.3f}",
         )
         for r in members:
@@ -31,8 +34,9 @@ def render(results: Sequence[Result]) -> str:
                 ET.SubElement(case, "failure", message=r.message, type=r.severity).text = detail
             elif r.status == "error":
                 ET.SubElement(case, "error", message=r.message, type=r.severity).text = detail
-            elif r.status in ("skip", "manual"):
-                ET.SubElement(case, "skipped", message=r.message)
+            elif r.status in _SKIPPED:
+                label = "not run: " if r.status == "not_run" else ""
+                ET.SubElement(case, "skipped", message=label + r.message, type=r.status)
             if r.status in ("waived", "attested"):
                 ET.SubElement(case, "system-out").text = r.message
     ET.indent(root)

@@ -20,7 +20,7 @@ from msgops.loadresults import (
     compare,
     load_results,
 )
-from msgops.probes import probe
+from msgops.probes import Name, probe
 from msgops.probes.context import Context, NotRun
 from msgops.results import Outcome, failed, passed
 
@@ -53,7 +53,7 @@ def _same_url(a: str, b: str) -> bool:
     fix="Find the slow endpoint in the results' `endpoints` section (or the failing metric's time series), "
         "fix it, then re-run `msgops load --profile <profile>` and the check.",
 )
-async def threshold(ctx: Context, metric: str, op: str, value: float, profile: str | None = None) -> Outcome:
+async def threshold(ctx: Context, metric: Name, op: Op, value: float, profile: Name | None = None) -> Outcome:
     if op not in _OPS:
         raise ValueError(f"unknown operator {op!r}; use one of {', '.join(_OPS)}")
     path = results_path(ctx, profile)

@@ -10,21 +10,47 @@ from typing import Any
 from msgops import __version__
 from msgops.loadresults import LoadResults
 from msgops.report.inputs import Inputs
-from msgops.results import Result
-from msgops.verdict import SEVERITY_ORDER, GatePolicy, Verdict, evaluate
+from msgops.results import STATUSES, Result
+from msgops.verdict import SEVERITY_ORDER, Blocker, GatePolicy, Verdict, evaluate
 
 # Sign-off roles named by the seed checklists (000 "Final Sign-Off", 004 "Sign-Off").
 SIGNOFF_ROLES = ("Database Admin", "Backend Lead", "Frontend Lead", "Security Lead", "Product Manager", "QA Lead",
                  "DevOps", "Developer", "Product Owner")
-_STATUS_RANK = {"fail": 0, "error": 1, "manual": 2, "waived": 3, "skip": 4, "attested": 5, "pass": 6}
+_STATUS_RANK = {"fail": 0, "error": 1, "not_run": 2, "manual": 3, "waived": 4, "skip": 5, "attested": 6, "pass": 7}
+_ATTENTION_MANUAL = ("critical", "high")  # pending manual items of these severities are listed up front
 _REGRESSION_RATIO = 1.10  # a latency 10% worse than last time (and at least 5 ms) is a regression
 
 
 @dataclass
 class Section:
     path: list[str]
-    attention: list[Result]  # failures first, then errors, pending manual, waived, skipped
+    attention: list[Result]  # failures first, then errors, not run, waived, skipped, attested
     passed: list[Result]
+    manual: list[Result] = field(default_factory=list)  # pending a person, most severe first
+
+
+@dataclass
+class AttentionItem:
+    """One line of the report's attention panel: what it is, how bad, and why in one line."""
+
+    id: str
+    severity: str
+    status: str
+    reason: str
+    text: str = ""  # the item's seed wording, when it is a checklist item
+    anchor: bool = False  # the report has an element with this id to jump to
+
+
+@dataclass
+class Attention:
+    blockers: list[AttentionItem] = field(default_factory=list)  # what keeps the verdict from GO
+    not_evaluated: list[AttentionItem] = field(default_factory=list)  # gated, nobody checked (not blockers)
+    manual: list[AttentionItem] = field(default_factory=list)  # pending manual items of high severity
+    exceptions: list[AttentionItem] = field(default_factory=list)  # waived, or failed/errored below the gate
+
+    @property
+    def empty(self) -> bool:
+        return not (self.blockers or self.not_evaluated or self.manual or self.exceptions)
 
 
 @dataclass
@@ -71,6 +97,8 @@ class ReportModel:
     regressions: list[Regression] = field(default_factory=list)
     has_previous: bool = False
     run: dict[str, Any] = field(default_factory=dict)
+    attention: Attention = field(default_factory=Attention)
+    statuses: tuple[str, ...] = STATUSES
 
 
 def git_sha() -> str | None:
@@ -103,10 +131,45 @@ def _sections(results: list[Result]) -> list[Section]:
         grouped.setdefault(tuple(r.section), []).append(r)
     sections = []
     for path, members in grouped.items():
-        attention = sorted((r for r in members if r.status != "pass"),
-                           key=lambda r: (_STATUS_RANK.get(r.status, 9), SEVERITY_ORDER.index(r.severity)))
-        sections.append(Section(list(path), attention, [r for r in members if r.status == "pass"]))
+        def rank(r: Result) -> tuple[int, int]:
+            return _STATUS_RANK.get(r.status, 9), _severity_rank(r.severity)
+
+        attention = sorted((r for r in members if r.status not in ("pass", "manual")), key=rank)
+        manual = sorted((r for r in members if r.status == "manual"), key=rank)
+        sections.append(Section(list(path), attention, [r for r in members if r.status == "pass"], manual))
     return sections
+
+
+def _severity_rank(severity: str) -> int:
+    return SEVERITY_ORDER.index(severity) if severity in SEVERITY_ORDER else len(SEVERITY_ORDER)
+
+
+def _attention(verdict: Verdict, results: list[Result], loads: list[LoadResults], policy: GatePolicy) -> Attention:
+    by_id = {r.id: r for r in results}
+    anchors = set(by_id) | {f"load/{load.profile}/{t.metric}" for load in loads for t in load.thresholds} | {
+        f"load/{load.profile}/generator" for load in loads}
+
+    def item(b: Blocker) -> AttentionItem:
+        found = by_id.get(b.id)
+        return AttentionItem(b.id, b.severity, b.status, b.reason, found.text if found else "", b.id in anchors)
+
+    blocking = {b.id for b in verdict.blockers}
+    manual = sorted((r for r in results if r.status == "manual" and r.severity in _ATTENTION_MANUAL),
+                    key=lambda r: _severity_rank(r.severity))
+    return Attention(
+        blockers=[item(b) for b in verdict.blockers],
+        not_evaluated=[item(b) for b in verdict.not_evaluated if b.id not in blocking],
+        manual=[AttentionItem(r.id, r.severity, r.status, r.confirm or r.message, r.text, True) for r in manual],
+        exceptions=[AttentionItem(r.id, r.severity, r.status, _exception_reason(r), r.text, True) for r in results
+                    if r.status == "waived" or (r.status in ("fail", "error") and not policy.gates(r))],
+    )
+
+
+def _exception_reason(r: Result) -> str:
+    if r.status == "waived" and r.waiver:
+        return (f"waived by {r.waiver.get('approver', '?')} until {r.waiver.get('expires', '?')}: "
+                f"{r.waiver.get('justification', '')}")
+    return r.message + ("" if r.status == "waived" else " (below the gate)")
 
 
 def _count(results: list[Result]) -> dict[str, int]:
@@ -147,10 +210,25 @@ def _metric_regressions(current: LoadResults, previous: LoadResults) -> list[Reg
     return found
 
 
+# Which load thresholds each chart can show: chart title -> {threshold metric: factor to the chart's unit}.
+_CHART_THRESHOLDS: dict[str, dict[str, float]] = {
+    "Throughput": {"http.rps": 1.0, "messages_per_s": 1.0},
+    "Latency": {"http.p95_ms": 1.0, "http.p99_ms": 1.0},
+    "Delivery latency": {"delivery.p95_ms": 1.0},
+    "Connections and users": {"ws.connections": 1.0, "users": 1.0},
+    "Error rate": {"http.error_rate": 100.0},
+}
+
+
 def _load_view(load: LoadResults) -> dict[str, Any]:
     from msgops.report import charts
 
     series = load.timeseries
+
+    def limits(title: str) -> list[tuple[str, float]]:
+        wanted = _CHART_THRESHOLDS.get(title, {})
+        return [(f"{t.metric} {t.op} {t.value:g}", t.value * wanted[t.metric]) for t in load.thresholds
+                if t.metric in wanted]
 
     def points(key: str) -> list[tuple[float, float]]:
         return [(float(p["t_s"]), float(p[key])) for p in series if p.get(key) is not None and "t_s" in p]
@@ -162,7 +240,7 @@ def _load_view(load: LoadResults) -> dict[str, Any]:
         ("Connections and users", "", [("WebSockets", points("ws_connections")), ("users", points("users"))]),
         ("Error rate", "%", [("errors", [(t, v * 100) for t, v in points("error_rate")])]),
     ]
-    charts_svg = [charts.line_chart(title, unit, [(n, p) for n, p in lines if p])
+    charts_svg = [charts.line_chart(title, unit, [(n, p) for n, p in lines if p], limits(title))
                   for title, unit, lines in chart_specs if any(p for _, p in lines)]
     return {
         "profile": load.profile,
@@ -202,6 +280,7 @@ def build(inputs: Inputs, previous: Inputs | None = None) -> ReportModel:
         pending_manual=[r for r in results if r.status == "manual"],
         run=checks.get("run", {}),
     )
+    model.attention = _attention(model.verdict, results, inputs.loads, _policy(inputs))
     if previous is not None:
         model.has_previous = True
         model.new_failures, model.fixed = _changes(results, _results(previous))

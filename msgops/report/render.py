@@ -8,16 +8,18 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from msgops.errors import UserError
 from msgops.probes import registry
+from msgops.report import inline_md
 from msgops.report.model import SIGNOFF_ROLES, ReportModel
 from msgops.report.signoff import Signature
 
 META_ID = "msgops-report-meta"
 
-_env = Environment(loader=PackageLoader("msgops.report", "templates"), autoescape=select_autoescape(["html", "j2"]),
+_env = Environment(loader=PackageLoader("msgops.report", "templates"),
+                   autoescape=select_autoescape(["html", "html.j2"], default_for_string=False, default=False),
                    trim_blocks=True, lstrip_blocks=True)
 
 
@@ -28,15 +30,9 @@ def _pretty(value: Any) -> str:
 _env.filters["pretty"] = _pretty
 
 
-def _code_spans(text: str) -> Markup:
-    """The seeds mark names with backticks: escape everything, then show those spans as code."""
-    parts = str(escape(text)).split("`")
-    if len(parts) % 2 == 0:  # an unpaired backtick: leave the text as it is
-        return Markup("`".join(parts))
-    return Markup("".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts)))
-
-
-_env.filters["code"] = _code_spans
+_env.filters["md"] = inline_md.to_html  # HTML: the seed wording's inline Markdown, everything else escaped
+_env.filters["md_text"] = inline_md.md_text  # summary.md: Markdown text on one line
+_env.filters["md_code"] = inline_md.md_code  # summary.md: one code span, nothing escaped inside
 
 
 def _docs() -> dict[str, Any]:

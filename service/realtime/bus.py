@@ -239,12 +239,14 @@ def workers_from_env() -> int:
         return 1
 
 
-def make_bus(kind: str, database_url: str) -> Bus:
-    """`memory`, `postgres`, or `auto`: PostgreSQL when MSGOPS_WORKERS says several processes share
-    the database, memory otherwise."""
+def make_bus(kind: str, database_url: str, database_private: bool = False) -> Bus:
+    """`memory`, `postgres`, or `auto`: memory only when the database is private to this one process
+    (`msgops serve`'s own embedded server, one worker); PostgreSQL otherwise, because any other
+    database may be served by other instances too, and an in-memory bus would silently keep their
+    members from receiving what this one stores."""
     kind = kind.lower()
     if kind == "auto":
-        kind = "postgres" if workers_from_env() > 1 else "memory"
+        kind = "memory" if database_private and workers_from_env() == 1 else "postgres"
     if kind == "memory":
         return MemoryBus()
     if kind == "postgres":

@@ -162,8 +162,8 @@ class Connection:
             self._writer.cancel()
         if self.close_code == 1006:
             return
-        # A slow consumer's close frame waits behind what its socket already buffers; give it time
-        # to read that (its outbox is already freed), but a peer that never reads cannot hold us.
+        # service.serving's protocol writes a close past flow control at once; under another server a
+        # slow consumer's close waits for it to read, but a peer that never reads cannot hold us.
         wait = 10.0 if self.close_code == CLOSE_SLOW_CONSUMER else 1.0
         with contextlib.suppress(Exception, TimeoutError):
             await asyncio.wait_for(self.ws.close(self.close_code, self.close_reason[:120]), timeout=wait)

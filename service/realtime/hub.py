@@ -17,6 +17,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,6 +94,8 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
         self._sessions: set[asyncio.Task[Any]] = set()
+        # Other parts of the service that want every bus event too (e.g. notifications); never block.
+        self.listeners: list[Callable[[Event], None]] = []
 
     # Lifecycle --------------------------------------------------------------------------------
 
@@ -247,6 +250,8 @@ class Hub:
             handler = self._HANDLERS.get(str(kind))
             if handler is not None:
                 handler(self, event)
+            for listener in self.listeners:
+                listener(event)
         except (KeyError, ValueError, TypeError) as exc:
             log.warning("ignored a malformed realtime event", extra={"kind": kind, "error": str(exc)})
 
@@ -505,6 +510,13 @@ class Hub:
                     text = frames[subject] = frame.encode()
                 for conn in conns:
                     conn.send(text, "user_offline" if changed[subject] == "offline" else "user_online")
+
+    def send_to_user(self, user: uuid.UUID, text: str, kind: str) -> int:
+        """Send one encoded frame to every socket of `user` on this instance; how many there were."""
+        conns = self.by_user.get(user, ())
+        for conn in conns:
+            conn.send(text, kind)
+        return len(conns)
 
     def online(self, users: list[uuid.UUID]) -> dict[str, str]:
         """The merged status of `users` who are online or away."""

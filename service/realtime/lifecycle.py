@@ -13,7 +13,7 @@ log = logging.getLogger("service.realtime")
 
 
 async def start(state: AppState, config: RealtimeConfig | None = None) -> None:
-    bus = make_bus(state.settings.bus, state.settings.database_url)
+    bus = make_bus(state.settings.bus, state.settings.database_url, state.settings.database_private)
     hub = Hub(state, bus, config or RealtimeConfig.from_env())
     await hub.start()
     state.bus, state.hub = bus, hub

@@ -56,14 +56,6 @@ class LeaveCommunity(_ClientFrame):
     community_id: uuid.UUID
 
 
-class SendMessage(_ClientFrame):
-    type: Literal["send_message"]
-    conversation_id: uuid.UUID
-    content: Annotated[str, Field(min_length=1, max_length=5000)]
-    client_msg_id: Annotated[str, Field(min_length=1, max_length=100)] | None = None
-    parent_id: uuid.UUID | None = None
-
-
 class MarkRead(_ClientFrame):
     type: Literal["mark_read"]
     conversation_id: uuid.UUID
@@ -80,6 +72,21 @@ class _RoomFrame(_ClientFrame):
     def _one_room(self) -> _RoomFrame:
         if (self.conversation_id is None) == (self.community_id is None):
             raise ValueError("give exactly one of conversation_id or community_id")
+        return self
+
+
+class SendMessage(_RoomFrame):
+    """To a conversation (optionally in a thread: parent_id) or to a community channel."""
+
+    type: Literal["send_message"]
+    content: Annotated[str, Field(min_length=1, max_length=5000)]
+    client_msg_id: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    parent_id: uuid.UUID | None = None
+
+    @model_validator(mode="after")
+    def _threads_in_conversations(self) -> SendMessage:
+        if self.parent_id is not None and self.community_id is not None:
+            raise ValueError("community messages have no threads: leave out parent_id")
         return self
 
 
@@ -166,7 +173,8 @@ class MessageBody(BaseModel):
 
 class MessageSent(_ServerFrame):
     type: Literal["message_sent"] = "message_sent"
-    conversation_id: uuid.UUID
+    conversation_id: uuid.UUID | None = None
+    community_id: uuid.UUID | None = None
     client_msg_id: str | None = None
     id: uuid.UUID
     seq: int
@@ -283,7 +291,7 @@ def parse_client_frame(text: str | bytes | None, max_bytes: int) -> ClientFrame:
         raise FrameError(Error(code="malformed_frame", message="frame must be a JSON object"))
     kind = data.get("type")
     ref = data.get("ref") if isinstance(data.get("ref"), str) and len(data["ref"]) <= 64 else None
-    if kind not in CLIENT_TYPES:
+    if not isinstance(kind, str) or kind not in CLIENT_TYPES:
         raise FrameError(Error(code="unknown_event", message=f"unknown event type {str(kind)[:40]!r}",
                                ref=ref))
     try:

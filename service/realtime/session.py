@@ -17,6 +17,7 @@ import psycopg
 from fastapi import HTTPException
 from starlette.websockets import WebSocket
 
+from service import http_errors
 from service.auth import AuthError, Claims
 from service.deps import ensure_profile
 from service.realtime import protocol as p
@@ -223,15 +224,18 @@ class Session:
         from service import messaging  # the REST send path: same validation, limits and publish
 
         self.hub.heartbeat(conn)
+        kind: messaging.RoomKind = "conversation" if frame.conversation_id is not None else "community"
+        room = frame.conversation_id or frame.community_id
+        assert room is not None  # the frame names exactly one room
         try:
-            message, created = await messaging.send_message(
-                self.state, conn.claims, frame.conversation_id, frame.content,
-                client_msg_id=frame.client_msg_id, parent_id=frame.parent_id)
+            row, created = await messaging.send_to_room(self.state, conn.claims, kind, room, frame.content,
+                                                        client_msg_id=frame.client_msg_id, parent_id=frame.parent_id)
         except (HTTPException, psycopg.Error) as exc:
             raise self._as_error(exc, frame) from None
-        conn.send(p.MessageSent(conversation_id=frame.conversation_id, client_msg_id=frame.client_msg_id,
-                                id=message.id, seq=message.seq, created_at=message.created_at,
-                                duplicate=not created, ref=frame.ref).encode(), "message_sent")
+        conn.send(p.MessageSent(conversation_id=frame.conversation_id, community_id=frame.community_id,
+                                client_msg_id=frame.client_msg_id, id=row["id"], seq=row["seq"],
+                                created_at=row["created_at"], duplicate=not created, ref=frame.ref).encode(),
+                  "message_sent")
 
     async def _mark_read(self, conn: Connection, frame: p.MarkRead) -> None:
         """Answered by the `message_read` event, which reaches all of the reader's sockets."""
@@ -272,7 +276,5 @@ class Session:
             return _fail(code, detail, frame, client_msg_id=client_msg_id,
                          retry_after=int(retry) if retry and retry.isdigit() else None, details=details)
         code = _SQLSTATE_CODES.get(exc.sqlstate or "", "internal")
-        if code == "internal":
-            log.error("database error on a realtime request", extra={"sqlstate": exc.sqlstate})
-        message = "request refused" if code == "internal" else (exc.diag.message_primary or code)
-        return _fail(code, message, frame, client_msg_id=client_msg_id)
+        _, message, _ = http_errors.answer(exc)  # logged there; PostgreSQL's own words stay in the log
+        return _fail(code, "request refused" if code == "internal" else message, frame, client_msg_id=client_msg_id)

@@ -13,10 +13,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Response
 from psycopg import sql
 
-from service import metrics
+from service import messaging
 from service.db import Conn, fetch_all, fetch_one
 from service.deps import CurrentUser, State, enforce_rate_limit, parse_uuid
 from service.events import publish
+from service.responses import json_response
 from service.schemas.communities import (
     Community,
     CommunityCreate,
@@ -29,6 +30,7 @@ from service.schemas.communities import (
     MemberAdd,
     MemberRoleUpdate,
 )
+from service.schemas.messages import SearchQuery
 from service.state import AppState
 
 router = APIRouter(tags=["communities"])
@@ -85,7 +87,7 @@ async def create_community(body: CommunityCreate, user: CurrentUser, state: Stat
 @router.get("/communities", response_model=list[Community])
 async def list_communities(
     user: CurrentUser, state: State,
-    q: Annotated[str | None, Query(min_length=1, max_length=200, description="full-text search")] = None,
+    q: Annotated[SearchQuery | None, Query(description="full-text search")] = None,
     mine: Annotated[bool, Query(description="only communities the caller belongs to")] = False,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
@@ -199,6 +201,7 @@ async def add_member(community_id: str, body: MemberAdd, user: CurrentUser, stat
     cid = parse_uuid(community_id)
     async with state.db.transaction(user) as conn:
         await _visible_community(conn, cid)
+        await enforce_rate_limit(state, conn, "add_member")
         await conn.execute("insert into public.community_members (community_id, user_id, role) "
                            "values (%s, %s, %s)", (cid, body.user_id, body.role))
         row = await _member(conn, cid, body.user_id)
@@ -242,60 +245,16 @@ async def remove_member(community_id: str, user_id: str, user: CurrentUser, stat
 
 # --- community messages --------------------------------------------------------------------------
 
-async def _own_message_by_client_id(conn: Conn, client_msg_id: str) -> dict[str, Any] | None:
-    return await fetch_one(
-        conn,
-        f"select {_MESSAGE_COLUMNS} from public.community_messages "
-        "where sender_id = (select auth.uid()) and client_msg_id = %s",
-        (client_msg_id,),
-    )
-
-
-def _replay(prior: dict[str, Any], community_id: uuid.UUID) -> dict[str, Any]:
-    if prior["community_id"] != community_id:
-        raise HTTPException(409, detail="client_msg_id was already used for a message in another community")
-    return prior
-
-
 @router.post("/communities/{community_id}/messages", status_code=201, response_model=CommunityMessage,
              responses={200: {"description": "a retry: the message stored earlier with this client_msg_id"},
                         403: {"description": "not a member"}, 429: {"description": "message rate limit"}})
 async def send_community_message(community_id: str, body: CommunityMessageCreate, user: CurrentUser,
-                                 state: State, response: Response) -> CommunityMessage:
+                                 state: State) -> Response:
     """Post a message to a community the caller belongs to. Idempotent on `client_msg_id`."""
-    cid = parse_uuid(community_id)
-    row: dict[str, Any] | None = None
-    created = False
-    async with state.db.transaction(user) as conn:
-        await _visible_community(conn, cid)
-        prior = None
-        if body.client_msg_id is not None:
-            prior = await _own_message_by_client_id(conn, body.client_msg_id)
-        if prior is not None:
-            row = _replay(prior, cid)
-        else:
-            await enforce_rate_limit(state, conn, "send_message")
-            await enforce_rate_limit(state, conn, "send_message_hourly")
-            row = await fetch_one(
-                conn,
-                f"""insert into public.community_messages (community_id, sender_id, client_msg_id, content)
-                    values (%s, %s, %s, %s) on conflict (sender_id, client_msg_id) do nothing
-                    returning {_MESSAGE_COLUMNS}""",
-                (cid, user.user_id, body.client_msg_id, body.content),
-            )
-            created = row is not None
-            if not created:  # a concurrent request with the same client_msg_id won
-                prior = await _own_message_by_client_id(conn, body.client_msg_id or "")
-                if prior is None:
-                    raise HTTPException(409, detail="client_msg_id conflicts with a message you cannot see")
-                row = _replay(prior, cid)
-    assert row is not None
-    if created:
-        metrics.messages_sent.labels("community").inc()
-        await publish(state, "community_message_created", community_id=cid, seq=row["seq"])
-    else:
-        response.status_code = 200
-    return CommunityMessage.model_validate(row)
+    # The schema has cleaned the content already.
+    row, created = await messaging.send_to_room(state, user, "community", parse_uuid(community_id), body.content,
+                                                body.client_msg_id, cleaned=True)
+    return json_response(CommunityMessage.model_validate(row), 201 if created else 200)
 
 
 @router.get("/communities/{community_id}/messages", response_model=CommunityMessagePage,
@@ -353,6 +312,7 @@ async def edit_community_message(message_id: str, body: CommunityMessageUpdate, 
     """Edit one of your own community messages."""
     mid = parse_uuid(message_id)
     async with state.db.transaction(user) as conn:
+        await enforce_rate_limit(state, conn, "edit_message")
         # RLS lets moderators update (that is how they delete); editing text is the sender's alone.
         row = await fetch_one(
             conn,

@@ -220,6 +220,7 @@ async def add_member(conversation_id: str, body: MemberIn, user: CurrentUser, st
         if current is None:
             raise not_found()
         await _require_known_users(conn, [body.user_id])
+        await enforce_rate_limit(state, conn, "add_member")
         owner = current["kind"] == "group" and current["created_by"] == user.user_id
         await _add_members(conn, conv, [body.user_id],
                            "the direct-message rules of your role do not allow adding this user" if owner

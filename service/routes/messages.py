@@ -14,8 +14,9 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response
 
 from service import events, messaging
 from service.db import Conn, fetch_all, fetch_one
-from service.deps import CurrentUser, State, parse_uuid
+from service.deps import CurrentUser, State, enforce_rate_limit, parse_uuid
 from service.messaging import MESSAGE_COLUMNS, message_out, not_found
+from service.responses import json_response
 from service.schemas.messages import (
     MAX_EMOJI_CHARS,
     EditMessageIn,
@@ -79,15 +80,12 @@ async def _message_state(conn: Conn, message_id: uuid.UUID) -> dict[str, Any]:
              responses={**_ERRORS,
                         200: {"model": MessageOut, "description": "Replay of a known client_msg_id"},
                         429: {"description": "Rate limited; see Retry-After"}})
-async def send_message(conversation_id: str, body: SendMessageIn, user: CurrentUser, state: State,
-                       response: Response) -> MessageOut:
+async def send_message(conversation_id: str, body: SendMessageIn, user: CurrentUser, state: State) -> Response:
     """Send a message (members only). Markup is removed. Retrying with the same `client_msg_id`
     returns the first message with 200 instead of storing a duplicate."""
     message, created = await messaging.send_message(state, user, parse_uuid(conversation_id), body.content,
                                                     body.client_msg_id, body.parent_id)
-    if not created:
-        response.status_code = 200
-    return message
+    return json_response(message, 201 if created else 200)
 
 
 @router.get("/conversations/{conversation_id}/messages", response_model=MessagePage, responses=_ERRORS)
@@ -138,6 +136,7 @@ async def edit_message(message_id: str, body: EditMessageIn, user: CurrentUser, 
     content = messaging.clean_content(body.content)
     try:
         async with state.db.transaction(user) as conn:
+            await enforce_rate_limit(state, conn, "edit_message")
             row = await fetch_one(conn, _EDIT, (content, mid))
             if row is None:
                 current = await _message_state(conn, mid)
@@ -188,6 +187,7 @@ async def add_reaction(message_id: str, body: ReactionIn, user: CurrentUser, sta
         current = await _message_state(conn, mid)
         if current["is_deleted"]:
             raise HTTPException(409, detail="the message was deleted")
+        await enforce_rate_limit(state, conn, "add_reaction")
         added = await fetch_one(conn, _ADD_REACTION, (mid, body.emoji))
         row = await fetch_one(conn, _BY_ID, (mid,))
     assert row is not None

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query
 
 from service.db import fetch_all, fetch_one
-from service.deps import CurrentUser, State, parse_uuid
+from service.deps import CurrentUser, State, enforce_rate_limit, parse_uuid
 from service.events import publish
 from service.schemas.moderation import ModerationDelete, QueuedReport, Report, ReportCreate
 from service.state import AppState
@@ -40,6 +40,7 @@ async def report_message(message_id: str, body: ReportCreate, user: CurrentUser,
         )
         if found is None:
             raise HTTPException(404, detail="message not found")
+        await enforce_rate_limit(state, conn, "report_message")
         column = "message_id" if found["channel"] == "direct" else "community_message_id"
         row = await fetch_one(
             conn,

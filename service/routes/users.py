@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Response
 from pydantic import BaseModel, Field
 
 from service.auth import Claims
 from service.deps import CurrentUser, ServiceUser, State
+from service.sanitize import MAX_DISPLAY_NAME_CHARS, cleaned
 from service.state import AppState
 
 router = APIRouter(tags=["users"])
@@ -24,7 +25,8 @@ class Profile(BaseModel):
 
 
 class ProfileUpdate(BaseModel):
-    display_name: str = Field(min_length=1, max_length=100)
+    display_name: Annotated[str, Field(min_length=1, max_length=MAX_DISPLAY_NAME_CHARS),
+                            cleaned(MAX_DISPLAY_NAME_CHARS)]
 
 
 class DataExport(BaseModel):

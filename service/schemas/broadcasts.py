@@ -22,7 +22,7 @@ class BroadcastCreate(BaseModel):
 
 class Broadcast(BaseModel):
     id: uuid.UUID
-    sender_id: uuid.UUID
+    sender_id: uuid.UUID | None = Field(description="null once the sender's account is erased")
     audience: Audience
     phase: Phase
     content: str

@@ -6,42 +6,19 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
-from service.sanitize import MAX_COMMUNITY_NAME_CHARS, MAX_MESSAGE_CHARS, EmptyAfterSanitizing, clean_text
+from service.sanitize import MAX_COMMUNITY_NAME_CHARS, MAX_MESSAGE_CHARS, cleaned
+from service.schemas.messages import ClientMsgId
 
 CommunityRole = Literal["owner", "admin", "moderator", "member"]
 AssignableRole = Literal["admin", "moderator", "member"]  # nobody becomes owner through the API
 
 
-def _limit_after_cleaning(limit: int) -> AfterValidator:
-    """Clean markup away, then hold the limit again: escaping can make text longer."""
-
-    def check(value: str) -> str:
-        cleaned = clean_text(value)  # EmptyAfterSanitizing is a ValueError: a 422 field error
-        if len(cleaned) > limit:
-            raise ValueError(f"at most {limit} characters after escaping markup")
-        return cleaned
-
-    return AfterValidator(check)
-
-
-def _optional_text(value: str) -> str:
-    try:
-        cleaned = clean_text(value) if value.strip() else ""
-    except EmptyAfterSanitizing:
-        cleaned = ""
-    if len(cleaned) > 1000:
-        raise ValueError("at most 1000 characters after escaping markup")
-    return cleaned
-
-
-MessageContent = Annotated[str, Field(min_length=1, max_length=MAX_MESSAGE_CHARS),
-                           _limit_after_cleaning(MAX_MESSAGE_CHARS)]
+MessageContent = Annotated[str, Field(min_length=1, max_length=MAX_MESSAGE_CHARS), cleaned(MAX_MESSAGE_CHARS)]
 CommunityName = Annotated[str, Field(min_length=1, max_length=MAX_COMMUNITY_NAME_CHARS),
-                          _limit_after_cleaning(MAX_COMMUNITY_NAME_CHARS)]
-Description = Annotated[str, Field(max_length=1000), AfterValidator(_optional_text)]
-ClientMsgId = Annotated[str, Field(min_length=1, max_length=100)]
+                          cleaned(MAX_COMMUNITY_NAME_CHARS)]
+Description = Annotated[str, Field(max_length=1000), cleaned(1000, optional=True)]
 
 
 class CommunityCreate(BaseModel):
@@ -70,7 +47,7 @@ class Community(BaseModel):
     name: str
     description: str
     is_private: bool
-    created_by: uuid.UUID
+    created_by: uuid.UUID | None = Field(description="null once the creator's account is erased")
     member_count: int
     created_at: datetime
     updated_at: datetime

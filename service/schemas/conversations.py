@@ -6,24 +6,15 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from service.sanitize import MAX_COMMUNITY_NAME_CHARS, clean_text
+from service.sanitize import MAX_COMMUNITY_NAME_CHARS, cleaned
 
 MAX_TITLE_CHARS = MAX_COMMUNITY_NAME_CHARS
 MAX_GROUP_MEMBERS = 256
 
 
-def clean_title(value: str) -> str:
-    """Titles are plain text like messages; the limit holds after cleaning."""
-    cleaned = clean_text(value)  # raises a ValueError (-> 422) when nothing is left
-    if len(cleaned) > MAX_TITLE_CHARS:
-        raise ValueError(f"must be at most {MAX_TITLE_CHARS} characters after removing markup")
-    return cleaned
-
-
-Title = Annotated[str, Field(min_length=1, max_length=MAX_TITLE_CHARS), AfterValidator(clean_title)]
-
+Title = Annotated[str, Field(min_length=1, max_length=MAX_TITLE_CHARS), cleaned(MAX_TITLE_CHARS)]
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -56,7 +47,7 @@ class ConversationSummary(BaseModel):
     id: uuid.UUID
     kind: Literal["direct", "group"]
     title: str | None
-    created_by: uuid.UUID
+    created_by: uuid.UUID | None = Field(description="null once the creator's account is erased")
     member_count: int
     last_seq: int
     last_message_at: datetime | None

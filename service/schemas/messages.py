@@ -13,6 +13,7 @@ from service.sanitize import MAX_MESSAGE_CHARS
 
 MAX_CLIENT_MSG_ID_CHARS = 100
 MAX_EMOJI_CHARS = 32
+MAX_EMOJI_PICTOGRAPHS = 7  # a family of four with joiners; a flag is two regional indicators
 MAX_QUERY_CHARS = 200
 
 
@@ -23,10 +24,26 @@ def no_control_chars(value: str) -> str:
     return value
 
 
-def plain_symbol(value: str) -> str:
-    """Reactions are shown as-is: no markup characters, no whitespace."""
-    if any(ch in "<>&\"'`" or ch.isspace() for ch in value):
-        raise ValueError("must not contain whitespace or any of < > & \" ' `")
+_EMOJI_JOINERS = frozenset("\u200d\ufe0f\ufe0e\u20e3")  # zero-width joiner, variation selectors, keycap
+_KEYCAP_BASES = frozenset("0123456789#*")
+
+
+def an_emoji(value: str) -> str:
+    """A reaction is one emoji: pictographs (with skin tones, joiners, variation selectors, flags and
+    keycaps), not words, markup or arbitrary symbols strung together."""
+    pictographs = 0
+    for i, ch in enumerate(value):
+        cp = ord(ch)
+        if unicodedata.category(ch) == "So" or 0x1F1E6 <= cp <= 0x1F1FF:
+            pictographs += 1
+        elif ch in _EMOJI_JOINERS or 0x1F3FB <= cp <= 0x1F3FF or 0xE0020 <= cp <= 0xE007F:
+            continue  # modifiers and joiners inside one emoji
+        elif ch in _KEYCAP_BASES and value[i + 1:i + 2] in ("\ufe0f", "\u20e3"):
+            pictographs += 1
+        else:
+            raise ValueError("must be one emoji")
+    if not 1 <= pictographs <= MAX_EMOJI_PICTOGRAPHS:
+        raise ValueError("must be one emoji")
     return value
 
 
@@ -39,7 +56,7 @@ def not_blank(value: str) -> str:
 ClientMsgId = Annotated[str, Field(min_length=1, max_length=MAX_CLIENT_MSG_ID_CHARS),
                         AfterValidator(no_control_chars)]
 Emoji = Annotated[str, Field(min_length=1, max_length=MAX_EMOJI_CHARS), AfterValidator(no_control_chars),
-                  AfterValidator(plain_symbol)]
+                  AfterValidator(an_emoji)]
 SearchQuery = Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS),
                         AfterValidator(no_control_chars), AfterValidator(not_blank)]
 # Raw content: markup is removed later by service.messaging (cleaning twice would escape twice).

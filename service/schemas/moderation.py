@@ -6,9 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import BaseModel, Field
 
-from service.sanitize import clean_text
+from service.sanitize import cleaned
 
 AppRole = Literal["attendee", "dealer", "mvp_dealer", "organizer", "moderator", "admin"]
 ReportStatus = Literal["pending", "resolved", "dismissed"]
@@ -16,7 +16,7 @@ Channel = Literal["direct", "community"]
 
 
 class ReportCreate(BaseModel):
-    reason: Annotated[str, Field(min_length=1, max_length=1000), AfterValidator(clean_text)]
+    reason: Annotated[str, Field(min_length=1, max_length=1000), cleaned(1000)]
 
 
 class Report(BaseModel):
@@ -34,7 +34,7 @@ class QueuedReport(BaseModel):
     report_id: uuid.UUID
     message_id: uuid.UUID | None
     community_message_id: uuid.UUID | None
-    reporter_id: uuid.UUID
+    reporter_id: uuid.UUID | None = Field(description="null once the reporter's account is erased")
     reason: str
     report_status: ReportStatus
     content: str | None = Field(description="the reported message's text; null once deleted")

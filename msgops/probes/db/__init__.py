@@ -3,6 +3,6 @@
 Importing the package registers every `db.*` kind; each submodule holds one idea.
 """
 
-from msgops.probes.db import catalog, lints, plans, rls
+from msgops.probes.db import catalog, functions, lints, plans, rls, rls_model
 
-__all__ = ["catalog", "lints", "plans", "rls"]
+__all__ = ["catalog", "functions", "lints", "plans", "rls", "rls_model"]

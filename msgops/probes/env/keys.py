@@ -11,7 +11,7 @@ import json
 import time
 from typing import Any
 
-from msgops.probes import probe
+from msgops.probes import Name, probe
 from msgops.probes.context import Context, Skip
 from msgops.probes.env.values import lookup
 from msgops.results import Outcome, failed, passed
@@ -48,7 +48,7 @@ def jwt_claims(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     example="SUPABASE_KEY holding the anon key (role: anon) fails.",
     fix="Copy the service_role key from the project's API settings into the variable; keep it server-side only.",
 )
-async def env_service_key(ctx: Context, var: str) -> Outcome:
+async def env_service_key(ctx: Context, var: Name) -> Outcome:
     found = lookup(ctx, var)
     if found is None:
         raise Skip(f"{var} is not set: no service key configured for this target")

@@ -5,9 +5,11 @@ Evidence names variables and where their value came from, never the values thems
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from msgops.probes import probe
+from pydantic import Field
+
+from msgops.probes import Name, Names, probe
 from msgops.probes.context import Context, NotRun, Skip
 from msgops.probes.env import urls
 from msgops.probes.env.values import is_placeholder, lookup, not_configured, unused_vendor
@@ -15,6 +17,9 @@ from msgops.results import Outcome, failed, passed
 
 _TLS_SCHEMES = {"http": "https", "ws": "wss", "redis": "rediss", "amqp": "amqps", "mqtt": "mqtts", "ftp": "ftps"}
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+VarNames = Annotated[list[Name | Names], Field(min_length=1)]
+"""Variable names; an inner list names alternatives (one of them must be set)."""
 
 
 def _alternatives(entry: str | list[str]) -> list[str]:
@@ -31,7 +36,7 @@ def _alternatives(entry: str | list[str]) -> list[str]:
     fix="Set the variables in the deployment's secret store (or the env_file named in msgops.yaml). Variables "
         "of a vendor the target does not use at all are skipped as not configured.",
 )
-async def env_vars(ctx: Context, vars: list[str | list[str]]) -> Outcome:
+async def env_vars(ctx: Context, vars: VarNames) -> Outcome:
     present: list[dict[str, str]] = []
     missing: list[str] = []
     placeholders: list[str] = []
@@ -66,7 +71,7 @@ async def env_vars(ctx: Context, vars: list[str | list[str]]) -> Outcome:
     example="`SUPABASE_URL=supabase.co/project` fails: it has no scheme.",
     fix="Set the full URL, e.g. https://<project>.supabase.co or postgresql://user@host:5432/db?sslmode=require.",
 )
-async def env_url(ctx: Context, var: str, schemes: list[str] | None = None) -> Outcome:
+async def env_url(ctx: Context, var: Name, schemes: Names | None = None) -> Outcome:
     found = lookup(ctx, var)
     if found is None:
         if vendor := unused_vendor(ctx, [var]):
@@ -102,7 +107,7 @@ def _tls_problem(location: urls.Location) -> str | None:
     example="`MSGOPS_API_URL=http://api.example.com` in production fails.",
     fix="Switch the URL to its TLS scheme; for PostgreSQL append ?sslmode=require (or verify-full with a CA).",
 )
-async def env_tls_urls(ctx: Context, vars: list[str | list[str]]) -> Outcome:
+async def env_tls_urls(ctx: Context, vars: VarNames) -> Outcome:
     environment = ctx.target.environment.lower()
     if environment not in ("staging", "production"):
         raise Skip(f"TLS is required in staging and production; this target's environment is {environment!r} "
@@ -157,7 +162,7 @@ async def _health_level(ctx: Context) -> str | None:
     example="MSGOPS_LOG_LEVEL=DEBUG with expected INFO fails.",
     fix="Set MSGOPS_LOG_LEVEL=INFO (or the level your runbook names) and restart the service.",
 )
-async def env_log_level(ctx: Context, expected: str = "INFO") -> Outcome:
+async def env_log_level(ctx: Context, expected: Name = "INFO") -> Outcome:
     want = expected.strip().upper()
     source, level = None, None
     for name in ("MSGOPS_LOG_LEVEL", "LOG_LEVEL"):

@@ -7,10 +7,11 @@ import base64
 import json
 import time
 import uuid
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
 import httpx
 import jwt
+from pydantic import Field
 
 from msgops.probes import probe
 from msgops.probes.context import CannotEvaluate, Context, NotRun, ProbeUser, Skip
@@ -25,7 +26,8 @@ from msgops.probes.http.common import (
 )
 from msgops.results import Outcome, failed, passed
 
-CASES = ("missing", "expired", "invalid_signature", "alg_none", "wrong_audience", "malformed")
+Case = Literal["missing", "expired", "invalid_signature", "alg_none", "wrong_audience", "malformed"]
+CASES: tuple[Case, ...] = get_args(Case)
 _NEEDS_USER = {"expired", "wrong_audience", "alg_none"}  # valid in every other respect: for a known user
 _NEEDS_KEY = {"expired", "wrong_audience"}  # signed like the personas' tokens
 _WRONG_SECRET = "msgops-probe-not-the-secret-" + "0" * 16
@@ -121,7 +123,7 @@ async def _user(ctx: Context) -> ProbeUser:
        fix="Verify with an explicit algorithm allow-list, the expected audience, and required exp/sub "
            "(PyJWT: jwt.decode(token, key, algorithms=[\"HS256\"], audience=..., options={\"require\": "
            "[\"exp\", \"sub\"]})); answer 401 with WWW-Authenticate.")
-async def auth_required(ctx: Context, cases: list[str], **_: Any) -> Outcome:
+async def auth_required(ctx: Context, cases: Annotated[list[Case], Field(min_length=1)]) -> Outcome:
     ctx.require_api()
     if _NEEDS_USER & set(cases):
         ctx.personas  # noqa: B018 - NotRun when there is no way to get test users
@@ -149,7 +151,7 @@ async def auth_required(ctx: Context, cases: list[str], **_: Any) -> Outcome:
        example="GET /communities/{community_id}/export answers 200 to a request without Authorization.",
        fix="Depend on get_current_user on every router (APIRouter(dependencies=[...]) or per route) and "
            "list deliberate public routes explicitly.")
-async def protected_routes(ctx: Context, **_: Any) -> Outcome:
+async def protected_routes(ctx: Context) -> Outcome:
     return await _protected_routes(ctx)
 
 

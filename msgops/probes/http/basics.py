@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from msgops.probes import probe
+from msgops.probes import Name, Names, probe
 from msgops.probes.context import Context, Skip
 from msgops.probes.http.common import exchange, json_of, openapi, operations, shared
 from msgops.results import Outcome, failed, passed
@@ -48,7 +48,7 @@ def _database_status(body: Any) -> str | None:
                "database status.",
        fix="Serve /health that runs `select 1` (or reads the migration table) on the pool and answers "
            "503 with the reason when it fails.")
-async def health(ctx: Context, **_: Any) -> Outcome:
+async def health(ctx: Context) -> Outcome:
     r = await _health(ctx)
     evidence = exchange(r, headers=("content-type",))
     latency = evidence["ms"]
@@ -74,7 +74,7 @@ async def health(ctx: Context, **_: Any) -> Outcome:
            "drops the request log an incident needs.",
        example="/health reports log_level DEBUG while the checklist asks INFO in production.",
        fix="Set the service's log level (MSGOPS_LOG_LEVEL=INFO) and emit structured logs.")
-async def logging_level(ctx: Context, level: str | None = None, **_: Any) -> Outcome:
+async def logging_level(ctx: Context, level: Name | None = None) -> Outcome:
     r = await _health(ctx)
     body = json_of(r)
     reported = body.get("log_level") if isinstance(body, dict) else None
@@ -122,7 +122,7 @@ def _default_gaps(families: dict[str, str]) -> list[str]:
        example="/metrics answers 404, or has no *_request_duration_seconds histogram.",
        fix="Expose prometheus_client's registry at /metrics with a per-route request counter and a "
            "latency histogram.")
-async def metrics(ctx: Context, metrics: list[str] | None = None, **_: Any) -> Outcome:
+async def metrics(ctx: Context, metrics: Names | None = None) -> Outcome:
     ctx.require_api()
     r = await shared(ctx, "metrics", lambda: ctx.http.get("/metrics"))
     text = r.text if r.status_code == 200 else ""
@@ -155,7 +155,7 @@ async def metrics(ctx: Context, metrics: list[str] | None = None, **_: Any) -> O
        example="/docs answers 404 (docs disabled), or /openapi.json has no paths.",
        fix="Keep FastAPI's docs_url and openapi_url enabled (or publish the document elsewhere and "
            "point the check at it), with a docstring per endpoint.")
-async def openapi_docs(ctx: Context, **_: Any) -> Outcome:
+async def openapi_docs(ctx: Context) -> Outcome:
     return await _openapi_docs(ctx)
 
 

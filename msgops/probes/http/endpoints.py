@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from msgops.probes import probe
+from msgops.probes import Names, probe
 from msgops.probes.context import Context, ProbeUser
 from msgops.probes.http.common import (
     Operation,
@@ -108,7 +108,7 @@ def _unrouted(seen: dict[str, Any]) -> bool:
            "is a broken feature, found here instead of by users.",
        example="GET /conversations/{conversation_id}/messages/search is not in the document, or answers 500.",
        fix="Implement the route (with a response model and docstring) or correct the checklist's path.")
-async def endpoints(ctx: Context, endpoints: list[str], **_: Any) -> Outcome:
+async def endpoints(ctx: Context, endpoints: Names) -> Outcome:
     doc = await openapi(ctx)
     by_shape = {(op.method, shape(op.path)): op for op in operations(doc)}
     results: list[dict[str, Any]] = []

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated
 
-from msgops.probes import probe
+from msgops.probes import OneOf, probe
 from msgops.probes.context import Context
 from msgops.probes.http import flows_communities, flows_messaging, flows_robustness, flows_roles  # noqa: F401
 from msgops.probes.http.flowkit import FLOWS, Flow, FlowFailed
@@ -21,7 +21,7 @@ from msgops.results import Outcome, failed, passed
                "of 403.",
        fix="Read the failing step in the evidence (request, expected and observed status, body) and fix "
            "that endpoint or policy.")
-async def http_flow(ctx: Context, flow: str, **_: Any) -> Outcome:
+async def http_flow(ctx: Context, flow: Annotated[str, OneOf(FLOWS, "flow")]) -> Outcome:
     if flow not in FLOWS:
         raise ValueError(f"unknown flow {flow!r} (expected one of {', '.join(sorted(FLOWS))})")
     ctx.require_api()

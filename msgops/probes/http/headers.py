@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from msgops.probes import probe
+from msgops.probes import Name, Names, probe
 from msgops.probes.context import Context, Skip
 from msgops.probes.http.common import exchange, is_loopback, shared
 from msgops.results import Outcome, failed, passed
@@ -76,8 +76,7 @@ async def _infer_allowed(ctx: Context, route: str) -> str | None:
                "https://attacker.example.",
        fix="Configure an explicit allow-list of frontend origins (MSGOPS_CORS_ORIGINS); never `*` with "
            "credentials, never reflect the Origin header unchecked.")
-async def cors(ctx: Context, allowed_origin: str | None = None, disallowed_origin: str | None = None,
-               **_: Any) -> Outcome:
+async def cors(ctx: Context, allowed_origin: Name | None = None, disallowed_origin: Name | None = None) -> Outcome:
     allowed = allowed_origin or ctx.target.cors_allowed_origin
     disallowed = disallowed_origin or ctx.target.cors_disallowed_origin
     return await _cors(ctx, allowed, disallowed)
@@ -207,7 +206,7 @@ def _hsts_required(ctx: Context) -> bool:
            "defences; one missing header re-opens the attack it closes.",
        example="X-Frame-Options missing on GET /conversations: the app can be framed for clickjacking.",
        fix="Add the headers in one middleware for every response (see service/middleware.py).")
-async def security_headers(ctx: Context, headers: list[str], **_: Any) -> Outcome:
+async def security_headers(ctx: Context, headers: Names) -> Outcome:
     ctx.require_api()
     samples = await _samples(ctx)
     hsts_required = _hsts_required(ctx)

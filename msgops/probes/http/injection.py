@@ -47,7 +47,7 @@ SLEEP_MS = 2900.0  # the pg_sleep(3) payload, executed, shows up as a three-seco
        example="GET /communities?q=' OR '1'='1 answers 500 (syntax error from a formatted query).",
        fix="Pass every value as a bound parameter (psycopg: %s placeholders; psycopg.sql for identifiers); "
            "never format user input into SQL text.")
-async def sql_injection(ctx: Context, **_: Any) -> Outcome:
+async def sql_injection(ctx: Context) -> Outcome:
     return await _sql_injection(ctx)
 
 

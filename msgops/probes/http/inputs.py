@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
+from pydantic import Field
 
-from msgops.probes import probe
+from msgops.probes import OneOf, probe
 from msgops.probes.context import Context
 from msgops.probes.http.common import call, community, exchange, group, json_of, require, target_of, trim, users
 from msgops.results import Outcome, failed, passed
@@ -31,7 +32,8 @@ def _field_error(r: httpx.Response, field: str) -> bool:
        example="A 5001-character message is stored (201), or a 5000-character one is refused.",
        fix="Declare the limit on the request model (pydantic Field(max_length=5000)) and keep a CHECK "
            "constraint in the table as the last line.")
-async def validation_limit(ctx: Context, field: str, max: int | None = None, **_: Any) -> Outcome:
+async def validation_limit(ctx: Context, field: Annotated[str, OneOf(DEFAULT_LIMITS, "field")],
+                           max: Annotated[int, Field(ge=1)] | None = None) -> Outcome:
     if field not in DEFAULT_LIMITS:
         raise ValueError(f"unknown field {field!r} (expected one of {', '.join(DEFAULT_LIMITS)})")
     limit = int(max if max is not None else DEFAULT_LIMITS[field])
@@ -117,7 +119,7 @@ class _Xss:
        example="`<img src=x onerror=alert(1)>` is returned verbatim by GET /conversations/{id}/messages.",
        fix="Treat text as text: strip or escape markup on input (nh3.clean with no tags allowed) and "
            "escape on output; never render message content as HTML.")
-async def xss_sanitized(ctx: Context, **_: Any) -> Outcome:
+async def xss_sanitized(ctx: Context) -> Outcome:
     return await _xss(ctx)
 
 

@@ -113,7 +113,7 @@ def _readable(op: Operation) -> bool:
        example="GET /conversations/{conversation_id} returns members[].email.",
        fix="Return display names and ids only: response models without email fields; keep emails in a "
            "table no API role can select.")
-async def no_email_leak(ctx: Context, **_: Any) -> Outcome:
+async def no_email_leak(ctx: Context) -> Outcome:
     return await _no_email_leak(ctx)
 
 

@@ -9,12 +9,12 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 
 from msgops import apimap
-from msgops.probes import probe
+from msgops.probes import OneOf, probe
 from msgops.probes.context import Context
 from msgops.probes.http.common import call, exchange, group, json_of, shared
 from msgops.results import Outcome, failed, passed
@@ -104,7 +104,7 @@ async def _waves(attempt: Callable[[int], Awaitable[httpx.Response]], total: int
        example="11 messages in a burst are all accepted (201); or the 429 has no Retry-After header.",
        fix="Count each action per user in a window (service: public.rate_limit_hit) and answer 429 with "
            "Retry-After; configure the limits (MSGOPS_RATE_LIMITS).")
-async def rate_limit(ctx: Context, action: str, **_: Any) -> Outcome:
+async def rate_limit(ctx: Context, action: Annotated[str, OneOf(SEED_LIMITS, "action")]) -> Outcome:
     if action not in SEED_LIMITS:
         raise ValueError(f"unknown action {action!r} (expected one of {', '.join(SEED_LIMITS)})")
     return await _burst(ctx, action)

@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
+from pydantic import Field
 
 from msgops.probes import probe
 from msgops.probes.context import Context
 from msgops.probes.http.common import call, community, exchange, group, shared, target_of, users
 from msgops.results import Outcome, failed, passed
+
+StatusCode = Annotated[int, Field(ge=100, le=599)]
 
 
 @dataclass
@@ -105,7 +108,7 @@ def _hostile(go: Any, user: Any, conv: str) -> list[Any]:
                "answers 403 (revealing that it exists) instead of 404.",
        fix="Validate with request models, map database errors by SQLSTATE to 4xx (service/http_errors.py), "
            "and answer 404 for what the caller cannot see.")
-async def status_codes(ctx: Context, codes: list[int], **_: Any) -> Outcome:
+async def status_codes(ctx: Context, codes: Annotated[list[StatusCode], Field(min_length=1)]) -> Outcome:
     attempts = await _battery(ctx)
     results: dict[str, Any] = {}
     missing: list[str] = []

@@ -40,7 +40,7 @@ def _verify_error(exc: BaseException) -> str | None:
                "expiring certificate.",
        fix="Terminate TLS at the load balancer or uvicorn (--ssl-certfile/--ssl-keyfile) with a "
            "certificate from a public CA, renewed automatically; publish only the https URL.")
-async def tls(ctx: Context, **_: Any) -> Outcome:
+async def tls(ctx: Context) -> Outcome:
     url = ctx.require_api()
     parts = urlsplit(url)
     host = parts.hostname or ""

@@ -7,7 +7,9 @@ through the REST API, and WebSockets that authenticate and join like a client wo
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from msgops.probes import probe
 from msgops.probes.context import Context
@@ -24,7 +26,7 @@ from msgops.results import Outcome, failed, passed
     fix="Check that the API publishes after commit and that the hub's bus is running (/health realtime_bus); "
         "with several instances use the PostgreSQL bus.",
 )
-async def delivery(ctx: Context, budget_ms: float = 1000) -> Outcome:
+async def delivery(ctx: Context, budget_ms: Annotated[float, Field(gt=0)] = 1000) -> Outcome:
     async with Scene(ctx) as scene:
         await scene.add_users("sender", "recipient")
         await scene.group("sender", "recipient")

