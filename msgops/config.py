@@ -63,6 +63,11 @@ class Target:
     checklists: tuple[Path, ...] = ()  # custom checklist files, besides the built-in ones
     schema: Mapping[str, Any] | None = None  # the `schema:` overrides, as written
     config_path: Path | None = None  # the msgops.yaml used, if any
+    # Raw sections, validated by the modules that own them (msgops.personas, msgops.apimap, the realtime
+    # adapters' settings).
+    personas: Mapping[str, Any] | None = None
+    api: Mapping[str, Any] | None = None
+    realtime: Mapping[str, Any] | None = None
 
     @property
     def ws_url(self) -> str | None:
@@ -216,6 +221,9 @@ def resolve(config_path: Path | None = None, *, api_url: str | None = None, data
         waivers=rel(settings.waivers),
         attestations=rel(settings.attestations),
         checks=CheckSettings(settings.checks.concurrency, settings.checks.timeout_s, settings.checks.retries),
+        personas=settings.personas,
+        api=settings.api,
+        realtime=settings.realtime,
         source="flags/environment" + (f" + {path}" if path else ""),
         scope=Scope(tuple(scope.checklists), tuple(scope.tags), tuple(scope.only), scope.reason) if scope else None,
         checklists=tuple((base / p).resolve() for p in settings.checklists),

@@ -85,6 +85,7 @@ class TargetInfo(_Model):
     environment: str | None = None
     git_sha: str | None = None
     version: str | None = None
+    realtime: str | None = None  # the protocol the listeners used: "reference (/realtime)" or Socket.IO's
 
 
 class Threshold(_Model):

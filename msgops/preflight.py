@@ -25,9 +25,11 @@ from urllib.parse import urlsplit
 
 import psycopg
 
+from msgops import apimap, personas
 from msgops.checklist import Item
 from msgops.config import Target
 from msgops.errors import UserError
+from msgops.probes.realtime import settings as realtime_settings
 from msgops.target import mask_url
 
 TIMEOUT_S = 5.0
@@ -84,13 +86,22 @@ async def unreachable(target: Target, families: set[str]) -> dict[str, str]:
     for part, task in checks.items():
         if (reason := task.result()) is not None:
             down[part] = reason
+    if "api" in wanted and target.api_url and "api" not in down and families & {"http", "realtime"}:
+        await personas.verify(target)  # a token_command or sign-in that cannot work: exit 3 before the run
+    realtime = realtime_settings.parse(target.realtime)
+    if "realtime" in families and realtime.protocol == "socketio" and target.api_url and "api" not in down:
+        from msgops.probes.realtime.sio_adapter import refusal
+
+        if why := await refusal(realtime, (realtime.url or target.api_url).rstrip("/")):
+            raise UserError(why)
     return {family: down[part] for family, part in NEEDS.items() if part in down}
 
 
 _FIX = {
     "api": "set MSGOPS_API_URL (or --api-url, or api_url in msgops.yaml)",
     "database": "set DATABASE_URL (or --database-url, or database_url_env in msgops.yaml)",
-    "users": "set MSGOPS_JWT_SECRET (or jwt_secret_env in msgops.yaml) to the secret the API verifies tokens with",
+    "users": "configure personas: in msgops.yaml, or set MSGOPS_JWT_SECRET to the secret the API verifies tokens "
+             "with",
 }
 
 
@@ -120,10 +131,8 @@ class Preflight:
                              for f in self.families]}
 
 
-def _users(target: Target) -> str:
-    if target.jwt_secret:
-        return "minted with the configured HS256 secret; erased after the run"
-    return "none: " + _FIX["users"]
+def _users(how: str | None) -> str:
+    return how if how else "none: " + _FIX["users"]
 
 
 def _in_git(path: Path) -> bool:
@@ -150,13 +159,21 @@ def describe(target: Target, items: Sequence[Item]) -> Preflight:
     if not target.api_url and not target.database_url and (counts["db"] or counts["http"] or counts["realtime"]):
         raise UserError("nothing to check: no API URL and no database are configured. Set MSGOPS_API_URL and/or "
                         "DATABASE_URL, write a target file with `msgops init`, or start `msgops serve`")
+    realtime = realtime_settings.parse(target.realtime)  # a wrong section: exit 3 before any check
     ws_url = target.ws_url
+    if realtime.protocol == "socketio" and target.api_url:
+        ws_url = (f"{(realtime.url or target.api_url).rstrip('/')} (Socket.IO, path {realtime.path}, namespace "
+                  f"{realtime.namespace})")
+    users_how = personas.describe(target) if counts["http"] or counts["realtime"] else None
+    if counts["http"] or counts["realtime"]:
+        apimap.parse(target.api)
+    has_users = users_how is not None
     load_path = target.load_results or "msgops-out/load.json"
     endpoints = {
         "API": target.api_url or "not configured",
         "database": mask_url(target.database_url) if target.database_url else "not configured",
         "realtime": ws_url or "not configured",
-        "test users": _users(target),
+        "test users": _users(users_how),
         "repository": str(target.repo),
         "load results": str(load_path),
     }
@@ -166,11 +183,11 @@ def describe(target: Target, items: Sequence[Item]) -> Preflight:
     detail = {
         "db": (bool(target.database_url), f"SQL in rolled-back transactions on {endpoints['database']}"
                if target.database_url else f"not run: no database ({_FIX['database']})"),
-        "http": (api_ok, (f"requests to {target.api_url}" + ("" if target.jwt_secret else
+        "http": (api_ok, (f"requests to {target.api_url}" + ("" if has_users else
                  f"; checks acting as users are not run: no test users ({_FIX['users']})"))
                  if api_ok else no_api),
-        "realtime": (api_ok and bool(target.jwt_secret),
-                     f"WebSockets to {ws_url} as test users" if api_ok and target.jwt_secret else
+        "realtime": (api_ok and has_users,
+                     f"WebSockets to {ws_url} as test users" if api_ok and has_users else
                      no_users if api_ok else no_api),
         "env": (True, f"variables of this environment and the git repository at {target.repo}"
                 if _in_git(Path(target.repo)) else "variables of this environment; the git checks are not run: "

@@ -98,13 +98,20 @@ class Settings(_Section):
     scope: ScopeSettings | None = None
     checklists: list[PathText] = Field(default_factory=list)
     schema_: dict[str, Any] | None = Field(default=None, alias="schema")  # validated where it is used
+    # Validated by the modules that own them (msgops.personas, msgops.apimap, the realtime adapters).
+    personas: dict[str, Any] | None = None
+    api: dict[str, Any] | None = None
+    realtime: dict[str, Any] | None = None
+
+
+_AS_WRITTEN = frozenset({"schema", "personas", "api", "realtime"})  # null means something inside these
 
 
 def without_empty(data: dict[str, Any]) -> dict[str, Any]:
-    """`key:` with no value means "not set" (except inside `schema:`, passed through as written)."""
+    """`key:` with no value means "not set" (except inside the sections passed through as written)."""
     out: dict[str, Any] = {}
     for key, value in data.items():
         if value is None:
             continue
-        out[key] = without_empty(value) if isinstance(value, dict) and key != "schema" else value
+        out[key] = without_empty(value) if isinstance(value, dict) and key not in _AS_WRITTEN else value
     return out

@@ -102,6 +102,9 @@ def _include_realtime(app: FastAPI) -> None:
     except ImportError:
         return
     app.include_router(realtime_routes.router)
+    from service.realtime import socketio_gateway  # Socket.IO at /socket.io, namespace /messaging
+
+    socketio_gateway.mount(app)
 
 
 async def _start_realtime(state: AppState) -> None:

@@ -82,7 +82,7 @@ EVERY_KEY = _keys(Settings)
 
 def _wrong_value(key: tuple[str, ...]) -> Any:
     """A mapping for every key that is not one, a list for every key that is."""
-    takes_mapping = model_at(Settings, key) is not None or key == ("schema",)
+    takes_mapping = model_at(Settings, key) is not None or key in {("schema",), ("personas",), ("api",), ("realtime",)}
     return [1] if takes_mapping else {"wrong": 1}
 
 

@@ -1,6 +1,6 @@
 """One listening WebSocket: connect, authenticate, join a conversation, then receive in a greenlet.
 
-Connecting (TCP + upgrade + auth frame + join) is timed as one request, `WS /realtime`; a failure
+Connecting (TCP + upgrade + auth frame + join) is timed as one request (`WS connect`); a failure
 counts as a connect failure. Every `message_received` carrying a load stamp records its delivery
 latency (now - the sender's intended send time) and which socket got which message, from which
 the runner counts lost and duplicated deliveries.
@@ -50,13 +50,18 @@ class RealtimeSocket:
         self.ws: ClientConnection | None = None
         self.key = ""
         self.receiver: gevent.Greenlet[Any, Any] | None = None
+        self.sio: Any = None  # a socketio.Client when the target speaks Socket.IO
 
     @property
     def alive(self) -> bool:
+        if self.sio is not None:
+            return bool(self.sio.connected)
         return self.receiver is not None and not self.receiver.dead
 
     def open(self) -> bool:
         plan = RUN.require_plan()
+        if plan.realtime_protocol == "socketio":
+            return self._open_socketio()
         ident = plan.identities[self.identity_index]
         started, perf = time.time(), time.perf_counter()
         error: Exception | None = None
@@ -88,6 +93,55 @@ class RealtimeSocket:
         self.receiver = gevent.spawn(self._receive, ws, self.key)
         return True
 
+    def _open_socketio(self) -> bool:
+        """Socket.IO: connect to the namespace with `auth: {token}`, join, and record `message_received`."""
+        import socketio
+
+        plan = RUN.require_plan()
+        ident = plan.identities[self.identity_index]
+        name = f"{plan.realtime_path} {plan.realtime_namespace}"
+        client = socketio.Client(reconnection=False)
+        key = RUN.next_socket()
+        recorder = RUN.recorder
+
+        @client.on("message_received", namespace=plan.realtime_namespace)
+        def received(frame: Any) -> None:
+            now = time.time()
+            stamped = parse_content(((frame or {}).get("message") or {}).get("content"))
+            if stamped is not None:
+                recorder.message_received(stamped[0], key, (now - stamped[1]) * 1000, now)
+
+        @client.on("disconnect", namespace=plan.realtime_namespace)
+        def disconnected(*_: Any) -> None:
+            RUN.open_sockets -= 1
+            if not RUN.stopping:
+                RUN.recorder.socket_closed(key, time.time())
+
+        started, perf = time.time(), time.perf_counter()
+        error: Exception | None = None
+        try:
+            client.connect(plan.api_url, namespaces=[plan.realtime_namespace], auth={"token": ident.token},
+                           socketio_path=plan.realtime_path.strip("/"), transports=["websocket"],
+                           wait_timeout=OPEN_TIMEOUT)
+            joined = client.call("join_conversation", {"conversation_id": plan.conversations[ident.conversation]},
+                                 namespace=plan.realtime_namespace, timeout=OPEN_TIMEOUT)
+            if not isinstance(joined, dict) or joined.get("type") != "joined":
+                raise HandshakeError(f"join answered {joined}")
+        except (OSError, socketio.exceptions.SocketIOError, HandshakeError, TimeoutError, ValueError) as exc:
+            error = exc
+            with contextlib.suppress(Exception):
+                client.disconnect()
+        self.environment.events.request.fire(request_type="WS", name=name, response_time=(
+            time.perf_counter() - perf) * 1000, response_length=0, response=None, context={}, exception=error,
+            start_time=started, url=plan.api_url + plan.realtime_path)
+        if error is not None:
+            return False
+        self.sio = client
+        self.key = key
+        RUN.open_sockets += 1
+        RUN.recorder.socket_opened(key, ident.conversation, time.time())
+        return True
+
     def _receive(self, ws: ClientConnection, key: str) -> None:
         recorder = RUN.recorder  # deltas empty it in place, between greenlet switches
         try:
@@ -107,6 +161,9 @@ class RealtimeSocket:
             RUN.recorder.socket_closed(key, time.time())
 
     def close(self) -> None:
+        if self.sio is not None:
+            with contextlib.suppress(Exception):
+                self.sio.disconnect()
         if self.receiver is not None:
             self.receiver.kill(block=False)
         if self.ws is not None:

@@ -26,7 +26,7 @@ DIGITS = 3
 SERIES_DIGITS = 2
 SEND = "POST /conversations/{id}/messages"
 BROADCAST = "POST /broadcasts"
-WS_CONNECT = "WS /realtime (connect, auth, join)"
+WS_CONNECT = "WS connect (connect, auth, join)"  # /realtime or Socket.IO: results.target.realtime says which
 
 
 def new_histogram(digits: int = DIGITS) -> HdrHistogram:

@@ -52,6 +52,9 @@ class Plan:
     drain_s: float = 3.0
     delivery_timeout_s: float = 3.0
     http_timeout_s: float = 30.0
+    realtime_protocol: str = "reference"  # reference (a WebSocket at /realtime) | socketio
+    realtime_path: str = "/realtime"
+    realtime_namespace: str = "/messaging"  # Socket.IO only
 
     @property
     def ws_url(self) -> str:

@@ -26,6 +26,7 @@ from msgops.load.progress import LiveProgress
 from msgops.load.provision import Provisioned, Provisioner
 from msgops.loadresults import LoadResults, write_results
 from msgops.paths import loadtests_dir
+from msgops.probes.realtime import settings as realtime_settings
 from msgops.verdict import Verdict, evaluate
 
 
@@ -138,6 +139,11 @@ def execute(opts: LoadOptions, console: Console) -> tuple[LoadResults, Verdict]:
     ok = False
     try:
         plan = _plan(profile, provisioned, run_id, api_url, run_dir, _generators(opts))
+        realtime = realtime_settings.parse(target.realtime)  # msgops.yaml realtime: (the probes' adapter)
+        plan.realtime_protocol, plan.realtime_path = realtime.protocol, realtime.path
+        plan.realtime_namespace = realtime.namespace
+        realtime_label = (f"Socket.IO ({realtime.path}, namespace {realtime.namespace})"
+                          if realtime.protocol == "socketio" else f"WebSocket ({realtime.path})")
         plan_file = run_dir / "plan.json"
         plan.write(plan_file)
         final, started, finished, memory = _run_locust(opts, profile, plan, plan_file, run_dir, console)
@@ -151,7 +157,8 @@ def execute(opts: LoadOptions, console: Console) -> tuple[LoadResults, Verdict]:
     environment = health.get("environment") or target.environment
     info = summary.RunInfo(profile=profile, api_url=api_url, environment=environment,
                            version=health.get("version"), started_at=started, finished_at=finished,
-                           memory_mb=memory, users_planned=max(1, profile.users.total))
+                           memory_mb=memory, users_planned=max(1, profile.users.total),
+                           realtime=realtime_label)
     results = summary.build(Measurements.from_dict(final), info)
     write_results(results, opts.json_out)
     # The profile's own copy, so that checks of several profiles each find their run.

@@ -84,6 +84,7 @@ class RunInfo:
     finished_at: datetime
     memory_mb: float | None
     users_planned: int
+    realtime: str | None = None  # the protocol the listeners used
 
 
 def build(m: Measurements, info: RunInfo) -> LoadResults:
@@ -154,7 +155,7 @@ def build(m: Measurements, info: RunInfo) -> LoadResults:
     doc: dict[str, Any] = {
         "schema": SCHEMA, "version": VERSION, "profile": info.profile.name,
         "target": TargetInfo(api_url=info.api_url, environment=info.environment,
-                             version=info.version).model_dump(exclude_none=True),
+                             version=info.version, realtime=info.realtime).model_dump(exclude_none=True),
         "started_at": info.started_at.isoformat(), "finished_at": info.finished_at.isoformat(),
         "duration_s": round(run_s, 3), "metrics": metrics,
         "thresholds": [t.model_dump() for t in thresholds],

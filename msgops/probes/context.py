@@ -1,19 +1,20 @@
 """What a probe gets: the target, shared HTTP and database clients, probe users, and cleanup.
 
 Database probes read inside a transaction that is always rolled back (`ctx.db()`); HTTP and
-WebSocket probes act as users created for the run (`ctx.api_user()`), whose data is erased when
-the run ends.
+WebSocket probes act as test users (`ctx.users()`, from msgops.personas), whose data is erased when
+the run ends where the target offers a way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from psycopg import AsyncConnection
@@ -21,6 +22,11 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from msgops.config import Target
+
+if TYPE_CHECKING:
+    from msgops.personas import Personas
+
+log = logging.getLogger("msgops")
 
 
 class Skip(Exception):
@@ -44,6 +50,8 @@ class ProbeUser:
     id: uuid.UUID
     token: str
     role: str
+    name: str = ""
+    email: str = ""  # the address the identity provider knows the user by (the privacy checks look for it)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -58,7 +66,8 @@ class Context:
     _pool: AsyncConnectionPool[AsyncConnection[DictRow]] | None = None
     _pool_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _cleanups: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-    _users: list[uuid.UUID] = field(default_factory=list)
+    _personas: Personas | None = None
+    leftovers: list[str] = field(default_factory=list)  # what clean-up could not erase, one line each
     cache: dict[str, Any] = field(default_factory=dict)  # shared observations (e.g. the OpenAPI document)
 
     # --- requirements ------------------------------------------------------------------------
@@ -68,10 +77,16 @@ class Context:
             raise NotRun("no API URL configured: set MSGOPS_API_URL, api_url in msgops.yaml, or run `msgops serve`")
         return self.target.api_url
 
-    def require_secret(self) -> str:
-        if not self.target.jwt_secret:
-            raise NotRun("no JWT secret to mint probe users: set MSGOPS_JWT_SECRET (or jwt_secret_env in msgops.yaml)")
-        return self.target.jwt_secret
+    @property
+    def personas(self) -> Personas:
+        """How this run gets test users (msgops.yaml `personas:`); NotRun when it has no way."""
+        if self._personas is None:
+            from msgops.personas import NO_PERSONAS, Personas
+
+            self._personas = Personas.of(self.target)
+            if self._personas is None:
+                raise NotRun(NO_PERSONAS)
+        return self._personas
 
     def require_db(self) -> str:
         if not self.target.database_url:
@@ -91,30 +106,17 @@ class Context:
 
     def mint(self, sub: uuid.UUID | str | None = None, role: str = "authenticated", ttl: int = 900,
              **claims: Any) -> str:
-        from msgops.tokens import mint_token
+        """A token signed like the personas' (to forge expired or wrong-audience ones); NotRun without a key."""
+        return self.personas.sign(sub or uuid.uuid4(), role=role, ttl=ttl, **claims)
 
-        return mint_token(self.require_secret(), sub or uuid.uuid4(), role=role, ttl=ttl, extra=claims or None)
+    async def users(self, *roles: str) -> list[ProbeUser]:
+        """Distinct test users with these app roles (fresh ones are erased after the run)."""
+        self.require_api()
+        return await self.personas.users(self, *roles)
 
     async def api_user(self, app_role: str = "attendee") -> ProbeUser:
-        """A fresh user known to the service (profile created), with `app_role`; erased after the run."""
-        uid = uuid.uuid4()
-        token = self.mint(uid, email=f"msgops-probe-{uid.hex[:12]}@probe.invalid", name=f"msgops probe {self.run_id}")
-        r = await self.http.get("/conversations", headers={"Authorization": f"Bearer {token}"})
-        if r.status_code in (401, 403):
-            raise CannotEvaluate(
-                f"the API refused a token signed with the configured JWT secret (GET /conversations answered "
-                f"{r.status_code} {r.text[:120]}): set MSGOPS_JWT_SECRET to the secret the service verifies with")
-        if r.status_code != 200:
-            raise CannotEvaluate(f"could not create a probe user: GET /conversations answered {r.status_code} "
-                                 f"{r.text[:200]}")
-        self._users.append(uid)
-        if app_role != "attendee":
-            r = await self.http.put(f"/admin/users/{uid}/role", json={"role": app_role},
-                                    headers={"Authorization": f"Bearer {self.mint(role='service_role')}"})
-            if r.status_code != 200:
-                raise CannotEvaluate(f"could not give a probe user the role {app_role}: PUT /admin/users/{{id}}/role "
-                                     f"answered {r.status_code} {r.text[:200]}")
-        return ProbeUser(uid, token, app_role)
+        """A test user known to the service, with `app_role`."""
+        return (await self.users(app_role))[0]
 
     # --- database ----------------------------------------------------------------------------
 
@@ -143,10 +145,13 @@ class Context:
         for fn in reversed(self._cleanups):
             with contextlib.suppress(Exception):  # cleanup is best effort; the run's results stand
                 await fn()
-        if self._users and self.target.api_url and self.target.jwt_secret:
-            headers = {"Authorization": f"Bearer {self.mint(role='service_role')}"}
-            await asyncio.gather(*(self.http.delete(f"/admin/users/{uid}", headers=headers) for uid in self._users),
-                                 return_exceptions=True)
+        if self._personas is not None and self.target.api_url:
+            try:
+                self.leftovers += await self._personas.close(self)
+            except Exception as exc:  # the run's results stand; say what was left
+                self.leftovers.append(f"test users could not be erased: {type(exc).__name__}: {exc}")
+            for line in self.leftovers:
+                log.warning("%s", line)
         if self._http is not None:
             await self._http.aclose()
         if self._pool is not None:

@@ -197,8 +197,7 @@ async def deleted_message_files(ctx: Context, cap: dict[str, Any]) -> Outcome:
     job = cap.get("cleanup_job")
     cleanup = None
     if isinstance(job, str):
-        r = await ctx.http.post(f"/admin/jobs/{job}/run",
-                                headers={"Authorization": f"Bearer {ctx.mint(role='service_role')}"})
+        r = await ctx.http.post(f"/admin/jobs/{job}/run", headers=await ctx.personas.service_headers())
         cleanup = {"job": job, "status": r.status_code}
         if r.status_code != 200:
             raise CannotEvaluate(f"could not run the cleanup job {job}: POST /admin/jobs/{job}/run answered "

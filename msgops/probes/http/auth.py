@@ -14,7 +14,7 @@ import jwt
 from pydantic import Field
 
 from msgops.probes import probe
-from msgops.probes.context import CannotEvaluate, Context, ProbeUser, Skip
+from msgops.probes.context import CannotEvaluate, Context, NotRun, ProbeUser, Skip
 from msgops.probes.http.common import (
     PUBLIC_PATHS,
     exchange,
@@ -28,7 +28,8 @@ from msgops.results import Outcome, failed, passed
 
 Case = Literal["missing", "expired", "invalid_signature", "alg_none", "wrong_audience", "malformed"]
 CASES: tuple[Case, ...] = get_args(Case)
-_NEEDS_SECRET = {"expired", "wrong_audience", "alg_none"}  # valid in every other respect: signed, or a known user
+_NEEDS_USER = {"expired", "wrong_audience", "alg_none"}  # valid in every other respect: for a known user
+_NEEDS_KEY = {"expired", "wrong_audience"}  # signed like the personas' tokens
 _WRONG_SECRET = "msgops-probe-not-the-secret-" + "0" * 16
 
 
@@ -84,8 +85,8 @@ async def _case(ctx: Context, case: str) -> list[dict[str, Any]]:
     """The answers to one case's tokens, observed once per run."""
 
     async def observe() -> list[dict[str, Any]]:
-        # Without the secret (only missing/malformed/invalid_signature asked) any subject will do.
-        sub = (await _user(ctx)).id if ctx.target.jwt_secret else uuid.uuid4()
+        # missing/malformed/invalid_signature need no known user: any subject will do.
+        sub = (await _user(ctx)).id if case in _NEEDS_USER else uuid.uuid4()
         route = await _protected_route(ctx)
         seen = []
         for value in _tokens(ctx, sub, case):
@@ -107,7 +108,7 @@ async def _user(ctx: Context) -> ProbeUser:
         r = await ctx.http.get(route, headers=user.headers)
         if r.status_code >= 300:
             raise CannotEvaluate(f"a valid probe token was refused (GET {route} answered {r.status_code}); "
-                               "check that MSGOPS_JWT_SECRET is the service's secret")
+                                 f"{ctx.personas.source.refused_fix()}")
         return user
 
     return await shared(ctx, "auth.user", make)
@@ -124,8 +125,12 @@ async def _user(ctx: Context) -> ProbeUser:
            "[\"exp\", \"sub\"]})); answer 401 with WWW-Authenticate.")
 async def auth_required(ctx: Context, cases: Annotated[list[Case], Field(min_length=1)]) -> Outcome:
     ctx.require_api()
-    if _NEEDS_SECRET & set(cases):
-        ctx.require_secret()
+    if _NEEDS_USER & set(cases):
+        ctx.personas  # noqa: B018 - NotRun when there is no way to get test users
+    if _NEEDS_KEY & set(cases) and not ctx.personas.can_sign:
+        raise NotRun(f"the cases {', '.join(sorted(_NEEDS_KEY & set(cases)))} forge tokens signed like the "
+                     "personas' and need a signing key: configure personas.source hs256 or private_key (the "
+                     "staging identity provider's key), or list only the other cases")
     observed = await asyncio.gather(*(_case(ctx, case) for case in cases))
     evidence: dict[str, Any] = {"route": await _protected_route(ctx),
                                 "cases": {case: seen for case, seen in zip(cases, observed, strict=True)}}

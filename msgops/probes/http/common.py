@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from msgops import apimap
 from msgops.probes.context import CannotEvaluate, Context, ProbeUser, Skip
 
 T = TypeVar("T")
@@ -157,8 +158,8 @@ def fill_path(path: str, values: dict[str, str] | None = None) -> str:
 # --- requests as probe users ---------------------------------------------------------------------
 
 async def users(ctx: Context, *roles: str) -> list[ProbeUser]:
-    """Fresh probe users with these app roles, made concurrently."""
-    return list(await asyncio.gather(*(ctx.api_user(role) for role in roles)))
+    """Distinct test users with these app roles (msgops.personas)."""
+    return await ctx.users(*roles)
 
 
 async def call(ctx: Context, user: ProbeUser | None, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -175,22 +176,31 @@ def require(r: httpx.Response, *codes: int, what: str) -> Any:
     return json_of(r)
 
 
+async def operation(ctx: Context, user: ProbeUser | None, name: str, what: str, **values: Any) -> dict[str, Any]:
+    """Operation `name` of the API map as `user`: its fields (msgops's names); SetupFailed when refused,
+    Skip when the target's API has no such operation."""
+    answer = await apimap.call(ctx, user, name, **values)
+    if not answer.ok:
+        r = answer.response
+        raise SetupFailed(f"could not {what}: {target_of(r)} answered {r.status_code} {trim(r.text, 200)}")
+    return answer.fields
+
+
 async def direct(ctx: Context, a: ProbeUser, b: ProbeUser) -> str:
-    r = await call(ctx, a, "POST", "/conversations", json={"kind": "direct", "user_id": str(b.id)})
-    return str(require(r, 200, 201, what="start a direct conversation")["id"])
+    return str((await operation(ctx, a, "create_direct", "start a direct conversation", user_id=str(b.id)))["id"])
 
 
 async def group(ctx: Context, owner: ProbeUser, title: str = "msgops probe group",
                 members: tuple[ProbeUser, ...] = ()) -> str:
-    body = {"kind": "group", "title": title, "member_ids": [str(m.id) for m in members]}
-    r = await call(ctx, owner, "POST", "/conversations", json=body)
-    return str(require(r, 201, what="create a group conversation")["id"])
+    made = await operation(ctx, owner, "create_group", "create a group conversation", title=title,
+                           member_ids=[str(m.id) for m in members])
+    return str(made["id"])
 
 
-async def send(ctx: Context, user: ProbeUser, conversation: str, content: str, **extra: Any) -> dict[str, Any]:
-    r = await call(ctx, user, "POST", f"/conversations/{conversation}/messages", json={"content": content, **extra})
-    message: dict[str, Any] = require(r, 201, what="send a message")
-    return message
+async def send(ctx: Context, user: ProbeUser, conversation: str, content: str,
+               client_msg_id: str | None = None) -> dict[str, Any]:
+    return await operation(ctx, user, "send_message", "send a message", conversation_id=conversation,
+                           content=content, client_msg_id=client_msg_id)
 
 
 async def community(ctx: Context, owner: ProbeUser, *, private: bool = False, name: str | None = None,

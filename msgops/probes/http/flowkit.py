@@ -3,7 +3,6 @@ stops at the first unexpected answer. The log is the evidence a reviewer reads."
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -42,8 +41,8 @@ class Flow:
         return (await self.users(role))[0]
 
     async def users(self, *roles: str) -> list[ProbeUser]:
-        """Fresh probe users with these app roles, made concurrently, named attendee1, attendee2, ..."""
-        made = await asyncio.gather(*(self.ctx.api_user(role) for role in roles))
+        """Distinct test users with these app roles, named attendee1, attendee2, ... in the evidence."""
+        made = await self.ctx.users(*roles)
         for role, user in zip(roles, made, strict=True):
             same = sum(1 for name in self._names.values() if name.rstrip("0123456789") == role)
             self._names[user.id] = f"{role}{same + 1}"

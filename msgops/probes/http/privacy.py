@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import jwt
 
+from msgops import apimap
 from msgops.probes import probe
 from msgops.probes.context import Context, ProbeUser
 from msgops.probes.http.common import (
@@ -45,6 +46,8 @@ class _World:
 async def _world(ctx: Context) -> _World:
     """Users whose tokens carry an email, sharing a direct conversation, a group, a community with
     messages, a report and a broadcast: every place a member's identity is shown."""
+    if apimap.of(ctx).defaults != "reference":  # a target described by its own API map: its conversations
+        return await _mapped_world(ctx)
     a, b, mod, org = await users(ctx, "attendee", "attendee", "moderator", "organizer")
     conv = await direct(ctx, a, b)
     message = await send(ctx, b, conv, "msgops email leak probe")
@@ -63,8 +66,19 @@ async def _world(ctx: Context) -> _World:
                    "user_id": str(b.id), "id": conv})
 
 
+async def _mapped_world(ctx: Context) -> _World:
+    """Two members of a group with a message: what the API map's operations can arrange."""
+    a, b = await users(ctx, "attendee", "attendee")
+    conv = await group(ctx, a, title="msgops email leak group", members=(b,))
+    message = await send(ctx, b, conv, "msgops email leak probe")
+    return _World([a, b], {str(u.id): _email(u) for u in (a, b)},
+                  {"conversation_id": conv, "message_id": str(message["id"]), "user_id": str(b.id), "id": conv})
+
+
 def _email(user: ProbeUser) -> str:
-    """The email claim of a probe user's token (what ctx.api_user put there)."""
+    """The address the identity provider knows the user by (the token's email claim when not given)."""
+    if user.email:
+        return user.email
     claims = jwt.decode(user.token, options={"verify_signature": False})
     return str(claims.get("email", ""))
 
@@ -115,12 +129,21 @@ async def _no_email_leak(ctx: Context) -> Outcome:
             return reader, await call(ctx, reader, "GET", fill_path(op.path, world.values), params=params)
 
     # The two members read everything; the moderator reads what only moderators can (the queue).
-    members, moderator = world.users[:2], world.users[2]
-    pairs = [(u, op) for op in ops for u in members] + [(moderator, op) for op in ops if "/moderation" in op.path]
+    members, staff = world.users[:2], world.users[2:3]
+    pairs = [(u, op) for op in ops for u in members]
+    pairs += [(m, op) for op in ops for m in staff if "/moderation" in op.path]
     answers = await asyncio.gather(*(read(u, op) for u, op in pairs))
+    # The API map's own reads, with the world's ids in place (OpenAPI parameter names may differ).
+    values = {**world.values, "query": "msgops", "limit": 50}
+    mapped = [path for name in ("list_messages", "search") if (path := await apimap.get_path(ctx, name, values))]
+
+    async def read_path(reader: ProbeUser, path: str) -> tuple[ProbeUser, httpx.Response]:
+        return reader, await call(ctx, reader, "GET", path)
+
+    answers += await asyncio.gather(*(read_path(u, path) for path in mapped for u in members))
     findings = [f for reader, r in answers for f in _findings(r, reader, world)]
     evidence: dict[str, Any] = {
-        "endpoints": [op.label for op in ops], "readers": 3, "requests": len(answers),
+        "endpoints": [op.label for op in ops], "readers": len(members) + len(staff), "requests": len(answers),
         "answered_200": sorted({target_of(r) for _, r in answers if r.status_code == 200})[:40],
     }
     if findings:

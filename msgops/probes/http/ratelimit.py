@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import httpx
 
+from msgops import apimap
 from msgops.probes import OneOf, probe
 from msgops.probes.context import Context
 from msgops.probes.http.common import call, exchange, group, json_of, shared
@@ -68,13 +69,15 @@ async def _sender(ctx: Context, action: str) -> Callable[[int], Awaitable[httpx.
     """One attempt of `action` by a fresh probe user (nothing it did before counts against it)."""
     user = await ctx.api_user()
     run = uuid.uuid4().hex[:8]
+
+    async def attempt(name: str, **values: Any) -> httpx.Response:
+        return (await apimap.call(ctx, user, name, **values)).response
+
     if action in ("send_message", "send_message_hourly"):
         conv = await group(ctx, user, title=f"msgops rate limit {run}")
-        return lambda i: call(ctx, user, "POST", f"/conversations/{conv}/messages",
-                              json={"content": f"msgops rate limit probe {run} #{i}"})
+        return lambda i: attempt("send_message", conversation_id=conv, content=f"msgops rate limit probe {run} #{i}")
     if action == "create_conversation":
-        return lambda i: call(ctx, user, "POST", "/conversations",
-                              json={"kind": "group", "title": f"msgops rate limit {run} #{i}", "member_ids": []})
+        return lambda i: attempt("create_group", title=f"msgops rate limit {run} #{i}", member_ids=[])
     return lambda i: call(ctx, user, "POST", "/communities",
                           json={"name": f"msgops rate limit {run} #{i}", "description": "", "is_private": False})
 

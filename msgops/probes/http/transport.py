@@ -30,7 +30,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._max_connections),
+                # Idle connections are dropped before common servers close them (uvicorn after 5 s), so a
+                # request never goes out on a connection the server is closing ("Server disconnected").
+                connector=aiohttp.TCPConnector(limit=self._max_connections, keepalive_timeout=4),
                 cookie_jar=aiohttp.DummyCookieJar(),  # httpx keeps the cookies
                 auto_decompress=False,  # httpx decodes Content-Encoding itself
                 skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from typing import Any
 
+import jwt
+
 from msgops.probes import probe
 from msgops.probes.context import CannotEvaluate, Context
+from msgops.probes.realtime import adapters
 from msgops.probes.realtime.client import REPLY_TIMEOUT, SETTLE, Scene, Socket, brief, received
 from msgops.results import Outcome, failed, passed
 
@@ -15,18 +19,21 @@ _SILENT_TYPES = frozenset({"error"})  # what a refused socket may be sent
 
 
 def _cases(ctx: Context) -> dict[str, tuple[str, str | None]]:
-    """case -> (query string, auth frame token or None for no auth frame at all)."""
-    from msgops.tokens import mint_token
-
-    secret = ctx.require_secret()
+    """case -> (query string, auth frame token or None for no auth frame at all). An expired token is
+    tried when the personas can sign one (hs256, private_key)."""
     someone = uuid.uuid4()
-    return {
+    now = int(time.time())
+    forged = jwt.encode({"sub": str(someone), "role": "authenticated", "aud": "authenticated", "iat": now,
+                         "exp": now + 900}, "msgops-probe-wrong-secret-" + uuid.uuid4().hex, algorithm="HS256")
+    cases: dict[str, tuple[str, str | None]] = {
         "missing": ("", None),
         "malformed": ("", "not-a-jwt"),
-        "invalid_signature": ("", mint_token("msgops-probe-wrong-secret-" + uuid.uuid4().hex, someone)),
-        "expired": ("", mint_token(secret, someone, ttl=-120)),
+        "invalid_signature": ("", forged),
         "invalid_query_token": ("?token=not-a-jwt", None),
     }
+    if ctx.personas.can_sign:
+        cases["expired"] = ("", ctx.mint(someone, ttl=-120))
+    return cases
 
 
 @probe(
@@ -47,10 +54,8 @@ async def auth_required(ctx: Context) -> Outcome:
         cases = _cases(ctx)
 
         async def attempt(case: str, query: str, token: str | None) -> Socket:
-            sock = await Socket.open(ctx, f"no valid token ({case})", query=query)
+            sock = await adapters.attempt(ctx, f"no valid token ({case})", token, query)
             scene.sockets.append(sock)
-            if token is not None:
-                await sock.send(type="auth", token=token)
             await sock.send(type="join_conversation", conversation_id=str(conversation), ref=f"join-{case}")
             await sock.wait(lambda f: f.get("type") == "error", REPLY_TIMEOUT)  # or closed
             return sock
@@ -74,9 +79,12 @@ async def auth_required(ctx: Context) -> Outcome:
                 problems.append(f"{case}: received {', '.join(sorted({str(f.get('type')) for f in events}))}")
             elif not sock.closed and not errors:
                 problems.append(f"{case}: neither closed nor answered with an error")
-        evidence = {"conversation_id": str(conversation), "attempts": rows}
+        evidence: dict[str, Any] = {"conversation_id": str(conversation), "attempts": rows}
+        untried = "" if "expired" in cases else "; an expired token was not tried (personas cannot sign one)"
+        if untried:
+            evidence["not_tried"] = ["expired: personas.source gives no signing key"]
         if problems:
             return failed("; ".join(problems), **evidence)
         codes = sorted({str(r["close_code"] or r["error"]) for r in rows})
-        return passed(f"{len(rows)} unauthenticated sockets refused ({', '.join(codes)}), none received events",
-                      **evidence)
+        return passed(f"{len(rows)} unauthenticated sockets refused ({', '.join(codes)}), none received "
+                      f"events{untried}", **evidence)
