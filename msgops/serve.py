@@ -108,12 +108,25 @@ def _ensure_port_free(host: str, port: int) -> None:
             raise UserError(f"cannot listen on {host}:{port} ({exc.strerror}); pass another --port") from None
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM (systemd, docker stop, kill) stops like Ctrl-C: uvicorn drains, then re-raises the signal
+    it caught; with this handler that is a KeyboardInterrupt, so the embedded PostgreSQL is stopped too
+    instead of being left running by a process killed mid-way."""
+    import signal
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def run(host: str, port: int, database_url: str | None, data_dir: Path, workers: int, console: Console) -> None:
     import uvicorn
 
     from service.settings import Settings
 
     _ensure_port_free(host, port)
+    _stop_on_sigterm()
     data_dir.mkdir(parents=True, exist_ok=True)
     db = open_database(database_url, data_dir)
     try:
@@ -142,19 +155,20 @@ def run(host: str, port: int, database_url: str | None, data_dir: Path, workers:
         # record's arguments only for a logger that is disabled.
         common: dict[str, Any] = {"host": host, "port": port, "timeout_graceful_shutdown": 10,
                                   "timeout_keep_alive": settings.keepalive_timeout_s, "access_log": False}
+        # uvicorn re-raises Ctrl-C (and SIGTERM, see _stop_on_sigterm) after its graceful shutdown;
+        # stopping was the request.
         try:
-            if workers > 1:
-                # each worker reads its connection limits from the environment
-                uvicorn.run("service.app:app_from_env", factory=True, workers=workers,
-                            http=serving.GuardedHttpProtocol, ws=serving.GuardedWebSocketProtocol,
-                            ws_per_message_deflate=False, ws_max_size=serving.WS_MAX_SIZE, log_level="warning",
-                            server_header=False, **common)
-            else:
-                from service.app import create_app
+            with contextlib.suppress(KeyboardInterrupt):
+                if workers > 1:
+                    # each worker reads its connection limits from the environment
+                    uvicorn.run("service.app:app_from_env", factory=True, workers=workers,
+                                http=serving.GuardedHttpProtocol, ws=serving.GuardedWebSocketProtocol,
+                                ws_per_message_deflate=False, ws_max_size=serving.WS_MAX_SIZE,
+                                log_level="warning", server_header=False, **common)
+                else:
+                    from service.app import create_app
 
-                app = create_app(settings)
-                # uvicorn re-raises Ctrl-C after its graceful shutdown; stopping was the request.
-                with contextlib.suppress(KeyboardInterrupt):
+                    app = create_app(settings)
                     DrainingServer(serving.config(app, settings, **common), app.state.msgops).run()
         finally:
             if supervisor is not None:

@@ -93,9 +93,11 @@ def test_serve_on_embedded_postgres_stops_cleanly_and_reuses_data(tmp_path: Path
         me = httpx.get(url + "/me", headers={"Authorization": f"Bearer {token.stdout.strip()}"})
         assert me.status_code == 200 and me.json()["created_at"] == created, "the second start reuses the data"
     finally:
-        second.send_signal(signal.SIGINT)
+        second.send_signal(signal.SIGTERM)  # systemd, docker stop: the same clean stop as Ctrl-C
         out, _ = second.communicate(timeout=30)
     assert "applied" not in out.split("database:")[1].splitlines()[0], "no migration is applied twice"
+    assert second.returncode == 0 and "msgops service stopped" in out, out
+    assert not postgres_running(data_dir), "SIGTERM must stop the embedded PostgreSQL too"
 
 
 def test_serve_refuses_a_busy_port_in_one_line(tmp_path: Path):
