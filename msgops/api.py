@@ -217,6 +217,7 @@ async def run_checks_async(target: Target, selection: Selection = Selection(), p
         results = await run_items(planned.items, ctx, opts, on_result)
     finally:
         await ctx.close()
+    warnings += [f"left in the target: {line}" for line in ctx.leftovers]  # clean-up says what it could not erase
     finished = json_report.now()
     verdict = evaluate(results, policy, scope=planned.selection.describe())
     return CheckRun(target, planned.checklists, results, verdict, policy, planned.selection, planned.preflight,
