@@ -241,20 +241,52 @@ def write_outputs(run: api.CheckRun, json_out: Path | None, junit_out: Path | No
 
 def init(
     path: Annotated[Path, typer.Argument(help="Where to write the target file.")] = Path(config.CONFIG_FILE),
+    kind: Annotated[str | None, typer.Option(
+        "--kind", show_default=False,
+        help="reference, socketio, supabase or custom \\[default: detected from --api-url, else asked]")] = None,
+    api_url: ApiUrl = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
     verbose: Verbose = False,
     quiet: Quiet = False,
 ) -> None:
     """Write a commented msgops.yaml describing the target to check.
 
+    Which kind of target it is (the reference service, a Socket.IO
+    backend, a Supabase project, another API) comes from --kind, from
+    what the API at --api-url answers (read-only requests), or from a
+    question when run in a terminal.
+
     Examples:
 
-      msgops init                      # ./msgops.yaml
+      msgops init                                   # asks, or the reference's file
 
-      msgops init staging.yaml --force && msgops check --target staging.yaml
+      msgops init --api-url https://staging.example.com   # detects the kind
+
+      msgops init staging.yaml --kind socketio --force
     """
+    from msgops import init_target
+
     if path.exists() and not force:
         raise UserError(f"{path} exists; pass --force to overwrite it")
-    path.write_text(config.INIT_TEMPLATE)
+    api = api_url or None
+    detection = None
+    if kind is not None and kind not in init_target.KINDS:
+        raise UserError(f"--kind must be one of {', '.join(init_target.KINDS)}, got {kind!r}")
+    if kind is None and api:
+        detection = init_target.detect(api)
+        kind = detection.kind
+        if not quiet:
+            console.print(f"{api} looks like [bold]{kind}[/]: " + "; ".join(detection.evidence), highlight=False)
+    if kind is None and sys.stdin.isatty() and not quiet:
+        for name, what in init_target.KINDS.items():
+            console.print(f"  [bold]{name}[/]: {what}", highlight=False)
+        kind = typer.prompt("Which kind of target is this?", default="reference")
+        if kind not in init_target.KINDS:
+            raise UserError(f"the kind must be one of {', '.join(init_target.KINDS)}, got {kind!r}")
+    chosen = kind or "reference"
+    path.write_text(init_target.render(chosen, api, detection))
+    if verbose:
+        console.print(path.read_text(), highlight=False, markup=False)
     if not quiet:
-        console.print(f"wrote {path}: edit api_url and the variable names, then run `msgops check --target {path}`")
+        console.print(f"wrote {path} ({chosen}): fill in the variable names, then run "
+                      f"`msgops check --target {path}`", highlight=False)
