@@ -222,3 +222,19 @@ async def test_skips_targets_without_the_feature_and_not_run_without_an_api(
         svc.stop()
     outcome = await run(None, "http.attachments", check="size_limit")
     assert outcome.status == "not_run" and "MSGOPS_API_URL" in outcome.message
+
+
+def test_a_tampered_signature_changes_its_bytes() -> None:
+    """Flipping the last base64 character can leave the decoded signature as it was (unused bits): the
+    probe changes one that carries data, whatever the signature ends with."""
+    import base64
+    import hashlib
+    import hmac
+
+    from msgops.probes.http.attachments import _tamper
+
+    for n in range(64):
+        sig = base64.urlsafe_b64encode(hmac.new(b"k", str(n).encode(), hashlib.sha256).digest()).rstrip(b"=").decode()
+        url = f"http://127.0.0.1:1/attachments/blob/eyJrIjoxfQ.{sig}"
+        tampered_sig = _tamper(url).rsplit(".", 1)[1]
+        assert base64.urlsafe_b64decode(tampered_sig + "=") != base64.urlsafe_b64decode(sig + "=")

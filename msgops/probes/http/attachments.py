@@ -134,9 +134,13 @@ async def member_only_urls(ctx: Context, cap: dict[str, Any]) -> Outcome:
 
 
 def _tamper(url: str) -> str:
-    """The URL with its signature changed (the last character of its query or path flipped)."""
-    last = url[-1]
-    return url[:-1] + ("A" if last != "A" else "B")
+    """The URL with its signature changed: a character a few places from the end flipped. Not the last
+    one: in base64 the last character may carry unused bits, so changing it can leave the bytes as
+    they were, and a correct server would then rightly serve the file."""
+    at = max(0, len(url) - 5)
+    old = url[at]
+    new = "A" if old != "A" else "B"
+    return url[:at] + new + url[at + 1:]
 
 
 def _lifetime(url: str, body: dict[str, Any]) -> float | None:
