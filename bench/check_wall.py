@@ -80,6 +80,7 @@ def main() -> int:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="msgops-check-bench-"))
     service = local_service.start(work / ".msgops")  # `msgops check` in `work` finds it there
+    (work / "msgops.yaml").write_text(f"repo: {ROOT}\n")  # the git checks read this checkout
     try:
         print(f"msgops serve at {service.api_url}, data in {work}; {os.cpu_count()} cores")
         timed([], work)  # warm-up: first connections, first plans
