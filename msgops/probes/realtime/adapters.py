@@ -8,7 +8,6 @@ from msgops.probes.realtime import settings as realtime_settings
 from msgops.probes.realtime.recording import Socket
 from msgops.probes.realtime.reference import ReferenceSocket
 from msgops.probes.realtime.settings import RealtimeSettings
-from msgops.probes.realtime.sio_adapter import SocketIOSocket
 
 
 def settings(ctx: Context) -> RealtimeSettings:
@@ -37,6 +36,8 @@ async def authenticated(ctx: Context, token: str, label: str) -> Socket:
     """A socket of a test user, authenticated (RealtimeUnavailable when a valid token is refused)."""
     config = settings(ctx)
     if config.protocol == "socketio":
+        from msgops.probes.realtime.sio_adapter import SocketIOSocket  # python-socketio only when used
+
         return await SocketIOSocket.authenticated(config, _base(ctx), token, label)
     return await ReferenceSocket.authenticated(endpoint(ctx), token, label)
 
@@ -45,6 +46,8 @@ async def attempt(ctx: Context, label: str, token: str | None, query: str = "") 
     """A client presenting `token` (None: no token at all), as a client would, refused or not."""
     config = settings(ctx)
     if config.protocol == "socketio":
+        from msgops.probes.realtime.sio_adapter import SocketIOSocket
+
         sock = SocketIOSocket(config, _base(ctx), label)
         await sock.connect(token, query)
         return sock
