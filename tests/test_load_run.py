@@ -333,8 +333,9 @@ def test_closed_model_users_keep_their_random_phase(wrapped_service: Any, tmp_pa
     reads = [t for t in times if t > times[-1] - 4.5][-60:]
     assert len(reads) >= 60, f"only {len(reads)} reads"
     share = densest_share(reads, period=1.0, width=0.2)
-    # Uniform phases put about 0.2 of the arrivals (0.4 at most, by chance) in the densest 0.2 s window.
-    assert share < 0.5, f"{share:.0%} of the reads arrive within 0.2 s of each second: users in lockstep"
+    # Uniform phases put about 0.2 of the arrivals in the densest 0.2 s window; 20 users can, by chance,
+    # bunch up to half of them there. Lockstep puts 0.8 or more there (measured before the fix).
+    assert share < 0.65, f"{share:.0%} of the reads arrive within 0.2 s of each second: users in lockstep"
 
 
 def test_open_model_sends_take_turns_on_its_connections(wrapped_service: Any, tmp_path: Path) -> None:
