@@ -28,6 +28,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from msgops import placeholders
 from msgops.errors import UserError
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ OPERATIONS: dict[str, frozenset[str]] = {
     "mark_read": frozenset({"conversation_id", "message_id", "seq"}),
     "report": frozenset({"conversation_id", "message_id", "reason"}),
 }
-_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_PLACEHOLDER = placeholders.PATTERN
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -75,22 +76,9 @@ class Operation(BaseModel):
             raise ValueError(f"request {self.request!r}: expected \"METHOD /path\" (METHOD one of "
                              f"{', '.join(sorted(_METHODS))})")
         allowed = OPERATIONS[name]
-        texts = [path, *_strings(self.json_body)]
-        for text in texts:
-            for placeholder in _PLACEHOLDER.findall(text):
-                if placeholder not in allowed:
-                    raise ValueError(f"unknown placeholder {{{placeholder}}} (this operation has "
-                                     f"{', '.join('{' + a + '}' for a in sorted(allowed))})")
-
-
-def _strings(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, Mapping):
-        return [s for v in value.values() for s in _strings(v)]
-    if isinstance(value, list):
-        return [s for v in value for s in _strings(v)]
-    return []
+        for placeholder in placeholders.unknown([path, *placeholders.strings(self.json_body)], allowed):
+            raise ValueError(f"unknown placeholder {{{placeholder}}} (this operation has "
+                             f"{placeholders.listed(allowed)})")
 
 
 def _op(request: str, body: dict[str, Any] | None = None, response: dict[str, str] | None = None) -> Operation:

@@ -14,17 +14,16 @@ JSON and SQL: {id}, {name}, {email}, {role}.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
+from msgops import placeholders
 from msgops.errors import UserError
 
 PLACEHOLDERS = frozenset({"id", "name", "email", "role"})
-_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 BASE_ROLE = "attendee"  # the role a new user has without any grant (the reference's default app role)
 
@@ -34,20 +33,8 @@ class _Strict(BaseModel):
 
 
 def _check_placeholders(text: str, where: str) -> None:
-    for name in _PLACEHOLDER.findall(text):
-        if name not in PLACEHOLDERS:
-            raise ValueError(f"{where}: unknown placeholder {{{name}}} (known: "
-                             f"{', '.join('{' + p + '}' for p in sorted(PLACEHOLDERS))})")
-
-
-def _strings(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, Mapping):
-        return [s for v in value.values() for s in _strings(v)]
-    if isinstance(value, list):
-        return [s for v in value for s in _strings(v)]
-    return []
+    for name in placeholders.unknown([text], PLACEHOLDERS):
+        raise ValueError(f"{where}: unknown placeholder {{{name}}} (known: {placeholders.listed(PLACEHOLDERS)})")
 
 
 class Action(_Strict):
@@ -68,7 +55,7 @@ class Action(_Strict):
                 raise ValueError(f"request {self.request!r}: expected \"METHOD /path\" (METHOD one of "
                                  f"{', '.join(sorted(_METHODS))})")
             _check_placeholders(path, f"request {self.request!r}")
-        for text in _strings(self.json_body):
+        for text in placeholders.strings(self.json_body):
             _check_placeholders(text, "json")
         return self
 
