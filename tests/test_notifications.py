@@ -127,3 +127,81 @@ async def test_online_users_get_a_realtime_notification_event(svc: RunningServic
                                                                                  "ping @bob3")
     finally:
         await client.ws.close()
+
+
+def community(svc: RunningService, owner: User, *members: User) -> str:
+    r = svc.http.post("/communities", json={"name": "notify"}, headers=owner.headers)
+    assert r.status_code == 201, r.text
+    cid = str(r.json()["id"])
+    for member in members:
+        assert svc.http.post(f"/communities/{cid}/join", headers=member.headers).status_code == 201
+    return cid
+
+
+def post(svc: RunningService, user: User, cid: str, content: str) -> dict[str, Any]:
+    r = svc.http.post(f"/communities/{cid}/messages", json={"content": content}, headers=user.headers)
+    assert r.status_code == 201, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def test_community_mentions_notify_members_only(svc: RunningService) -> None:
+    alice, bob, carol, mallory = (named(svc, n) for n in ("Alice C", "Bob C", "Carol C", "Mallory C"))
+    cid = community(svc, alice, bob, carol)
+    msg = post(svc, alice, cid, "welcome @BobC and @MalloryC")
+    items = feed(svc, bob)["items"]
+    assert [(n["kind"], n["community_id"], n["conversation_id"], n["message_id"], n["excerpt"]) for n in items] == \
+        [("mention", cid, None, msg["id"], "welcome @BobC and @MalloryC")]
+    assert svc.http.get(f"/community-messages/{msg['id']}/mentions", headers=carol.headers).json() == \
+        [{"user_id": str(bob.id), "display_name": "Bob C"}]
+    # Mallory is not a member: not mentioned, not notified. Carol (default for rooms: mentions) gets none.
+    assert feed(svc, mallory) == {"items": [], "unread": 0}
+    assert feed(svc, carol)["items"] == []
+    assert svc.http.get(f"/community-messages/{msg['id']}/mentions", headers=mallory.headers).status_code == 404
+    # One row points at exactly one room.
+    rows = svc.sql("select conversation_id, message_id, community_id, community_message_id "
+                   "from public.notifications where community_message_id = %s", (msg["id"],))
+    assert [(r[0], r[1], str(r[2]), str(r[3])) for r in rows] == [(None, None, cid, msg["id"])]
+
+
+def test_community_levels_and_mute(svc: RunningService) -> None:
+    alice, bob, carol = named(svc, "alice4"), named(svc, "bob4"), named(svc, "carol4")
+    cid = community(svc, alice, bob, carol)
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    assert svc.http.put(f"/communities/{cid}/notifications", json={"level": "all", "muted_until": later},
+                        headers=bob.headers).status_code == 200
+    assert svc.http.put(f"/communities/{cid}/notifications", json={"level": "all"},
+                        headers=carol.headers).status_code == 200
+    post(svc, alice, cid, "news for @bob4")  # Bob muted the community: not even the mention notifies
+    assert feed(svc, bob)["items"] == []
+    assert [n["kind"] for n in feed(svc, carol)["items"]] == ["message"]  # Carol hears everything
+    # Mentions only: a plain message does not notify, a mention does.
+    assert svc.http.put(f"/communities/{cid}/notifications", json={"level": "mentions"},
+                        headers=bob.headers).status_code == 200
+    post(svc, alice, cid, "plain news")
+    assert feed(svc, bob)["items"] == []
+    post(svc, alice, cid, "@bob4 look")
+    assert [n["kind"] for n in feed(svc, bob)["items"]] == ["mention"]
+    assert svc.http.put(f"/communities/{cid}/notifications", json={"level": "none"},
+                        headers=bob.headers).status_code == 200
+    post(svc, alice, cid, "@bob4 again")
+    assert len(feed(svc, bob)["items"]) == 1
+    prefs = svc.http.get("/notifications/preferences", headers=bob.headers).json()
+    assert [(c["community_id"], c["level"]) for c in prefs["communities"]] == [(cid, "none")]
+    assert svc.http.delete(f"/communities/{cid}/notifications", headers=bob.headers).status_code == 204
+    assert svc.http.get("/notifications/preferences", headers=bob.headers).json()["communities"] == []
+    assert svc.http.put(f"/communities/{cid}/notifications", json={"level": "all"},
+                        headers=named(svc, "outsider4").headers).status_code == 404
+
+
+async def test_community_notifications_arrive_as_realtime_events(svc: RunningService) -> None:
+    alice, bob = named(svc, "alice5"), named(svc, "bob5")
+    cid = community(svc, alice, bob)
+    client = await Client.open(svc, bob)
+    try:
+        msg = post(svc, alice, cid, "ping @bob5")
+        n = (await client.next("notification"))["notification"]
+        assert (n["kind"], n["community_id"], n["message_id"], n["excerpt"]) == ("mention", cid, msg["id"],
+                                                                                   "ping @bob5")
+    finally:
+        await client.ws.close()

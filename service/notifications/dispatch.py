@@ -1,10 +1,10 @@
 """Deliver new notifications: a realtime `notification` event to each recipient's open sockets on
 this instance, and web push to recipients with no open socket anywhere.
 
-The database trigger (migration 013) decides who is notified; this only delivers. It listens to the
-realtime bus's `message_created` events (every instance hears every event), reads the notifications of
-that message, and sends to its own sockets. Web push is claimed per notification in the database
-(`pushed_at`), so of several instances exactly one pushes each.
+The database trigger (migrations 013 and 014) decides who is notified; this only delivers. It listens
+to the realtime bus's `message_created` and `community_message_created` events (every instance hears
+every event), reads the notifications of that room up to that seq, and sends to its own sockets. Web
+push is claimed per notification in the database (`pushed_at`), so of several instances exactly one pushes each.
 """
 
 from __future__ import annotations
@@ -25,6 +25,12 @@ log = logging.getLogger("service.notifications")
 
 _BATCH_DELAY_S = 0.02
 _MAX_ROOMS = 100_000
+# A created event of each kind of room: its room field, and the notifications' column for that room.
+_ROOM_OF_EVENT: dict[str, tuple[str, str]] = {
+    "message_created": ("conversation_id", "conversation_id"),
+    "community_message_created": ("community_id", "community_id"),
+}
+Room = tuple[str, str]  # (notifications column, room id)
 
 
 def _frame(row: dict[str, Any]) -> str:
@@ -39,16 +45,18 @@ class Notifier:
         self.state = state
         # The bus coalesces message_created events of a room into the highest seq: deliver every
         # notification of the room up to it that this instance has not delivered yet.
-        self.pending: dict[str, int] = {}
-        self.delivered: dict[str, int] = {}
+        self.pending: dict[Room, int] = {}
+        self.delivered: dict[Room, int] = {}
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
     def on_event(self, event: dict[str, Any]) -> None:
-        if event.get("kind") != "message_created":
+        kind = _ROOM_OF_EVENT.get(str(event.get("kind")))
+        if kind is None:
             return
+        field, column = kind
         try:
-            room, seq = str(uuid.UUID(str(event["conversation_id"]))), int(event["seq"])
+            room, seq = (column, str(uuid.UUID(str(event[field])))), int(event["seq"])
         except (KeyError, ValueError, TypeError):
             return
         self.pending[room] = max(seq, self.pending.get(room, 0))
@@ -67,19 +75,23 @@ class Notifier:
             except Exception:
                 log.exception("notification delivery failed")
 
-    async def deliver(self, batch: dict[str, int]) -> None:
+    async def deliver(self, batch: dict[Room, int]) -> None:
         if not batch:
             return
-        rooms = list(batch)
         if len(self.delivered) > _MAX_ROOMS:
             self.delivered.clear()
+        parts: list[str] = []
+        params: list[Any] = []
+        for column in sorted({c for c, _ in batch}):
+            rooms = [room for room in batch if room[0] == column]
+            parts.append(FEED_SQL.replace("select n.id,", "select n.user_id, n.id,", 1) + f"""
+                join unnest(%s::uuid[], %s::bigint[], %s::bigint[]) as b(c, lo, hi)
+                  on b.c = n.{column} and n.seq > b.lo and n.seq <= b.hi
+               where n.read_at is null and n.created_at > now() - interval '1 minute'""")
+            params += [[r for _, r in rooms], [self.delivered.get(r, 0) for r in rooms], [batch[r] for r in rooms]]
         async with self.state.db.privileged() as conn:
-            rows = await fetch_all(
-                conn, FEED_SQL.replace("select n.id,", "select n.user_id, n.id,", 1)
-                + """ join unnest(%s::uuid[], %s::bigint[], %s::bigint[]) as b(c, lo, hi)
-                        on b.c = n.conversation_id and n.seq > b.lo and n.seq <= b.hi
-                     where n.read_at is null and n.created_at > now() - interval '1 minute' order by n.id""",
-                (rooms, [self.delivered.get(r, 0) for r in rooms], [batch[r] for r in rooms]))
+            rows = await fetch_all(conn, "select * from (" + " union all ".join(parts) + ") w order by id",
+                                   tuple(params))
         for room, seq in batch.items():
             self.delivered[room] = max(seq, self.delivered.get(room, 0))
         hub = self.state.hub

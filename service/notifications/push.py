@@ -28,8 +28,9 @@ def _payload(row: dict[str, Any]) -> str:
     who = row.get("actor_name") or "Someone"
     title = {"mention": f"{who} mentioned you", "reply": f"{who} replied to you",
              "direct": f"Message from {who}"}.get(row["kind"], f"New message from {who}")
+    room = {k: str(row[k]) for k in ("conversation_id", "community_id") if row.get(k) is not None}
     return orjson.dumps({"type": "notification", "id": row["id"], "kind": row["kind"], "title": title,
-                         "body": row.get("excerpt") or "", "conversation_id": str(row["conversation_id"]),
+                         "body": row.get("excerpt") or "", **room,
                          "message_id": str(row["message_id"]), "seq": row["seq"]}).decode()
 
 

@@ -15,8 +15,9 @@ NotificationKind = Literal["mention", "reply", "direct", "message"]
 class Notification(BaseModel):
     id: int
     kind: NotificationKind
-    conversation_id: uuid.UUID
-    message_id: uuid.UUID
+    conversation_id: uuid.UUID | None = Field(None, description="the conversation, for a conversation's message")
+    community_id: uuid.UUID | None = Field(None, description="the community, for a community's message")
+    message_id: uuid.UUID = Field(description="the message (of the conversation or of the community)")
     seq: int
     actor_id: uuid.UUID | None = None
     actor_name: str | None = None
@@ -41,7 +42,8 @@ class MarkRead(BaseModel):
 
 class Preferences(BaseModel):
     direct_messages: Level = "all"
-    rooms: Level = Field("mentions", description="default for group conversations without their own setting")
+    rooms: Level = Field("mentions", description="default for group conversations and communities without their "
+                                                 "own setting")
     mentions: Literal["all", "none"] = "all"
     muted_until: datetime | None = Field(None, description="nothing notifies before this time")
 
@@ -55,8 +57,13 @@ class RoomSettingOut(RoomSetting):
     conversation_id: uuid.UUID
 
 
+class CommunitySettingOut(RoomSetting):
+    community_id: uuid.UUID
+
+
 class PreferencesOut(Preferences):
     conversations: list[RoomSettingOut] = []
+    communities: list[CommunitySettingOut] = []
 
 
 class Mention(BaseModel):
