@@ -12,10 +12,16 @@
           json: {text: "{content}", nonce: "{client_msg_id}"}
           response: {id: post.postId, seq: post.seq}
         report: null                   # the target has no such operation: its checks are skipped
+        upload_attachment:
+          request: "POST /api/rooms/{conversation_id}/files"
+          multipart: {blob: "{file}", room: "{conversation_id}"}   # "{file}": the file part
+          response: {id: file.fileId}
 
 A JSON value that is exactly one placeholder ("{member_ids}") takes the value as it is (a list, a
-number); placeholders inside longer strings are replaced by text. An operation the map does not
-have makes the probe that needs it `skip` "not part of this API".
+number); placeholders inside longer strings are replaced by text. A file goes up as a multipart form
+(`multipart:`, the field whose value is "{file}" is the file, named {filename}, of type {content_type}) or
+as the whole body (`content: "{file}"`, with `headers: {Content-Type: "{content_type}"}`). An operation
+the map does not have makes the probe that needs it `skip` "not part of this API".
 """
 
 from __future__ import annotations
@@ -50,6 +56,18 @@ OPERATIONS: dict[str, frozenset[str]] = {
     "mark_read": frozenset({"conversation_id", "message_id", "seq"}),
     "report": frozenset({"conversation_id", "message_id", "reason"}),
 }
+# Attachments, notifications and web push (http.attachments, http.notifications).
+OPERATIONS.update({
+    "upload_attachment": frozenset({"conversation_id", "file", "filename", "content_type"}),
+    "attachment_url": frozenset({"attachment_id"}),
+    "attach_attachment": frozenset({"attachment_id", "message_id"}),
+    "delete_attachment": frozenset({"attachment_id"}),
+    "set_display_name": frozenset({"display_name"}),
+    "list_notifications": frozenset(),
+    "set_room_notifications": frozenset({"conversation_id", "level", "muted_until"}),
+    "subscribe_push": frozenset({"endpoint", "p256dh", "auth"}),
+})
+FILE = "{file}"  # in `multipart:` or `content:`, the file's bytes
 _PLACEHOLDER = placeholders.PATTERN
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 
@@ -59,6 +77,9 @@ class Operation(BaseModel):
 
     request: str  # "METHOD /path/{placeholder}?query={placeholder}"
     json_body: dict[str, Any] | None = Field(default=None, alias="json")
+    multipart: dict[str, str] | None = None  # form fields; the one whose value is "{file}" is the file
+    content: Literal["{file}"] | None = None  # the file's bytes as the whole body
+    headers: dict[str, str] = Field(default_factory=dict)
     response: dict[str, str] = Field(default_factory=dict)  # msgops field <- dotted path in the answer
     status: list[int] | None = None  # accepted statuses (default: any 2xx)
 
@@ -75,8 +96,13 @@ class Operation(BaseModel):
         if method.upper() not in _METHODS or not path.strip().startswith("/"):
             raise ValueError(f"request {self.request!r}: expected \"METHOD /path\" (METHOD one of "
                              f"{', '.join(sorted(_METHODS))})")
+        bodies = [b for b in (self.json_body, self.multipart, self.content) if b is not None]
+        if len(bodies) > 1:
+            raise ValueError("json, multipart and content are different bodies: give one")
         allowed = OPERATIONS[name]
-        for placeholder in placeholders.unknown([path, *placeholders.strings(self.json_body)], allowed):
+        texts = [path, *placeholders.strings(self.json_body), *placeholders.strings(self.multipart),
+                 *placeholders.strings(self.content), *self.headers.values()]
+        for placeholder in placeholders.unknown(texts, allowed):
             raise ValueError(f"unknown placeholder {{{placeholder}}} (this operation has "
                              f"{placeholders.listed(allowed)})")
 
@@ -101,6 +127,24 @@ REFERENCE: dict[str, Operation] = {
     "mark_read": _op("PATCH /messages/{message_id}/read"),
     "report": _op("POST /messages/{message_id}/report", {"reason": "{reason}"}),
 }
+# Attachments, notifications and web push (http.attachments, http.notifications).
+REFERENCE.update({
+    "upload_attachment": Operation(
+        request="POST /conversations/{conversation_id}/attachments?filename={filename}", content="{file}",
+        headers={"Content-Type": "{content_type}"},
+        response={"id": "id", "kind": "kind", "duration_ms": "duration_ms"}),
+    "attachment_url": _op("GET /attachments/{attachment_id}", None,
+                          {"url": "url", "url_expires_at": "url_expires_at", "thumbnail_url": "thumbnail_url",
+                           "width": "width"}),
+    "attach_attachment": _op("POST /attachments/{attachment_id}/attach", {"message_id": "{message_id}"}),
+    "delete_attachment": _op("DELETE /attachments/{attachment_id}"),
+    "set_display_name": _op("PATCH /me", {"display_name": "{display_name}"}),
+    "list_notifications": _op("GET /notifications", None, {"items": "items"}),
+    "set_room_notifications": _op("PUT /conversations/{conversation_id}/notifications",
+                                  {"level": "{level}", "muted_until": "{muted_until}"}),
+    "subscribe_push": _op("POST /push/subscriptions",
+                          {"endpoint": "{endpoint}", "keys": {"p256dh": "{p256dh}", "auth": "{auth}"}}),
+})
 
 
 class ApiMap(BaseModel):
@@ -202,6 +246,24 @@ class Answer:
         return self.fields[name]
 
 
+def _body(op: Operation, values: Mapping[str, Any]) -> dict[str, Any]:
+    """httpx's arguments for the operation's body: json, a multipart form (files + data), or content."""
+    if op.json_body is not None:
+        return {"json": _fill_json(op.json_body, values)}
+    if op.content is not None:
+        return {"content": values.get("file") or b"", "timeout": _FILE_TIMEOUT_S}
+    if op.multipart is not None:
+        file = (str(values.get("filename") or "file"), values.get("file") or b"",
+                str(values.get("content_type") or "application/octet-stream"))
+        return {"files": {k: file for k, v in op.multipart.items() if v == FILE},
+                "data": {k: _fill_text(v, values, url=False) for k, v in op.multipart.items() if v != FILE},
+                "timeout": _FILE_TIMEOUT_S}
+    return {}
+
+
+_FILE_TIMEOUT_S = 120.0
+
+
 async def lookup(ctx: Context, name: str) -> Operation | None:
     api = of(ctx)
     derived: Mapping[str, Operation] | None = None
@@ -233,9 +295,10 @@ async def call(ctx: Context, user: ProbeUser | None, name: str, **values: Any) -
     if op is None:
         raise Skip(f"not part of this API: the operation {name} is not in msgops.yaml api.operations")
     path = _fill_text(op.path, values, url=True)
-    body = _fill_json(op.json_body, values) if op.json_body is not None else None
-    headers = user.headers if user is not None else {}
-    r = await ctx.http.request(op.method, path, json=body, headers=headers)
+    headers = {k: _fill_text(v, values, url=False) for k, v in op.headers.items()}
+    if user is not None:
+        headers.update(user.headers)
+    r = await ctx.http.request(op.method, path, headers=headers, **_body(op, values))
     data = json_of(r)
     fields: dict[str, Any] = dict(data) if isinstance(data, dict) else {}
     fields["body"] = data

@@ -1,8 +1,9 @@
 """http.attachments: file uploads as the seed checklists require them, observed from outside.
 
-The target's `/health` capability `attachments` says where uploads, signed URLs and attaching live
-and what the limits are; a target without it is skipped. Each check uploads as fresh probe users,
-into a conversation made for the run.
+Uploads, signed URLs and attaching are operations of the target's API map (upload_attachment,
+attachment_url, attach_attachment, delete_attachment); a target whose map lacks them is skipped. The
+`/health` capability `attachments` may add the limits and a clean-up job. Each check uploads as fresh
+probe users, into a conversation made for the run.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
+from msgops import apimap
 from msgops.probes import probe
 from msgops.probes.context import CannotEvaluate, Context, ProbeUser
 from msgops.probes.http import media
-from msgops.probes.http.capabilities import capability, route
-from msgops.probes.http.common import call, exchange, group, json_of, require, send, target_of, trim, users
+from msgops.probes.http.capabilities import feature
+from msgops.probes.http.common import SetupFailed, exchange, group, operation, send, target_of, trim, users
 from msgops.results import Outcome, failed, passed
 
 AttachmentCheck = Literal["size_limit", "type_sniffing", "member_only_urls", "url_expiry", "deleted_message_files",
@@ -30,40 +32,41 @@ _REFUSED = (400, 413, 415, 422)
 
 
 async def _cap(ctx: Context) -> dict[str, Any]:
-    return await capability(ctx, "attachments", "file attachments")
+    return await feature(ctx, "attachments", "file attachments", "upload_attachment")
 
 
-async def _upload(ctx: Context, cap: dict[str, Any], user: ProbeUser, conv: str, data: bytes, filename: str,
-                  content_type: str = "application/octet-stream") -> httpx.Response:
-    method, path = route(cap, "upload", conversation_id=conv)
-    r = await call(ctx, user, method, path, params={"filename": filename}, content=data,
-                   headers={"Content-Type": content_type}, timeout=120)
-    made = json_of(r) if r.status_code in (200, 201) else None
-    if isinstance(made, dict) and made.get("id") and isinstance(cap.get("delete"), str):
-        _delete_after_run(ctx, cap, user, str(made["id"]))
-    return r
+async def _upload(ctx: Context, user: ProbeUser, conv: str, data: bytes, filename: str,
+                  content_type: str = "application/octet-stream") -> apimap.Answer:
+    answer = await apimap.call(ctx, user, "upload_attachment", conversation_id=conv, file=data, filename=filename,
+                               content_type=content_type)
+    if answer.ok and answer.fields.get("id"):
+        await _delete_after_run(ctx, user, str(answer["id"]))
+    return answer
 
 
-def _delete_after_run(ctx: Context, cap: dict[str, Any], user: ProbeUser, attachment_id: str) -> None:
+async def _delete_after_run(ctx: Context, user: ProbeUser, attachment_id: str) -> None:
     """Remove the probe's upload (row and stored files) when the run ends: checks leave nothing behind."""
-    method, path = route(cap, "delete", attachment_id=attachment_id)
+    if await apimap.lookup(ctx, "delete_attachment") is None:
+        ctx.leftovers.append(f"attachment {attachment_id} stays: the API map has no delete_attachment")
+        return
 
     async def delete() -> None:
-        await call(ctx, user, method, path)
+        await apimap.call(ctx, user, "delete_attachment", attachment_id=attachment_id)
 
     ctx.on_cleanup(delete)
 
 
-async def _uploaded(ctx: Context, cap: dict[str, Any], user: ProbeUser, conv: str, data: bytes,
-                    filename: str) -> dict[str, Any]:
-    r = await _upload(ctx, cap, user, conv, data, filename)
-    body: dict[str, Any] = require(r, 200, 201, what=f"upload a valid {filename}")
-    return body
+async def _uploaded(ctx: Context, user: ProbeUser, conv: str, data: bytes, filename: str) -> dict[str, Any]:
+    answer = await _upload(ctx, user, conv, data, filename)
+    if not answer.ok:
+        r = answer.response
+        raise SetupFailed(f"could not upload a valid {filename}: {target_of(r)} answered {r.status_code} "
+                             f"{trim(r.text, 200)}")
+    return answer.fields
 
 
-async def _get(ctx: Context, cap: dict[str, Any], user: ProbeUser, attachment_id: str) -> httpx.Response:
-    method, path = route(cap, "get", attachment_id=attachment_id)
-    return await call(ctx, user, method, path)
+async def _get(ctx: Context, user: ProbeUser, attachment_id: str) -> apimap.Answer:
+    return await apimap.call(ctx, user, "attachment_url", attachment_id=attachment_id)
 
 
 async def _fetch(url: str) -> httpx.Response:
@@ -80,11 +83,11 @@ async def _room(ctx: Context, members: int = 1) -> tuple[list[ProbeUser], str]:
 
 async def size_limit(ctx: Context, cap: dict[str, Any], limit_bytes: int) -> Outcome:
     (owner,), conv = await _room(ctx, 0)
-    small = await _upload(ctx, cap, owner, conv, media.pdf(1024), "msgops-small.pdf")
+    small = (await _upload(ctx, owner, conv, media.pdf(1024), "msgops-small.pdf")).response
     if small.status_code not in (200, 201):
         raise CannotEvaluate(f"the target refused a 1 KB PDF: {target_of(small)} answered {small.status_code} "
                              f"{trim(small.text, 200)}")
-    big = await _upload(ctx, cap, owner, conv, media.pdf(limit_bytes + 1), "msgops-oversize.pdf")
+    big = (await _upload(ctx, owner, conv, media.pdf(limit_bytes + 1), "msgops-oversize.pdf")).response
     evidence = {"limit_bytes": limit_bytes, "advertised_max_bytes": cap.get("max_bytes"),
                 "within_limit": exchange(small), "oversize": exchange(big)}
     if big.status_code != 413:
@@ -93,12 +96,12 @@ async def size_limit(ctx: Context, cap: dict[str, Any], limit_bytes: int) -> Out
     return passed(f"an upload of {limit_bytes + 1} bytes was refused with 413; 1 KB was accepted", **evidence)
 
 
-async def type_sniffing(ctx: Context, cap: dict[str, Any]) -> Outcome:
+async def type_sniffing(ctx: Context) -> Outcome:
     (owner,), conv = await _room(ctx, 0)
-    real = await _upload(ctx, cap, owner, conv, media.png(), "msgops-real.png", "image/png")
+    real = (await _upload(ctx, owner, conv, media.png(), "msgops-real.png", "image/png")).response
     if real.status_code not in (200, 201):
         raise CannotEvaluate(f"the target refused a valid PNG: {target_of(real)} answered {real.status_code}")
-    fake = await _upload(ctx, cap, owner, conv, media.executable(), "msgops-probe.png", "image/png")
+    fake = (await _upload(ctx, owner, conv, media.executable(), "msgops-probe.png", "image/png")).response
     evidence = {"valid_png": exchange(real), "executable_named_png": exchange(fake)}
     if fake.status_code not in _REFUSED:
         return failed(f"an executable named msgops-probe.png, declared image/png, answered {fake.status_code}: "
@@ -106,18 +109,19 @@ async def type_sniffing(ctx: Context, cap: dict[str, Any]) -> Outcome:
     return passed(f"an executable named .png was refused ({fake.status_code}); a real PNG was accepted", **evidence)
 
 
-async def member_only_urls(ctx: Context, cap: dict[str, Any]) -> Outcome:
+async def member_only_urls(ctx: Context) -> Outcome:
     (owner, member), conv = await _room(ctx, 1)
     (outsider,) = await users(ctx, "attendee")
-    made = await _uploaded(ctx, cap, owner, conv, media.png(), "msgops-members.png")
+    made = await _uploaded(ctx, owner, conv, media.png(), "msgops-members.png")
     aid = str(made["id"])
-    theirs = await _get(ctx, cap, member, aid)
-    url = (json_of(theirs) or {}).get("url") if theirs.status_code == 200 else None
+    answer = await _get(ctx, member, aid)
+    theirs = answer.response
+    url = answer.fields.get("url") if answer.ok else None
     if not url:
         raise CannotEvaluate(f"a member got no signed URL: {target_of(theirs)} answered {theirs.status_code} "
                              f"{trim(theirs.text, 200)}")
-    download = await _fetch(url)
-    stranger = await _get(ctx, cap, outsider, aid)
+    download = await _fetch(str(url))
+    stranger = (await _get(ctx, outsider, aid)).response
     leaked = stranger.status_code < 300 or (str(url).split("?")[0] in stranger.text)
     tampered = await _fetch(_tamper(str(url)))
     evidence = {"attachment": aid, "member": exchange(theirs), "download": {"status": download.status_code},
@@ -156,10 +160,10 @@ def _lifetime(url: str, body: dict[str, Any]) -> float | None:
     return None
 
 
-async def url_expiry(ctx: Context, cap: dict[str, Any], max_ttl_s: int, wait_s: float) -> Outcome:
+async def url_expiry(ctx: Context, max_ttl_s: int, wait_s: float) -> Outcome:
     (owner,), conv = await _room(ctx, 0)
-    made = await _uploaded(ctx, cap, owner, conv, media.png(), "msgops-expiry.png")
-    body = json_of(await _get(ctx, cap, owner, str(made["id"]))) or {}
+    made = await _uploaded(ctx, owner, conv, media.png(), "msgops-expiry.png")
+    body = (await _get(ctx, owner, str(made["id"]))).fields
     url = str(body.get("url") or "")
     if not url:
         raise CannotEvaluate("the target answered no signed URL for the uploader's own attachment")
@@ -186,18 +190,18 @@ async def url_expiry(ctx: Context, cap: dict[str, Any], max_ttl_s: int, wait_s: 
 
 async def deleted_message_files(ctx: Context, cap: dict[str, Any]) -> Outcome:
     (owner,), conv = await _room(ctx, 0)
-    made = await _uploaded(ctx, cap, owner, conv, media.png(), "msgops-deleted.png")
+    made = await _uploaded(ctx, owner, conv, media.png(), "msgops-deleted.png")
     aid = str(made["id"])
     message = await send(ctx, owner, conv, f"msgops attachment probe {uuid.uuid4().hex[:8]}")
-    method, path = route(cap, "attach", attachment_id=aid)
-    require(await call(ctx, owner, method, path, json={"message_id": str(message["id"])}), 200, 201,
-            what="attach the upload to a message")
-    url = str((json_of(await _get(ctx, cap, owner, aid)) or {}).get("url") or "")
+    await operation(ctx, owner, "attach_attachment", "attach the upload to a message", attachment_id=aid,
+                    message_id=str(message["id"]))
+    url = str((await _get(ctx, owner, aid)).fields.get("url") or "")
     before = await _fetch(url) if url else None
     if before is None or before.status_code != 200:
         raise CannotEvaluate(f"the attachment's signed URL did not serve it before the deletion "
                              f"({before.status_code if before else 'no URL'})")
-    require(await call(ctx, owner, "DELETE", f"/messages/{message['id']}"), 200, 204, what="delete the message")
+    await operation(ctx, owner, "delete_message", "delete the message", conversation_id=conv,
+                    message_id=str(message["id"]))
     job = cap.get("cleanup_job")
     cleanup = None
     if isinstance(job, str):
@@ -207,7 +211,7 @@ async def deleted_message_files(ctx: Context, cap: dict[str, Any]) -> Outcome:
             raise CannotEvaluate(f"could not run the cleanup job {job}: POST /admin/jobs/{job}/run answered "
                                  f"{r.status_code} {trim(r.text, 200)}")
     after = await _fetch(url)
-    listed = await _get(ctx, cap, owner, aid)
+    listed = (await _get(ctx, owner, aid)).response
     evidence = {"attachment": aid, "message_id": message["id"], "before": before.status_code, "cleanup": cleanup,
                 "after": after.status_code, "attachment_after": listed.status_code}
     if after.status_code == 200:
@@ -218,11 +222,11 @@ async def deleted_message_files(ctx: Context, cap: dict[str, Any]) -> Outcome:
     return passed(f"the file of a deleted message is gone from storage ({after.status_code})", **evidence)
 
 
-async def image_processing(ctx: Context, cap: dict[str, Any]) -> Outcome:
+async def image_processing(ctx: Context) -> Outcome:
     (owner,), conv = await _room(ctx, 0)
     original = media.jpeg_with_exif()
-    made = await _uploaded(ctx, cap, owner, conv, original, "msgops-photo.jpg")
-    body = json_of(await _get(ctx, cap, owner, str(made["id"]))) or {}
+    made = await _uploaded(ctx, owner, conv, original, "msgops-photo.jpg")
+    body = (await _get(ctx, owner, str(made["id"]))).fields
     stored = await _fetch(str(body.get("url") or "")) if body.get("url") else None
     evidence = {"attachment": made["id"], "uploaded_has_exif": media.has_exif(original),
                 "served": None if stored is None else {"status": stored.status_code, "bytes": len(stored.content)},
@@ -237,9 +241,9 @@ async def image_processing(ctx: Context, cap: dict[str, Any]) -> Outcome:
     return passed("the photo is served without EXIF and has a thumbnail", **evidence)
 
 
-async def voice_duration(ctx: Context, cap: dict[str, Any]) -> Outcome:
+async def voice_duration(ctx: Context) -> Outcome:
     (owner,), conv = await _room(ctx, 0)
-    made = await _uploaded(ctx, cap, owner, conv, media.wav(1.5), "msgops-voice.wav")
+    made = await _uploaded(ctx, owner, conv, media.wav(1.5), "msgops-voice.wav")
     duration = made.get("duration_ms")
     evidence = {"attachment": made["id"], "kind": made.get("kind"), "duration_ms": duration, "expected_ms": 1500}
     if not isinstance(duration, int | float) or abs(duration - 1500) > 100:
@@ -248,8 +252,9 @@ async def voice_duration(ctx: Context, cap: dict[str, Any]) -> Outcome:
 
 
 @probe("http.attachments",
-       what="Uploads files as probe users through the routes the target advertises (/health capabilities."
-            "attachments) and checks one property: size_limit (413 over the limit), type_sniffing (an executable "
+       what="Uploads files as probe users through the target's API map (upload_attachment, attachment_url, "
+            "attach_attachment, delete_attachment) and checks one property: size_limit (413 over the limit), "
+            "type_sniffing (an executable "
             "renamed .png is refused), member_only_urls (only members get signed URLs; a tampered URL fails), "
             "url_expiry (signed URLs are short-lived and stop working), deleted_message_files (a deleted "
             "message's file leaves storage), image_processing (EXIF removed, thumbnail), voice_duration.",
@@ -264,15 +269,15 @@ async def http_attachments(ctx: Context, check: AttachmentCheck, limit_bytes: in
     if check == "size_limit":
         return await size_limit(ctx, cap, limit_bytes)
     if check == "type_sniffing":
-        return await type_sniffing(ctx, cap)
+        return await type_sniffing(ctx)
     if check == "member_only_urls":
-        return await member_only_urls(ctx, cap)
+        return await member_only_urls(ctx)
     if check == "url_expiry":
-        return await url_expiry(ctx, cap, max_ttl_s, wait_s)
+        return await url_expiry(ctx, max_ttl_s, wait_s)
     if check == "deleted_message_files":
         return await deleted_message_files(ctx, cap)
     if check == "image_processing":
-        return await image_processing(ctx, cap)
+        return await image_processing(ctx)
     if check == "voice_duration":
-        return await voice_duration(ctx, cap)
+        return await voice_duration(ctx)
     raise ValueError(f"unknown attachments check {check!r}")

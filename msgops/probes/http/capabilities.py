@@ -1,15 +1,17 @@
 """What a target says it offers beyond the core messaging API: `/health`'s `capabilities`.
 
 A capability lists its routes as `"METHOD /path/{param}"` and its limits. A probe of a feature asks
-for its capability first and skips, with the reason, on a target that does not offer it.
+for its capability first and skips, with the reason, on a target that does not offer it; a target whose
+API map (msgops.yaml `api.operations`) names the feature's operation offers it whatever /health says.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from msgops import apimap
 from msgops.probes.context import Context, Skip
-from msgops.probes.http.common import fill_path, json_of, shared
+from msgops.probes.http.common import json_of, shared
 
 
 async def capabilities(ctx: Context) -> dict[str, Any]:
@@ -33,10 +35,13 @@ async def capability(ctx: Context, name: str, what: str) -> dict[str, Any]:
     return cap
 
 
-def route(cap: dict[str, Any], key: str, **values: str) -> tuple[str, str]:
-    """(method, path) of the capability's route `key`, with its `{params}` filled from `values`."""
-    spec = cap.get(key)
-    if not isinstance(spec, str) or " " not in spec:
-        raise Skip(f"the target's capability lists no `{key}` route")
-    method, path = spec.split(" ", 1)
-    return method.upper(), fill_path(path, values)
+async def feature(ctx: Context, name: str, what: str, operation: str) -> dict[str, Any]:
+    """The capability `name` of a feature whose main operation is `operation`: Skip "not part of this
+    API" when the target's API map lacks it; {} when the map names it but /health lists nothing."""
+    ctx.require_api()
+    if await apimap.lookup(ctx, operation) is None:
+        raise Skip(f"not part of this API: the operation {operation} is not in msgops.yaml api.operations")
+    if operation in apimap.of(ctx).operations:
+        cap = (await capabilities(ctx)).get(name)
+        return cap if isinstance(cap, dict) else {}
+    return await capability(ctx, name, what)

@@ -1,7 +1,9 @@
 """http.notifications: mentions, notifications and their preferences, observed from outside.
 
-The target's `/health` capability `notifications` says where the feed and the per-room setting live;
-a target without it is skipped. Each check runs as fresh probe users with names of their own.
+The feed, the per-room setting and display names are operations of the target's API map
+(list_notifications, set_room_notifications, set_display_name); a target whose map lacks them is
+skipped. A notification is about a message when it names the message's id anywhere in it. Each check
+runs as fresh probe users with names of their own.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from typing import Any, Literal
 
 from msgops.probes import probe
 from msgops.probes.context import Context, ProbeUser
-from msgops.probes.http.capabilities import capability, route
-from msgops.probes.http.common import call, group, require, send, users
+from msgops.probes.http.capabilities import feature
+from msgops.probes.http.common import group, operation, send, users, walk_strings
 from msgops.results import Outcome, failed, passed
 
 NotificationCheck = Literal["mention_members_only", "muted_room_silent", "offline_push"]
@@ -28,37 +30,38 @@ async def _named(ctx: Context, count: int) -> list[tuple[ProbeUser, str]]:
     out = []
     for user in made:
         name = f"msgops{uuid.uuid4().hex[:10]}"
-        require(await call(ctx, user, "PATCH", "/me", json={"display_name": name}), 200,
-                what="give a probe user a display name")
+        await operation(ctx, user, "set_display_name", "give a probe user a display name", display_name=name)
         out.append((user, name))
     return out
 
 
-async def _feed(ctx: Context, cap: dict[str, Any], user: ProbeUser) -> list[dict[str, Any]]:
-    method, path = route(cap, "feed")
-    body = require(await call(ctx, user, method, path), 200, what="read the notification feed")
-    items = body.get("items") if isinstance(body, dict) else body
-    return [i for i in items or [] if isinstance(i, dict)]
+async def _feed(ctx: Context, user: ProbeUser) -> list[dict[str, Any]]:
+    fields = await operation(ctx, user, "list_notifications", "read the notification feed")
+    items = fields.get("items", fields["body"])
+    return [i for i in items or [] if isinstance(i, dict)] if isinstance(items, list) else []
 
 
-async def _about(ctx: Context, cap: dict[str, Any], user: ProbeUser, message_id: str,
-                 wait_s: float) -> list[dict[str, Any]]:
+def _names(item: dict[str, Any], message_id: str) -> bool:
+    return any(text == message_id for _, text in walk_strings(item))
+
+
+async def _about(ctx: Context, user: ProbeUser, message_id: str, wait_s: float) -> list[dict[str, Any]]:
     """The user's notifications about `message_id`, waiting up to `wait_s` for one to appear."""
     deadline = time.monotonic() + wait_s
     while True:
-        found = [n for n in await _feed(ctx, cap, user) if str(n.get("message_id")) == message_id]
+        found = [n for n in await _feed(ctx, user) if _names(n, message_id)]
         if found or time.monotonic() >= deadline:
             return found
         await asyncio.sleep(0.2)
 
 
-async def mention_members_only(ctx: Context, cap: dict[str, Any]) -> Outcome:
+async def mention_members_only(ctx: Context) -> Outcome:
     (author, _), (member, member_name), (outsider, outsider_name) = await _named(ctx, 3)
     conv = await group(ctx, author, title="msgops mention probe", members=(member,))
     message = await send(ctx, author, conv, f"hello @{member_name} and @{outsider_name}")
     mid = str(message["id"])
-    theirs = await _about(ctx, cap, member, mid, 5.0)
-    leaked = await _about(ctx, cap, outsider, mid, _SETTLE_S)
+    theirs = await _about(ctx, member, mid, 5.0)
+    leaked = await _about(ctx, outsider, mid, _SETTLE_S)
     evidence = {"message_id": mid, "member_notifications": theirs, "outsider_notifications": leaked}
     if leaked:
         return failed(f"a mention of {outsider_name}, who is not in the conversation, notified them about "
@@ -68,18 +71,17 @@ async def mention_members_only(ctx: Context, cap: dict[str, Any]) -> Outcome:
     return passed("the mentioned member was notified; the mentioned non-member was not", **evidence)
 
 
-async def muted_room_silent(ctx: Context, cap: dict[str, Any]) -> Outcome:
+async def muted_room_silent(ctx: Context) -> Outcome:
     (author, _), (member, member_name) = await _named(ctx, 2)
     muted = await group(ctx, author, title="msgops muted room probe", members=(member,))
     loud = await group(ctx, author, title="msgops unmuted room probe", members=(member,))
-    method, path = route(cap, "room_setting", conversation_id=muted)
     until = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
-    require(await call(ctx, member, method, path, json={"level": "all", "muted_until": until}), 200, 201, 204,
-            what="mute a conversation")
+    await operation(ctx, member, "set_room_notifications", "mute a conversation", conversation_id=muted,
+                    level="all", muted_until=until)
     quiet = await send(ctx, author, muted, f"@{member_name} in a muted room")
     control = await send(ctx, author, loud, f"@{member_name} in a room not muted")
-    heard = await _about(ctx, cap, member, str(control["id"]), 5.0)
-    leaked = await _about(ctx, cap, member, str(quiet["id"]), _SETTLE_S)
+    heard = await _about(ctx, member, str(control["id"]), 5.0)
+    leaked = await _about(ctx, member, str(quiet["id"]), _SETTLE_S)
     evidence = {"muted_conversation": muted, "muted_message": quiet["id"], "notified_in_muted": leaked,
                 "control_message": control["id"], "notified_in_unmuted": heard}
     if leaked:
@@ -92,8 +94,9 @@ async def muted_room_silent(ctx: Context, cap: dict[str, Any]) -> Outcome:
 
 
 @probe("http.notifications",
-       what="Sends messages as probe users and reads the recipients' notification feed (the route the target "
-            "advertises in /health capabilities.notifications): mention_members_only (mentioning a non-member "
+       what="Sends messages as probe users and reads the recipients' notification feed (operations "
+            "list_notifications, set_room_notifications, set_display_name of the API map): "
+            "mention_members_only (mentioning a non-member "
             "notifies no one), muted_room_silent (a muted room does not notify), offline_push (an offline "
             "member's web push arrives).",
        why="Notifications reach people outside the conversation: a mention that resolves to anyone leaks "
@@ -102,15 +105,15 @@ async def muted_room_silent(ctx: Context, cap: dict[str, Any]) -> Outcome:
        fix="Resolve mentions among the room's members only, and apply each recipient's preferences (level, "
            "mute until) before writing the notification.")
 async def http_notifications(ctx: Context, check: NotificationCheck) -> Outcome:
-    cap = await capability(ctx, "notifications", "notifications")
-    if check == "mention_members_only":
-        return await mention_members_only(ctx, cap)
-    if check == "muted_room_silent":
-        return await muted_room_silent(ctx, cap)
     if check == "offline_push":
         from msgops.probes.http.push import offline_push
 
         return await offline_push(ctx)
+    await feature(ctx, "notifications", "notifications", "list_notifications")
+    if check == "mention_members_only":
+        return await mention_members_only(ctx)
+    if check == "muted_room_silent":
+        return await muted_room_silent(ctx)
     raise ValueError(f"unknown notifications check {check!r}")
 
 

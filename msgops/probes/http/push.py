@@ -20,9 +20,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from msgops import apimap
 from msgops.probes.context import Context, NotRun
-from msgops.probes.http.capabilities import capability, route
-from msgops.probes.http.common import api_host, call, direct, is_loopback, require, send, trim, users
+from msgops.probes.http.capabilities import feature
+from msgops.probes.http.common import api_host, direct, is_loopback, require, send, trim, users
 from msgops.results import Outcome, failed, passed
 
 _WAIT_S = 10.0
@@ -85,7 +86,7 @@ class Receiver:
 
 
 async def offline_push(ctx: Context) -> Outcome:
-    cap = await capability(ctx, "push", "web push")
+    await feature(ctx, "push", "web push", "subscribe_push")
     if not is_loopback(api_host(ctx)):
         raise NotRun("offline_push needs the target to reach msgops' push endpoint on loopback: run it against "
                      "a target on this machine (msgops serve, or the service started locally)")
@@ -95,9 +96,9 @@ async def offline_push(ctx: Context) -> Outcome:
         sender, recipient = await users(ctx, "attendee", "attendee")
         device = Device()
         endpoint = f"{receiver.url}/push/{uuid.uuid4().hex}"
-        method, path = route(cap, "subscribe")
-        r = await call(ctx, recipient, method, path,
-                       json={"endpoint": endpoint, "keys": {"p256dh": _b64(device.public), "auth": _b64(device.auth)}})
+        answer = await apimap.call(ctx, recipient, "subscribe_push", endpoint=endpoint, p256dh=_b64(device.public),
+                                   auth=_b64(device.auth))
+        r = answer.response
         if r.status_code == 422:
             raise NotRun(f"the target refused msgops' plain-http push endpoint on loopback ({trim(r.text, 160)}): "
                          "allow http push endpoints for this run (the reference service: MSGOPS_PUSH_ALLOW_HTTP=1)")
