@@ -193,6 +193,8 @@ def create_app(breaks: Breaks | None = None) -> Any:
     async def stop(sid: str, data: dict[str, Any]) -> None:
         await typing(sid, data, False)
 
+    from tests.foreign_chat.files import router as files_router  # uploads, signed links, alerts
+    api.include_router(files_router(rooms, who, breaks))
     return socketio.ASGIApp(sio, other_asgi_app=api, socketio_path="ws")
 
 
