@@ -56,7 +56,8 @@ OPERATIONS: dict[str, frozenset[str]] = {
     "mark_read": frozenset({"conversation_id", "message_id", "seq"}),
     "report": frozenset({"conversation_id", "message_id", "reason"}),
 }
-# Attachments, notifications and web push (http.attachments, http.notifications).
+# Attachments, notifications (of conversations and channels) and web push (http.attachments,
+# http.notifications).
 OPERATIONS.update({
     "upload_attachment": frozenset({"conversation_id", "file", "filename", "content_type"}),
     "attachment_url": frozenset({"attachment_id"}),
@@ -66,6 +67,10 @@ OPERATIONS.update({
     "list_notifications": frozenset(),
     "set_room_notifications": frozenset({"conversation_id", "level", "muted_until"}),
     "subscribe_push": frozenset({"endpoint", "p256dh", "auth"}),
+    "create_community": frozenset({"title"}),
+    "join_community": frozenset({"community_id"}),
+    "send_community_message": frozenset({"community_id", "content"}),
+    "set_community_notifications": frozenset({"community_id", "level", "muted_until"}),
 })
 FILE = "{file}"  # in `multipart:` or `content:`, the file's bytes
 _PLACEHOLDER = placeholders.PATTERN
@@ -127,7 +132,8 @@ REFERENCE: dict[str, Operation] = {
     "mark_read": _op("PATCH /messages/{message_id}/read"),
     "report": _op("POST /messages/{message_id}/report", {"reason": "{reason}"}),
 }
-# Attachments, notifications and web push (http.attachments, http.notifications).
+# Attachments, notifications (of conversations and channels) and web push (http.attachments,
+# http.notifications).
 REFERENCE.update({
     "upload_attachment": Operation(
         request="POST /conversations/{conversation_id}/attachments?filename={filename}", content="{file}",
@@ -144,6 +150,12 @@ REFERENCE.update({
                                   {"level": "{level}", "muted_until": "{muted_until}"}),
     "subscribe_push": _op("POST /push/subscriptions",
                           {"endpoint": "{endpoint}", "keys": {"p256dh": "{p256dh}", "auth": "{auth}"}}),
+    "create_community": _op("POST /communities", {"name": "{title}"}, {"id": "id"}),
+    "join_community": _op("POST /communities/{community_id}/join"),
+    "send_community_message": _op("POST /communities/{community_id}/messages", {"content": "{content}"},
+                                  {"id": "id", "seq": "seq"}),
+    "set_community_notifications": _op("PUT /communities/{community_id}/notifications",
+                                       {"level": "{level}", "muted_until": "{muted_until}"}),
 })
 
 

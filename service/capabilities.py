@@ -29,7 +29,9 @@ class NotificationsCapability(BaseModel):
     mark_read: str = "POST /notifications/read"
     preferences: str = "PUT /notifications/preferences"
     room_setting: str = "PUT /conversations/{conversation_id}/notifications"
+    community_setting: str = "PUT /communities/{community_id}/notifications"
     mentions: str = "GET /messages/{message_id}/mentions"
+    community_mentions: str = "GET /community-messages/{message_id}/mentions"
     realtime_event: str = "notification"
     kinds: list[str] = ["mention", "reply", "direct", "message"]
 

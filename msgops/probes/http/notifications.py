@@ -20,11 +20,13 @@ from msgops.probes.http.capabilities import feature
 from msgops.probes.http.common import group, operation, send, users, walk_strings
 from msgops.results import Outcome, failed, passed
 
-NotificationCheck = Literal["mention_members_only", "muted_room_silent", "offline_push"]
-_SETTLE_S = 1.5  # how long a notification that should not come is waited for
+NotificationCheck = Literal["mention_members_only", "muted_room_silent", "channel_notifications",
+                            "channel_preferences", "offline_push"]
+SETTLE_S = 1.5  # how long a notification that should not come is waited for
+WAIT_S = 5.0  # how long a notification that should come is waited for
 
 
-async def _named(ctx: Context, count: int) -> list[tuple[ProbeUser, str]]:
+async def named(ctx: Context, count: int) -> list[tuple[ProbeUser, str]]:
     """Probe users with display names nobody else has (mentions resolve names)."""
     made = await users(ctx, *(["attendee"] * count))
     out = []
@@ -45,7 +47,7 @@ def _names(item: dict[str, Any], message_id: str) -> bool:
     return any(text == message_id for _, text in walk_strings(item))
 
 
-async def _about(ctx: Context, user: ProbeUser, message_id: str, wait_s: float) -> list[dict[str, Any]]:
+async def about(ctx: Context, user: ProbeUser, message_id: str, wait_s: float) -> list[dict[str, Any]]:
     """The user's notifications about `message_id`, waiting up to `wait_s` for one to appear."""
     deadline = time.monotonic() + wait_s
     while True:
@@ -56,12 +58,12 @@ async def _about(ctx: Context, user: ProbeUser, message_id: str, wait_s: float) 
 
 
 async def mention_members_only(ctx: Context) -> Outcome:
-    (author, _), (member, member_name), (outsider, outsider_name) = await _named(ctx, 3)
+    (author, _), (member, member_name), (outsider, outsider_name) = await named(ctx, 3)
     conv = await group(ctx, author, title="msgops mention probe", members=(member,))
     message = await send(ctx, author, conv, f"hello @{member_name} and @{outsider_name}")
     mid = str(message["id"])
-    theirs = await _about(ctx, member, mid, 5.0)
-    leaked = await _about(ctx, outsider, mid, _SETTLE_S)
+    theirs = await about(ctx, member, mid, WAIT_S)
+    leaked = await about(ctx, outsider, mid, SETTLE_S)
     evidence = {"message_id": mid, "member_notifications": theirs, "outsider_notifications": leaked}
     if leaked:
         return failed(f"a mention of {outsider_name}, who is not in the conversation, notified them about "
@@ -72,7 +74,7 @@ async def mention_members_only(ctx: Context) -> Outcome:
 
 
 async def muted_room_silent(ctx: Context) -> Outcome:
-    (author, _), (member, member_name) = await _named(ctx, 2)
+    (author, _), (member, member_name) = await named(ctx, 2)
     muted = await group(ctx, author, title="msgops muted room probe", members=(member,))
     loud = await group(ctx, author, title="msgops unmuted room probe", members=(member,))
     until = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
@@ -80,8 +82,8 @@ async def muted_room_silent(ctx: Context) -> Outcome:
                     level="all", muted_until=until)
     quiet = await send(ctx, author, muted, f"@{member_name} in a muted room")
     control = await send(ctx, author, loud, f"@{member_name} in a room not muted")
-    heard = await _about(ctx, member, str(control["id"]), 5.0)
-    leaked = await _about(ctx, member, str(quiet["id"]), _SETTLE_S)
+    heard = await about(ctx, member, str(control["id"]), WAIT_S)
+    leaked = await about(ctx, member, str(quiet["id"]), SETTLE_S)
     evidence = {"muted_conversation": muted, "muted_message": quiet["id"], "notified_in_muted": leaked,
                 "control_message": control["id"], "notified_in_unmuted": heard}
     if leaked:
@@ -96,9 +98,10 @@ async def muted_room_silent(ctx: Context) -> Outcome:
 @probe("http.notifications",
        what="Sends messages as probe users and reads the recipients' notification feed (operations "
             "list_notifications, set_room_notifications, set_display_name of the API map): "
-            "mention_members_only (mentioning a non-member "
-            "notifies no one), muted_room_silent (a muted room does not notify), offline_push (an offline "
-            "member's web push arrives).",
+            "mention_members_only (mentioning a non-member notifies no one), muted_room_silent (a muted room "
+            "does not notify), channel_notifications (a channel's message notifies its followers and the "
+            "members it mentions, not mentioned non-members), channel_preferences (a muted channel is silent; "
+            "'mentions only' notifies of mentions alone), offline_push (an offline member's web push arrives).",
        why="Notifications reach people outside the conversation: a mention that resolves to anyone leaks "
            "content, and a mute that does not hold is the first thing users report.",
        example="mention_members_only: '@bob' in a room bob is not in puts the message's excerpt in bob's feed.",
@@ -114,6 +117,12 @@ async def http_notifications(ctx: Context, check: NotificationCheck) -> Outcome:
         return await mention_members_only(ctx)
     if check == "muted_room_silent":
         return await muted_room_silent(ctx)
+    if check in ("channel_notifications", "channel_preferences"):
+        from msgops.probes.http import notifications_channels as channels
+
+        await feature(ctx, "notifications", "notifications", "set_community_notifications")
+        return await (channels.channel_notifications(ctx) if check == "channel_notifications"
+                      else channels.channel_preferences(ctx))
     raise ValueError(f"unknown notifications check {check!r}")
 
 
