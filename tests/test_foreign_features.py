@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from msgops import probes
+from msgops import apimap, probes
 from msgops.config import Target
+from msgops.errors import UserError
 from tests.foreign_chat import app as foreign
 from tests.foreign_chat import files
 from tests.test_foreign_target import run, start
@@ -70,8 +71,22 @@ def test_probe_uploads_are_deleted_when_the_run_ends(chat):
     ("http.attachments", "member_only_urls", "upload_attachment"),
     ("http.attachments", "deleted_message_files", "attach_attachment"),
     ("http.notifications", "mention_members_only", "list_notifications"),
+    ("http.notifications", "channel_notifications", "set_community_notifications"),
 ])
 def test_an_operation_the_foreign_map_lacks_skips_the_check(chat, kind, check, operation):
     api = {**files.API, "operations": {k: v for k, v in files.API["operations"].items() if k != operation}}
     with pytest.raises(probes.Skip, match=f"not part of this API: the operation {operation} "):
         asyncio.run(run(chat(api), kind, check=check))
+
+
+def test_a_wrong_file_body_in_the_map_is_a_configuration_error():
+    upload = "POST /api/rooms/{conversation_id}/files"
+    for op, fragment in [({"request": upload, "multipart": {"blob": "{file}"}, "json": {"a": 1}},
+                          "json, multipart and content are different bodies"),
+                         ({"request": upload, "multipart": {"blob": "{blob}"}}, "unknown placeholder {blob}"),
+                         ({"request": upload, "content": "{file}", "headers": {"X-Name": "{name}"}},
+                          "unknown placeholder {name}"),
+                         ({"request": upload, "content": "{filename}"}, "upload_attachment.content")]:
+        with pytest.raises(UserError, match=fragment) as caught:
+            apimap.parse({"operations": {"upload_attachment": op}})
+        assert caught.value.exit_code == 3 and "\n" not in str(caught.value)
