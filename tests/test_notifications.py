@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 import pytest
 
 from tests.support import RunningService, User, start_service
@@ -205,3 +207,29 @@ async def test_community_notifications_arrive_as_realtime_events(svc: RunningSer
                                                                                    "ping @bob5")
     finally:
         await client.ws.close()
+
+
+def test_channel_settings_mentions_and_notifications_are_guarded_by_rls(svc: RunningService) -> None:
+    alice, bob, mallory = named(svc, "alice6"), named(svc, "bob6"), named(svc, "mallory6")
+    cid = community(svc, alice, bob)
+    assert svc.http.put(f"/communities/{cid}/notifications", json={"level": "all"},
+                        headers=bob.headers).status_code == 200
+    msg = post(svc, alice, cid, "hello @bob6 and @mallory6")
+
+    def as_user(user: User, query: str, *params: Any) -> list[tuple[Any, ...]]:
+        with psycopg.connect(svc.database_url) as conn:  # one transaction, rolled back
+            conn.execute("select set_config('role', 'authenticated', true), set_config('request.jwt.claims', %s, true)",
+                         (json.dumps({"sub": str(user.id), "role": "authenticated"}),))
+            rows = conn.execute(query, params).fetchall()
+            conn.rollback()
+            return rows
+
+    settings = "select user_id from public.community_notification_settings where community_id = %s"
+    assert as_user(bob, settings, cid) == [(bob.id,)] and as_user(alice, settings, cid) == []
+    mentions = "select user_id from public.community_message_mentions where community_message_id = %s"
+    assert as_user(alice, mentions, msg["id"]) == [(bob.id,)] and as_user(mallory, mentions, msg["id"]) == []
+    feed_rows = "select user_id from public.notifications where community_id = %s"
+    assert as_user(bob, feed_rows, cid) == [(bob.id,)] and as_user(alice, feed_rows, cid) == []
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):  # a setting for a community one is not in
+        as_user(mallory, "insert into public.community_notification_settings (user_id, community_id) "
+                         "values ((select auth.uid()), %s)", cid)
