@@ -122,3 +122,20 @@ def test_health_lists_the_capabilities(svc: RunningService) -> None:
     paths = svc.http.get("/openapi.json").json()["paths"]
     for path in ("/conversations/{conversation_id}/attachments", "/notifications", "/push/subscriptions"):
         assert path in paths
+
+
+def test_a_mention_in_a_community_is_pushed_with_the_community(svc: RunningService, endpoint: PushEndpoint) -> None:
+    from tests.test_notifications import community, post
+
+    alice, bob = named(svc, "alicecp"), named(svc, "bobcp")
+    device = endpoint.device()
+    assert svc.http.post("/push/subscriptions", json=device.subscription(endpoint.url),
+                         headers=bob.headers).status_code == 201
+    cid = community(svc, alice, bob)
+    msg = post(svc, alice, cid, "over here @bobcp")
+    body = json.loads(endpoint.received.get(timeout=10).plaintext)
+    while body["message_id"] != msg["id"]:  # pushes of earlier tests' messages may still be queued
+        body = json.loads(endpoint.received.get(timeout=10).plaintext)
+    assert (body["kind"], body["community_id"], body["message_id"], body["title"]) == \
+        ("mention", cid, msg["id"], "alicecp mentioned you")
+    assert "conversation_id" not in body
