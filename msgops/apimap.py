@@ -73,6 +73,7 @@ OPERATIONS.update({
     "set_community_notifications": frozenset({"community_id", "level", "muted_until"}),
 })
 FILE = "{file}"  # in `multipart:` or `content:`, the file's bytes
+_FILE_TIMEOUT_S = 120.0  # an upload of a file may take longer than other requests
 _PLACEHOLDER = placeholders.PATTERN
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 
@@ -271,9 +272,6 @@ def _body(op: Operation, values: Mapping[str, Any]) -> dict[str, Any]:
                 "data": {k: _fill_text(v, values, url=False) for k, v in op.multipart.items() if v != FILE},
                 "timeout": _FILE_TIMEOUT_S}
     return {}
-
-
-_FILE_TIMEOUT_S = 120.0
 
 
 async def lookup(ctx: Context, name: str) -> Operation | None:
