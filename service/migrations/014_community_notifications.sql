@@ -38,27 +38,9 @@ alter table public.notifications
 create index idx_notifications_community_seq on public.notifications (community_id, seq);
 create index idx_notifications_community_message on public.notifications (community_message_id);
 
--- The members of a room other than the sender, with their own setting for that room (null: defaults).
-create or replace function public.notification_recipients(is_community boolean, room uuid, sender uuid)
-returns table (user_id uuid, level text, muted_until timestamptz)
-language sql stable security definer
-set search_path = ''
-as $$
-  select m.user_id, s.level, s.muted_until
-    from public.conversation_members m
-    left join public.conversation_notification_settings s
-           on s.user_id = m.user_id and s.conversation_id = m.conversation_id
-   where not is_community and m.conversation_id = room and m.user_id is distinct from sender
-  union all
-  select m.user_id, s.level, s.muted_until
-    from public.community_members m
-    left join public.community_notification_settings s
-           on s.user_id = m.user_id and s.community_id = m.community_id
-   where is_community and m.community_id = room and m.user_id is distinct from sender
-$$;
-revoke execute on function public.notification_recipients(boolean, uuid, uuid) from public, anon, authenticated;
-
--- One trigger function for messages and community messages: mentions, then notifications.
+-- One trigger function for messages and community messages, one statement: the room's other members
+-- with their setting for the room, those the message mentions (recorded), and their notifications.
+-- The branch for the other kind of room is cut by a one-time filter; the plan is cached per table.
 create or replace function public.record_mentions_and_notifications() returns trigger
 language plpgsql security definer
 set search_path = ''
@@ -68,7 +50,7 @@ declare
   room uuid;
   room_kind text := 'community';
   parent_sender uuid;
-  mentioned uuid[] := '{}';
+  handles text[] := '{}';
 begin
   if new.sender_id is null or new.content is null or new.is_deleted then
     return null;
@@ -83,19 +65,34 @@ begin
     end if;
   end if;
   if position('@' in new.content) > 0 then
-    select coalesce(array_agg(distinct r.user_id), '{}') into mentioned
-      from public.notification_recipients(community, room, new.sender_id) r
-      join public.profiles p on p.id = r.user_id
-     where lower(regexp_replace(p.display_name, '\s', '', 'g')) in (
-           select lower(x[1]) from regexp_matches(new.content, '@([[:alnum:]_.-]{1,100})', 'g') as x);
-    if community then
-      insert into public.community_message_mentions (community_message_id, user_id)
-      select new.id, u from unnest(mentioned) as u on conflict do nothing;
-    else
-      insert into public.message_mentions (message_id, user_id)
-      select new.id, u from unnest(mentioned) as u on conflict do nothing;
-    end if;
+    handles := array(select lower(x[1]) from regexp_matches(new.content, '@([[:alnum:]_.-]{1,100})', 'g') as x);
   end if;
+  with recipients as (
+    select m.user_id, s.level, s.muted_until
+      from public.conversation_members m
+      left join public.conversation_notification_settings s
+             on s.user_id = m.user_id and s.conversation_id = m.conversation_id
+     where not community and m.conversation_id = room and m.user_id <> new.sender_id
+    union all
+    select m.user_id, s.level, s.muted_until
+      from public.community_members m
+      left join public.community_notification_settings s
+             on s.user_id = m.user_id and s.community_id = m.community_id
+     where community and m.community_id = room and m.user_id <> new.sender_id
+  ), mentioned as (
+    select distinct r.user_id
+      from recipients r
+      join public.profiles p on p.id = r.user_id
+     where cardinality(handles) > 0 and lower(regexp_replace(p.display_name, '\s', '', 'g')) = any(handles)
+  ), conversation_mentions as (
+    insert into public.message_mentions (message_id, user_id)
+    select new.id, mm.user_id from mentioned mm where not community
+    on conflict do nothing
+  ), community_mentions as (
+    insert into public.community_message_mentions (community_message_id, user_id)
+    select new.id, mm.user_id from mentioned mm where community
+    on conflict do nothing
+  )
   insert into public.notifications (user_id, kind, conversation_id, message_id, community_id, community_message_id,
                                     seq, actor_id)
   select r.user_id, r.kind,
@@ -103,7 +100,7 @@ begin
          case when community then room end, case when community then new.id end,
          new.seq, new.sender_id
     from (select m.user_id,
-                 case when m.user_id = any(mentioned) then 'mention'
+                 case when mm.user_id is not null then 'mention'
                       when m.user_id = parent_sender then 'reply'
                       when room_kind = 'direct' then 'direct'
                       else 'message' end as kind,
@@ -111,7 +108,8 @@ begin
                                         else coalesce(pr.rooms, 'mentions') end) as level,
                  coalesce(pr.mentions, 'all') as mentions,
                  coalesce(greatest(m.muted_until, pr.muted_until) > now(), false) as muted
-            from public.notification_recipients(community, room, new.sender_id) m
+            from recipients m
+            left join mentioned mm on mm.user_id = m.user_id
             left join public.notification_preferences pr on pr.user_id = m.user_id) r
    where not r.muted
      and r.level <> 'none'
