@@ -20,7 +20,8 @@ _SQL_GLOBS = ("/usr/share/postgresql/*/extension/pgtap--*.sql", "/usr/local/shar
 def pgtap_sql() -> Path | None:
     """pgTAP's install script (`PGTAP_SQL`, or the newest `pgtap--X.Y.Z.sql` a package installed)."""
     if os.environ.get("PGTAP_SQL"):
-        return Path(os.environ["PGTAP_SQL"])
+        given = Path(os.environ["PGTAP_SQL"])
+        return given if given.is_file() else None
     found = [p for g in _SQL_GLOBS for p in Path("/").glob(g.lstrip("/"))
              if re.fullmatch(r"pgtap--\d+\.\d+\.\d+\.sql", p.name)]
     return max(found, key=lambda p: tuple(int(x) for x in re.findall(r"\d+", p.name)), default=None)
