@@ -107,9 +107,8 @@ async def test_missing_on_the_seed_schema_fails(new_database: NewDatabase) -> No
 
 
 async def test_no_such_function_elsewhere_is_not_applicable(new_database: NewDatabase) -> None:
-    from tests.test_probes_db_foreign import CHAT_SCHEMA, SUPABASE_BASICS
+    from tests.test_probes_db_foreign import chat_database
 
-    url = new_database(migrated=False)
-    sql(url, SUPABASE_BASICS, CHAT_SCHEMA)
+    url = chat_database(new_database)
     with pytest.raises(Skip, match=r"not applicable: no exposed function is a get-or-create of public\.rooms"):
         await check(url, KIND, function="get_or_create_conversation")
