@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 from psycopg import AsyncConnection, sql
 
-from msgops.dbmodel.arrange import Arranger
+from msgops.dbmodel.arrange import ArrangeError, Arranger
 from msgops.dbmodel.discover import ROOM_WORDS, Catalog, read_catalog
 from msgops.dbmodel.model import Model
 from msgops.dbmodel.target import target_model
@@ -326,7 +326,10 @@ async def get_or_create_room(ctx: Context, function: Name | None = None) -> Outc
             await require_rls_bypass(conn)
         except ImpersonationError as exc:
             raise Skip(str(exc)) from None
-        subs, keys = await Arranger(conn, cat, model).users()
+        try:
+            subs, keys = await Arranger(conn, cat, model).users()
+        except ArrangeError as exc:
+            raise Skip(f"could not arrange users on this schema: {exc}") from None
         session = _Session(conn, cat, model, fn, keys, subs)
         problems, calls, notes = await judge(session)
     evidence = {"function": fn.signature, "found_by": "name" if function and fn.name.endswith(

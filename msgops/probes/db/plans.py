@@ -237,7 +237,9 @@ async def observe(ctx: Context) -> dict[str, Any]:
        what="EXPLAIN ANALYZE of a hot read (message_page, community_message_page, unread_counts, search) in a "
             "rolled-back transaction, with synthetic rows and ANALYZE when the tables are nearly empty: passes "
             "when the plan reads messages through an index (no Seq Scan; pages served in index order, no Sort) "
-            "and, with `max_ms`, runs within that time.",
+            "and, with `max_ms`, runs within that time. On a schema that is not the seeds' the queries are the "
+            "model's: its message page, unread counts from its read position or read flag, search over its "
+            "message content.",
        why="A page query that scans or sorts a conversation's whole history gets slower with every message; "
            "it is fast in staging with 100 rows and times out in production with 10M.",
        example="idx_messages_conversation_created was dropped: message_page does a Seq Scan on messages and "
