@@ -112,3 +112,39 @@ async def test_no_such_function_elsewhere_is_not_applicable(new_database: NewDat
     url = chat_database(new_database)
     with pytest.raises(Skip, match=r"not applicable: no exposed function is a get-or-create of public\.rooms"):
         await check(url, KIND, function="get_or_create_conversation")
+
+
+# a marketplace (participants as buyer_id/seller_id columns of the room) with a get-or-create of its own name,
+# returning the room's row
+START_CONVERSATION = """
+create function public.start_conversation(seller uuid) returns public.conversations
+language plpgsql security definer set search_path = '' as $$
+declare c public.conversations;
+begin
+  if auth.uid() is null then raise exception 'not authenticated' using errcode = '42501'; end if;
+  select * into c from public.conversations where buyer_id = auth.uid() and seller_id = seller;
+  if not found then
+    insert into public.conversations (buyer_id, seller_id) values (auth.uid(), SELLER) returning * into c;
+  end if;
+  return c;
+end $$;
+revoke execute on function public.start_conversation(uuid) from public, anon;
+grant execute on function public.start_conversation(uuid) to authenticated;
+"""
+
+
+@pytest.mark.parametrize(("seller", "problem"), [("seller", None), ("auth.uid()", "does not have other in it")],
+                         ids=["both-in-the-room", "the-other-left-out"])
+async def test_found_by_its_row_type_and_judged_on_participant_columns(new_database: NewDatabase, seller: str,
+                                                                        problem: str | None) -> None:
+    from tests.test_corpus import apply
+
+    url = apply(new_database, "marketplace_buyer_seller")
+    sql(url, START_CONVERSATION.replace("SELLER", seller))
+    outcome = await check(url, KIND, function="get_or_create_conversation")
+    assert outcome.evidence["function"] == "public.start_conversation(seller uuid)"
+    if problem is None:
+        assert outcome.status == "pass", outcome.message
+        assert outcome.evidence["calls"][0]["members"] == ["member", "other"]
+    else:
+        assert_fails_naming(outcome, problem, "public.conversations")

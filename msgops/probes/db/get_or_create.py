@@ -37,7 +37,8 @@ select format('%%I.%%I', n.nspname, p.proname) as name,
        format('%%I.%%I(%%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)) as signature,
        coalesce(p.proargnames, '{}') as arg_names, p.proargtypes::regtype[]::text[] as arg_types,
        p.pronargdefaults as defaults, p.proretset as returns_set, p.prorettype::regtype::text as returns,
-       case when t.typrelid <> 0 then t.typrelid::regclass::text end as returns_row,
+       (select format('%%I.%%I', rn.nspname, rc.relname) from pg_class rc
+          join pg_namespace rn on rn.oid = rc.relnamespace where rc.oid = t.typrelid) as returns_row,
        case when exists (select 1 from pg_roles where rolname = 'anon')
             then has_function_privilege('anon', p.oid, 'EXECUTE') else false end as anon,
        case when exists (select 1 from pg_roles where rolname = 'authenticated')
