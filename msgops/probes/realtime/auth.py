@@ -21,9 +21,9 @@ _SILENT_TYPES = frozenset({"error"})  # what a refused socket may be sent
 def _cases(ctx: Context) -> dict[str, tuple[str, str | None]]:
     """case -> (query string, auth frame token or None for no auth frame at all). An expired token is
     tried when the personas can sign one (hs256, private_key)."""
-    someone = uuid.uuid4()
+    someone = str(uuid.uuid4())
     now = int(time.time())
-    forged = jwt.encode({"sub": str(someone), "role": "authenticated", "aud": "authenticated", "iat": now,
+    forged = jwt.encode({"sub": someone, "role": "authenticated", "aud": "authenticated", "iat": now,
                          "exp": now + 900}, "msgops-probe-wrong-secret-" + uuid.uuid4().hex, algorithm="HS256")
     cases: dict[str, tuple[str, str | None]] = {
         "missing": ("", None),

@@ -35,7 +35,8 @@ async def delivery(ctx: Context, budget_ms: Annotated[float, Field(gt=0)] = 1000
         sent = await scene.send("sender", "msgops delivery probe")
         frame = await inbox.wait(received(sent.id), timeout=max(budget_ms / 1000 * 2, REPLY_TIMEOUT))
         evidence: dict[str, Any] = {"conversation_id": str(scene.conversation), "message_id": sent.id,
-                                    "seq": sent.seq, "budget_ms": budget_ms}
+                                    "seq": sent.seq, "recipient": scene.who(scene.uid("recipient")),
+                                    "budget_ms": budget_ms}
         if frame is None:
             evidence["recipient_frames"] = [brief(f) for f in inbox.frames[-5:]]
             return failed(f"the message never reached the recipient's socket (waited "
