@@ -99,12 +99,11 @@ class Personas:
         except PersonaError as exc:
             raise CannotEvaluate(str(exc)) from None
 
-    async def trial(self) -> None:
-        """Get one token now, so a source that cannot work fails before the run (PersonaError, exit 3)."""
-        if self._fixed:
-            await self.source.token(self._fixed[0])
-        elif not self.source.can_sign:
-            await self.source.token(self._persona(self.config.base_role, "preflight"))
+    async def trial(self) -> str:
+        """One persona's token, got now: a source that cannot work fails before the run (PersonaError,
+        exit 3), and the preflight can try the token where probes will present it."""
+        persona = self._fixed[0] if self._fixed else self._persona(self.config.base_role, "preflight")
+        return (await self.source.token(persona)).token
 
     # --- fresh users ------------------------------------------------------------------------
 
