@@ -83,6 +83,7 @@ def test_realtime_delivery_with_clerk_user_ids(clerk_chat):
     outcome, _ = asyncio.run(run(clerk_chat(), "realtime.delivery"))
     assert outcome.status == "pass", outcome
     assert "user_2" in json.dumps(outcome.evidence), outcome.evidence  # the recipient, named by its Clerk id
+    assert outcome.evidence["protocol"] == "socketio (namespace /chat)"
 
 
 def test_no_email_leak_with_clerk_user_ids_passes_and_fails_when_broken(clerk_chat):

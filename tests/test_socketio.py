@@ -116,6 +116,7 @@ async def test_every_realtime_check_passes_over_socketio(service: RunningService
         await ctx.close()
     bad = [f"{r.id} {r.status} {r.message[:200]}" for r in results if r.status != "pass"]
     assert not bad, bad
+    assert {r.evidence["protocol"] for r in results} == {"socketio (namespace /messaging)"}
     assert len(results) >= 20
 
     # the adapter really speaks Socket.IO: a namespace the server does not have is refused, named
