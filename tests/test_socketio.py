@@ -114,6 +114,7 @@ async def test_every_realtime_check_passes_over_socketio(service: RunningService
         results = await run_items(items, ctx, RunOptions(concurrency=8, timeout_s=60))
     finally:
         await ctx.close()
+    assert ctx.leftovers == []  # the run's users, who share conversations, all erased at once
     bad = [f"{r.id} {r.status} {r.message[:200]}" for r in results if r.status != "pass"]
     assert not bad, bad
     assert {r.evidence["protocol"] for r in results} == {"socketio (namespace /messaging)"}
