@@ -37,15 +37,15 @@ def _b64(data: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(data, separators=(",", ":")).encode()).rstrip(b"=").decode()
 
 
-def _claims(sub: uuid.UUID, **changes: Any) -> dict[str, Any]:
+def _claims(sub: str, **changes: Any) -> dict[str, Any]:
     now = int(time.time())
-    claims: dict[str, Any] = {"sub": str(sub), "role": "authenticated", "aud": "authenticated",
+    claims: dict[str, Any] = {"sub": sub, "role": "authenticated", "aud": "authenticated",
                               "iat": now, "exp": now + 900}
     claims.update(changes)
     return claims
 
 
-def _tokens(ctx: Context, sub: uuid.UUID, case: str) -> list[str | None]:
+def _tokens(ctx: Context, sub: str, case: str) -> list[str | None]:
     """The Authorization header values to try for `case` (None: no header). Each token is valid in
     every respect but the one the case is about, for a user the service knows."""
     forged = jwt.encode(_claims(sub), _WRONG_SECRET, algorithm="HS256")
@@ -86,7 +86,7 @@ async def _case(ctx: Context, case: str) -> list[dict[str, Any]]:
 
     async def observe() -> list[dict[str, Any]]:
         # missing/malformed/invalid_signature need no known user: any subject will do.
-        sub = (await _user(ctx)).id if case in _NEEDS_USER else uuid.uuid4()
+        sub = (await _user(ctx)).id if case in _NEEDS_USER else str(uuid.uuid4())
         route = await _protected_route(ctx)
         seen = []
         for value in _tokens(ctx, sub, case):

@@ -35,7 +35,7 @@ class Flow:
         self.ctx = ctx
         self.steps: list[dict[str, Any]] = []
         self.tag = uuid.uuid4().hex[:8]  # marks this run's texts, to find them among others
-        self._names: dict[uuid.UUID, str] = {}
+        self._names: dict[str, str] = {}
 
     async def user(self, role: str = "attendee") -> ProbeUser:
         return (await self.users(role))[0]
