@@ -5,6 +5,7 @@ realtime checks pass there, and each fails when the service is broken in exactly
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -84,9 +85,40 @@ def test_realtime_delivery_over_the_foreign_socketio(chat):
     assert ctx.leftovers and "no way to erase them" in ctx.leftovers[0] and "personas.delete" in ctx.leftovers[0]
 
 
+FLOWS: list[tuple[str, dict[str, Any], str]] = [
+    # flow, the break that must make it fail, the step that fails
+    ("send_message", {"unseen_stays_zero": True}, "attendee2's list shows the conversation with 1 unread"),
+    ("edit_delete_message", {"anyone_edits": True}, "attendee2 cannot edit it"),
+    ("search_messages", {"search_everywhere": True}, "an outsider cannot search it"),
+    ("pagination", {"page_repeats": True}, "then seq 3..7, more before it"),
+    ("unread_counts", {"unseen_stays_zero": True}, "attendee2 has 3 unread"),
+]
+
+
+@pytest.mark.parametrize(("flow", "breaks", "step"), FLOWS, ids=[f[0] for f in FLOWS])
+def test_a_messaging_flow_passes_on_the_foreign_chat_and_fails_when_it_is_broken(chat, flow, breaks, step):
+    outcome, _ = asyncio.run(run(chat(), "http.flow", flow=flow))
+    assert outcome.status == "pass", outcome
+    requests = [s["request"] for s in outcome.evidence["steps"] if "request" in s]
+    assert requests and all(r.split(" ", 1)[1].startswith("/api/rooms") for r in requests), requests
+    broken, _ = asyncio.run(run(chat(**breaks), "http.flow", flow=flow))
+    assert broken.status == "fail", broken
+    failing = [s for s in broken.evidence["steps"] if not s["ok"]]
+    assert [s["step"] for s in failing] == [step] and step in broken.message, broken
+
+
 def test_an_operation_the_api_lacks_is_skipped(chat):
     with pytest.raises(probes.Skip, match="not part of this API"):
         asyncio.run(run(chat(), "http.sql_injection"))
+    with pytest.raises(probes.Skip, match=r"operation create_community is not in msgops\.yaml api\.operations"):
+        asyncio.run(run(chat(), "http.flow", flow="create_community"))
+    target = chat()
+    operations = {**foreign.API["operations"], "list_messages": {"request": "GET /api/rooms/{conversation_id}/posts",
+                                                                 "response": {"messages": "posts"}}}
+    paging_unknown = Target(api_url=target.api_url, personas=target.personas, env=target.env,
+                            api={"defaults": "none", "operations": operations})
+    with pytest.raises(probes.Skip, match=r"operation list_messages .* has no \{limit\} placeholder"):
+        asyncio.run(run(paging_unknown, "http.flow", flow="pagination"))
 
 
 def test_a_wrong_api_map_is_a_configuration_error():
@@ -94,8 +126,16 @@ def test_a_wrong_api_map_is_a_configuration_error():
                           ({"operations": {"send_message": {"request": "POST /rooms/{room}/posts"}}},
                            "unknown placeholder {room}"),
                           ({"operations": {"report": {"request": "SEND /x"}}}, 'expected "METHOD /path"'),
-                          ({"defaults": "nestjs"}, "api.defaults")]:
-        with pytest.raises(UserError, match=fragment) as caught:
+                          ({"defaults": "nestjs"}, "api.defaults"),
+                          ({"operations": {"search": {"request": "GET /s", "items": {"hits": {"id": "postId"}}}}},
+                           "items.hits: not a list this operation returns (it returns results)"),
+                          ({"operations": {"search": {"request": "GET /s", "items": {"results": {"ID": "postId"}}}}},
+                           "items.results.ID: msgops reads no field 'ID'"),
+                          ({"operations": {"search": {"request": "GET /s", "response": {"results": "hits..x"}}}},
+                           "'hits..x' is not a dotted path"),
+                          ({"operations": {"mark_read": {"request": "POST /s", "response": {"unread": "n"}}}},
+                           "response.unread: msgops reads no field 'unread'")]:
+        with pytest.raises(UserError, match=re.escape(fragment)) as caught:
             apimap.parse(raw)
         assert caught.value.exit_code == 3 and "\n" not in str(caught.value)
 
