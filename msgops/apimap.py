@@ -7,15 +7,16 @@
           request: "POST /api/rooms"
           json: {name: "{title}", members: "{member_ids}"}
           response: {id: room.roomId}            # msgops's field <- a dotted path in the target's JSON
-        send_message:
-          request: "POST /api/rooms/{conversation_id}/posts"
-          json: {text: "{content}", nonce: "{client_msg_id}"}
-          response: {id: post.postId, seq: post.seq}
+        list_messages:
+          request: "GET /api/rooms/{conversation_id}/posts?limit={limit}&before={before}"
+          response: {messages: posts, has_more: more}
+          items: {messages: {id: postId, content: text}}   # each list item's field <- a path in the item
         report: null                   # the target has no such operation: its checks are skipped
 
 A JSON value that is exactly one placeholder ("{member_ids}") takes the value as it is (a list, a
-number); placeholders inside longer strings are replaced by text. An operation the map does not
-have makes the probe that needs it `skip` "not part of this API".
+number); placeholders inside longer strings are replaced by text; a query pair or JSON field whose
+placeholder has no value is left out. An operation the map does not have makes the probe that needs it
+`skip` "not part of this API". docs/api-map.md lists the operations and the fields read from each.
 """
 
 from __future__ import annotations
