@@ -306,6 +306,21 @@ def dig(body: Any, path: str) -> Any:
     return body
 
 
+class Fields(dict[str, Any]):
+    """An answer's fields under msgops's names; reading one the answer lacks is CannotEvaluate naming
+    the operation and the mapping that would supply it."""
+
+    def __init__(self, name: str, request: str, values: dict[str, Any]) -> None:
+        super().__init__(values)
+        self.name, self.request = name, request
+
+    def __missing__(self, key: str) -> Any:
+        from msgops.probes.context import CannotEvaluate
+
+        raise CannotEvaluate(f"the answer to {self.name} ({self.request}) has no field {key!r}: the target does "
+                             f"not return it, or msgops.yaml api.operations.{self.name}.response does not map it")
+
+
 def read(op: Operation, data: Any) -> dict[str, Any]:
     """The answer's fields under msgops's names: its own top-level fields, then `response:` over them,
     then `items:` over each item of a list field; the whole JSON under "body"."""
@@ -389,5 +404,6 @@ async def call(ctx: Context, user: ProbeUser | None, name: str, /, *, needs: tup
         r = await ctx.http.request(method or op.method, path, content=raw, headers=sent)
     else:
         r = await ctx.http.request(method or op.method, path, json=json_body, headers=sent)
-    return Answer(r, op, read(op, json_of(r)))
+    return Answer(r, op, Fields(name, f"{r.request.method} {r.request.url.path} answered {r.status_code}",
+                                read(op, json_of(r))))
 

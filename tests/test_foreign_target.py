@@ -164,6 +164,11 @@ def test_an_api_map_derived_from_the_targets_openapi(chat):
     assert derived["create_group"].response == {"id": "room.roomId"}
     assert derived["send_message"].json_body == {"text": "{content}", "nonce": "{client_msg_id}"}
     assert derived["remove_member"].request == "DELETE /api/rooms/{conversation_id}/people/{user_id}"
+    assert derived["get_message"].request == "GET /api/rooms/{conversation_id}/posts/{message_id}"
+    assert derived["get_conversation"].request == "GET /api/rooms/{conversation_id}"
+    assert derived["list_conversations"].request == "GET /api/rooms"
+    assert derived["list_messages"].request == ("GET /api/rooms/{conversation_id}/posts?limit={limit}&before={before}"
+                                                "&after={after}&since={since_seq}")
     assert "report" not in derived
     derived_target = Target(api_url=target.api_url, personas=target.personas, realtime=target.realtime,
                             api={"defaults": "none", "derive": "openapi"}, env=target.env)

@@ -230,7 +230,7 @@ def create_app(breaks: Breaks | None = None) -> Any:
         room.seen[user] = max(room.seen.get(user, 0), body.upTo)
         return {"unseen": unseen(room, user)}
 
-    @api.get("/api/rooms", operation_id="myRooms")
+    @api.get("/api/rooms", operation_id="listRooms")
     async def my_rooms(authorization: str | None = Header(None)) -> dict[str, Any]:
         user = who(authorization)
         return {"rooms": [{"roomId": r.id, "name": r.name, "unseen": unseen(r, user)}
