@@ -12,7 +12,6 @@ from msgops import apimap
 from msgops.probes import probe
 from msgops.probes.context import Context
 from msgops.probes.http.common import (
-    community,
     direct,
     exchange,
     group,
@@ -54,10 +53,12 @@ async def _sql_injection(ctx: Context) -> Outcome:
     a, b, outsider = await users(ctx, "attendee", "attendee", "attendee")
     conv = await direct(ctx, a, b)
     await send(ctx, b, conv, "msgops injection probe hello")
-    secret = await community(ctx, outsider, private=True, name="msgops private injection probe",
-                             description="hello probe")
     secret_conv = await group(ctx, outsider, title="msgops private injection group")
-    private_ids = {str(secret["id"]), secret_conv}
+    private_ids = {secret_conv}
+    secret = await optional(ctx, outsider, "create_community", name="msgops private injection probe",
+                            description="hello probe", is_private=True)
+    if secret is not None and secret.ok:
+        private_ids.add(str(secret["id"]))
 
     sent = await asyncio.gather(*(apimap.call(ctx, a, "send_message", conversation_id=conv, content=p)
                                   for p in SQL_PAYLOADS))
@@ -102,14 +103,14 @@ async def _sql_injection(ctx: Context) -> Outcome:
         leaked = sorted(i for i in private_ids if i in r.text)
         if leaked:
             problems.append(f"{where} returned another user's private resource {', '.join(leaked)}")
-    for payload, r in zip(SQL_PAYLOADS, stored, strict=True):
-        if r.status_code == 201 and payload not in [html.unescape(c or "") for c in contents]:
+    for payload, answer in zip(SQL_PAYLOADS, sent, strict=True):
+        if answer.ok and payload not in [html.unescape(c or "") for c in contents]:
             problems.append(f"payload {payload!r} was not stored as its literal text")
     evidence: dict[str, Any] = {
         "payloads": list(SQL_PAYLOADS), "requests": len(everything),
         "statuses": sorted({f"{k}:{r.status_code}" for k, _, r in everything}),
         "stored": [{"sent": p, "status": answer.response.status_code,
-                    "returned": answer.fields.get("content") if answer.response.status_code == 201 else None}
+                    "returned": answer.fields.get("content") if answer.ok else None}
                    for p, answer in zip(SQL_PAYLOADS, sent, strict=True)],
         "slowest_ms": round(max(r.elapsed.total_seconds() for _, _, r in everything) * 1000, 1),
     }

@@ -150,5 +150,6 @@ async def _no_email_leak(ctx: Context) -> Outcome:
         first = next(r for _, r in answers if target_of(r) == findings[0]["url"])
         return failed(f"email addresses in {len(leaks)} place(s): {', '.join(leaks[:5])}", findings=findings[:20],
                       example=exchange(first, body=300), **evidence)
-    return passed(f"no email address in {len(answers)} responses of {len(ops)} GET endpoints "
-                  "(two members and a moderator reading)", **evidence)
+    readers = "two members" + (" and a moderator" if staff else "")
+    return passed(f"no email address in {len(answers)} responses of {len(ops)} GET endpoints ({readers} reading)",
+                  **evidence)

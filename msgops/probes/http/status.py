@@ -52,6 +52,9 @@ async def _battery(ctx: Context) -> list[Attempt]:
         comm = str(json_of(created).get("id")) if created is not None and created.status_code == 201 else None
         if created is not None and comm is None:
             comm = str((await community(ctx, a))["id"])
+        if comm is None:  # what needs a community is not part of this API either
+            attempts += [Attempt(403, "a non-member posts in a community", None, attempts[-1].missing),
+                         Attempt(409, "the owner leaves their community", None, attempts[-1].missing)]
         nobody = str(uuid.uuid4())
         await asyncio.gather(
             go(200, "list my conversations", a, "list_conversations"),
