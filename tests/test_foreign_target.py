@@ -117,6 +117,16 @@ def test_probes_that_scan_the_api_read_through_the_map(chat):
     assert xss.status == "fail" and "content returned by POST /api/rooms/" in xss.message, xss
 
 
+def test_endpoints_a_checklist_names_are_looked_up_through_the_map(chat):
+    named = ["POST /conversations/:id/messages", "GET /conversations/:id/messages", "PATCH /messages/:id"]
+    outcome, _ = asyncio.run(run(chat(), "http.endpoints", endpoints=named))
+    assert outcome.status == "pass", outcome
+    assert [e["as"] for e in outcome.evidence["endpoints"]] == [
+        "POST /api/rooms/{room_id}/posts", "GET /api/rooms/{room_id}/posts", "PUT /api/rooms/{room_id}/posts/{post_id}"]
+    with pytest.raises(probes.Skip, match=r"POST /communities \(operation create_community\)"):
+        asyncio.run(run(chat(), "http.endpoints", endpoints=[*named, "POST /communities"]))
+
+
 def test_an_operation_the_api_lacks_is_skipped(chat):
     with pytest.raises(probes.Skip, match=r"operation create_community is not in msgops\.yaml api\.operations"):
         asyncio.run(run(chat(), "http.flow", flow="create_community"))
