@@ -75,7 +75,8 @@ OPERATIONS: dict[str, frozenset[str]] = {
 
 _MESSAGE = frozenset({"id", "seq", "content", "is_deleted", "edited_at", "client_msg_id", "highlight"})
 # operation -> the fields probes read from its answer: a scalar (None) or a list of items with these fields.
-# `response:` and `items:` may only name these (an operation not listed here reads none).
+# `response:` and `items:` may only name these (for an operation listed neither here nor in _READS_NOTHING,
+# only their paths are checked).
 RETURNS: dict[str, dict[str, frozenset[str] | None]] = {
     "create_direct": {"id": None},
     "create_group": {"id": None},
@@ -100,6 +101,9 @@ RETURNS: dict[str, dict[str, frozenset[str] | None]] = {
     "send_community_message": {"id": None, "content": None},
     "list_community_messages": {"messages": frozenset({"id", "content"})},
 }
+# operations whose answers msgops does not read (a mapping for them is a mistake)
+_READS_NOTHING = frozenset({"add_member", "remove_member", "delete_message", "set_role", "join_community",
+                            "leave_community"})
 _PLACEHOLDER = placeholders.PATTERN
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 _DOTTED = re.compile(r"\.|[A-Za-z0-9_$@-]+(\.[A-Za-z0-9_$@-]+)*")
@@ -141,20 +145,22 @@ class Operation(BaseModel):
             raise ValueError(f"unknown placeholder {{{placeholder}}} (this operation has "
                              f"{placeholders.listed(allowed)})")
         returns = RETURNS.get(name, {})
+        checked = name in RETURNS or name in _READS_NOTHING  # (operations declared elsewhere: paths only)
         for ours, theirs in self.response.items():
-            _check_field(f"response.{ours}", ours, theirs, returns)
+            _check_field(f"response.{ours}", ours, theirs, returns if checked else None)
         for ours, fields in self.items.items():
             item_fields = returns.get(ours)
-            if item_fields is None:
+            if checked and item_fields is None:
                 lists = [f for f, v in returns.items() if v is not None]
                 raise ValueError(f"items.{ours}: not a list this operation returns (it returns "
                                  f"{', '.join(lists) or 'no list'})")
             for field, theirs in fields.items():
-                _check_field(f"items.{ours}.{field}", field, theirs, dict.fromkeys(item_fields))
+                _check_field(f"items.{ours}.{field}", field, theirs,
+                             dict.fromkeys(item_fields) if item_fields is not None else None)
 
 
-def _check_field(where: str, ours: str, theirs: str, known: Mapping[str, Any]) -> None:
-    if ours not in known:
+def _check_field(where: str, ours: str, theirs: str, known: Mapping[str, Any] | None) -> None:
+    if known is not None and ours not in known:
         raise ValueError(f"{where}: msgops reads no field {ours!r} here (known: {', '.join(known) or 'none'})")
     if not isinstance(theirs, str) or not _DOTTED.fullmatch(theirs):
         raise ValueError(f"{where}: {theirs!r} is not a dotted path like post.postId (or . for the whole answer)")
@@ -264,7 +270,8 @@ def of(ctx: Context) -> ApiMap:
 def _fill_text(text: str, values: Mapping[str, Any], *, url: bool) -> str:
     def one(m: re.Match[str]) -> str:
         value = values.get(m.group(1), "")
-        return quote(str(value), safe="") if url else str(value)
+        text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        return quote(text, safe="") if url else text
 
     return _PLACEHOLDER.sub(one, text)
 
