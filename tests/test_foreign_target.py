@@ -89,7 +89,7 @@ FLOWS: list[tuple[str, dict[str, Any], str]] = [
     # flow, the break that must make it fail, the step that fails
     ("send_message", {"unseen_stays_zero": True}, "attendee2's list shows the conversation with 1 unread"),
     ("edit_delete_message", {"anyone_edits": True}, "attendee2 cannot edit it"),
-    ("search_messages", {"search_everywhere": True}, "an outsider cannot search it"),
+    ("search_messages", {"search_everywhere": True}, "exactly the matching message is found"),
     ("pagination", {"page_repeats": True}, "then seq 3..7, more before it"),
     ("unread_counts", {"unseen_stays_zero": True}, "attendee2 has 3 unread"),
 ]

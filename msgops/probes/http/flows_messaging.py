@@ -54,6 +54,8 @@ async def search_messages(f: Flow) -> str:
     word = f"needle{f.tag}"
     hit = await f.message(a, conv, f"please find the {word} in this haystack")
     await f.message(a, conv, "an unrelated message about lunch")
+    elsewhere = await f.direct(a, outsider)
+    await f.message(a, elsewhere, f"the same {word} in another conversation")
     found = await f.op("attendee2 searches the conversation", "search", b, expect=OK, conversation_id=conv,
                        query=word)
     results = found.get("results") or []
@@ -61,7 +63,7 @@ async def search_messages(f: Flow) -> str:
     f.verify("the match is highlighted", "<mark>" in str(results[0].get("highlight", "")),
              results[0].get("highlight"))
     await f.op("an outsider cannot search it", "search", outsider, expect=404, conversation_id=conv, query=word)
-    return "full-text search found the one matching message, highlighted, for members only"
+    return "full-text search found the one matching message of the conversation, highlighted, for members only"
 
 
 @flow("pagination")
