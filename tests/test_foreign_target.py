@@ -18,6 +18,7 @@ from msgops.config import Target
 from msgops.embedded import free_port
 from msgops.errors import UserError
 from msgops.probes import Context
+from msgops.probes.context import CannotEvaluate
 from msgops.results import Outcome
 from tests.foreign_chat import app as foreign
 from tests.support import run_in_thread
@@ -127,7 +128,7 @@ def test_endpoints_a_checklist_names_are_looked_up_through_the_map(chat):
         asyncio.run(run(chat(), "http.endpoints", endpoints=[*named, "POST /communities"]))
 
 
-def test_an_operation_the_api_lacks_is_skipped(chat):
+def test_what_the_map_lacks_is_skipped_or_named(chat):
     with pytest.raises(probes.Skip, match=r"operation create_community is not in msgops\.yaml api\.operations"):
         asyncio.run(run(chat(), "http.flow", flow="create_community"))
     target = chat()
@@ -137,6 +138,12 @@ def test_an_operation_the_api_lacks_is_skipped(chat):
                             api={"defaults": "none", "operations": operations})
     with pytest.raises(probes.Skip, match=r"operation list_messages .* has no \{limit\} placeholder"):
         asyncio.run(run(paging_unknown, "http.flow", flow="pagination"))
+    bare = {**foreign.API["operations"], "list_conversations": {"request": "GET /api/rooms"}}  # rooms not mapped
+    unmapped_list = Target(api_url=target.api_url, personas=target.personas, env=target.env,
+                           api={"defaults": "none", "operations": bare})
+    with pytest.raises(CannotEvaluate, match=r"list_conversations \(GET /api/rooms answered 200\) has no field "
+                                             r"'conversations'.*api\.operations\.list_conversations\.response"):
+        asyncio.run(run(unmapped_list, "http.flow", flow="send_message"))
 
 
 def test_a_wrong_api_map_is_a_configuration_error():
