@@ -13,6 +13,7 @@ import httpx
 import jwt
 from pydantic import Field
 
+from msgops import apimap
 from msgops.probes import probe
 from msgops.probes.context import CannotEvaluate, Context, NotRun, ProbeUser, Skip
 from msgops.probes.http.common import (
@@ -68,17 +69,18 @@ def _tokens(ctx: Context, sub: str, case: str) -> list[str | None]:
 
 
 async def _protected_route(ctx: Context) -> str:
-    """A GET route that needs a token: /conversations if documented, else the first such route."""
-    try:
-        doc = await openapi(ctx)
-    except Skip:
-        return "/conversations"
-    if "/conversations" in doc["paths"]:
-        return "/conversations"
+    """A GET route that needs a token: the API map's list_conversations (or list of communities), else the
+    first documented GET route without parameters."""
+    for name in ("list_conversations", "list_communities"):
+        mapped = await apimap.lookup(ctx, name)
+        if mapped is not None and mapped.method == "GET" and "{" not in mapped.path.partition("?")[0]:
+            return mapped.path.partition("?")[0]
+    doc = await openapi(ctx)
     for op in operations(doc):
         if op.method == "GET" and "{" not in op.path and op.path not in PUBLIC_PATHS:
             return op.path
-    return "/conversations"
+    raise Skip("neither the API map (list_conversations) nor the OpenAPI document names a GET route that needs "
+               "a token; add list_conversations to msgops.yaml api.operations")
 
 
 async def _case(ctx: Context, case: str) -> list[dict[str, Any]]:
