@@ -16,16 +16,20 @@ from msgops.apimap import OPERATIONS, Operation
 
 _VERBS = {"create": "create", "new": "create", "start": "create", "open": "create", "add": "add", "invite": "add",
           "remove": "remove", "kick": "remove", "send": "send", "post": "send", "list": "list", "get": "list",
+          "fetch": "list", "show": "list",
           "edit": "edit", "update": "edit", "delete": "delete", "search": "search", "mark": "mark", "read": "mark",
           "report": "report", "flag": "report"}
 _NOUNS = {"conversation": "room", "room": "room", "channel": "room", "group": "room", "chat": "room",
+          "conversations": "room", "rooms": "room", "channels": "room", "chats": "room",
           "direct": "direct", "dm": "direct", "member": "member", "participant": "member", "person": "member",
           "people": "member", "user": "member", "message": "message", "messages": "message", "post": "message",
           "posts": "message"}
 # msgops operation -> (verb, noun) in the words above
 _WANTED = {"create_group": ("create", "room"), "create_direct": ("create", "direct"), "add_member": ("add", "member"),
            "remove_member": ("remove", "member"), "send_message": ("send", "message"),
-           "list_messages": ("list", "message"), "edit_message": ("edit", "message"),
+           "list_messages": ("list", "message"), "get_message": ("get", "message"),
+           "list_conversations": ("list", "room"), "get_conversation": ("get", "room"),
+           "edit_message": ("edit", "message"),
            "delete_message": ("delete", "message"), "search": ("search", "message"), "mark_read": ("mark", "message"),
            "report": ("report", "message")}
 _FIELDS = {"content": ("content", "text", "body", "message"), "title": ("title", "name", "subject"),
@@ -33,7 +37,8 @@ _FIELDS = {"content": ("content", "text", "body", "message"), "title": ("title",
            "user_id": ("user_id", "userid", "member_id", "memberid", "participant_id"),
            "client_msg_id": ("client_msg_id", "nonce", "client_id", "clientid", "idempotency_key"),
            "reason": ("reason",), "seq": ("seq", "sequence"), "query": ("q", "query", "term"),
-           "limit": ("limit", "page_size")}
+           "limit": ("limit", "page_size"), "before": ("before", "before_seq"), "after": ("after", "after_seq"),
+           "since_seq": ("since_seq", "since"), "cursor": ("cursor",), "archived": ("archived",)}
 _PARAM = re.compile(r"\{([^}/]+)\}")
 
 
@@ -111,6 +116,8 @@ def derive(doc: dict[str, Any]) -> dict[str, Operation]:
             verb, noun = _meaning(words)
             if verb == "send" and method.upper() == "GET":
                 verb = "list"
+            if verb == "list" and path.rstrip("/").endswith("}"):  # one of them, by its id
+                verb = "get"
             name = next((op for op, want in _WANTED.items() if want == (verb, noun)), None)
             if name is None or name in found:
                 continue

@@ -77,7 +77,7 @@ class Persona:
     """Who the statement runs as: an API role and the `sub` of the JWT the API would have verified."""
 
     name: str
-    sub: uuid.UUID | None = None
+    sub: uuid.UUID | str | None = None  # what the JWT's sub says; PostgreSQL casts it where a uuid is wanted
     role: ApiRole = "authenticated"
     extra_claims: Mapping[str, Any] = field(default_factory=dict)
 

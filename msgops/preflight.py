@@ -74,7 +74,8 @@ async def _database(url: str) -> str | None:
 
 
 async def unreachable(target: Target, families: set[str]) -> dict[str, str]:
-    """{probe family: why it cannot run} for the families whose endpoint does not answer."""
+    """{probe family: why it cannot run} for the families whose endpoint does not answer, or (Socket.IO)
+    refuses the namespace or the test users' tokens the realtime probes would present."""
     wanted = {NEEDS[f] for f in families if f in NEEDS}
     checks: dict[str, asyncio.Task[str | None]] = {}
     async with asyncio.TaskGroup() as group:
@@ -86,15 +87,20 @@ async def unreachable(target: Target, families: set[str]) -> dict[str, str]:
     for part, task in checks.items():
         if (reason := task.result()) is not None:
             down[part] = reason
+    token = None
     if "api" in wanted and target.api_url and "api" not in down and families & {"http", "realtime"}:
-        await personas.verify(target)  # a token_command or sign-in that cannot work: exit 3 before the run
+        token = await personas.verify(target)  # a token_command or sign-in that cannot work: exit 3 now
+    stopped = {family: down[part] for family, part in NEEDS.items() if part in down}
     realtime = realtime_settings.parse(target.realtime)
     if "realtime" in families and realtime.protocol == "socketio" and target.api_url and "api" not in down:
         from msgops.probes.realtime.sio_adapter import refusal
 
-        if why := await refusal(realtime, (realtime.url or target.api_url).rstrip("/")):
-            raise UserError(why)
-    return {family: down[part] for family, part in NEEDS.items() if part in down}
+        refused = await refusal(realtime, (realtime.url or target.api_url).rstrip("/"), token)
+        if refused is not None and refused.no_server:
+            raise UserError(refused.why)
+        if refused is not None:  # one line now, instead of every realtime check erroring on its own
+            stopped["realtime"] = refused.why
+    return stopped
 
 
 _FIX = {

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from msgops.cli import app
 from msgops.config import resolve
+from msgops.dbmodel.pgtap import ENSURE_PGTAP
 from tests.corpus_check import CORPUS
 
 
@@ -60,9 +61,11 @@ def _run_pgtap(url: str, text: str) -> list[tuple[bool, str]]:
     create or replace function pg_temp.plan(integer) returns text language sql as $$ select 'plan' $$;
     create or replace function public.ok(boolean, text) returns text language plpgsql as $$
     begin raise notice 'tap|%|%', $1, $2; return 'ok'; end $$;
+    create or replace function public.skip(text, integer) returns text language plpgsql as $$
+    begin raise notice 'tap|t|skipped: %', $1; return 'ok'; end $$;
     create or replace function pg_temp.finish() returns setof text language sql as $$ select 'done' $$;
     """
-    body = (text.replace("create extension if not exists pgtap;", stub)
+    body = (text.replace(ENSURE_PGTAP, stub)
             .replace("select plan(", "select pg_temp.plan(").replace("from finish()", "from pg_temp.finish()"))
     with psycopg.connect(url, autocommit=True) as conn:
         conn.add_notice_handler(lambda d: seen.append(((d.message_primary or "").split("|")[1] == "t" and True)
@@ -88,7 +91,7 @@ def test_the_matrix_exported_as_pgtap_replays_and_finds_the_same_hole(new_databa
                                     "--save-matrix", str(saved)])
     assert done.exit_code == 0, done.output
     results = _run_pgtap(url, tap.read_text())
-    assert len(results) == tap.read_text().count("select ok(") > 10
+    assert len(results) == tap.read_text().count("ok(msgops_tap.cell(") > 10
     failing = [what for passed, what in results if not passed]
     assert failing == ["member sends to public.team_messages as another user (sender_id forged): denied"], failing
 

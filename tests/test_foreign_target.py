@@ -5,6 +5,7 @@ realtime checks pass there, and each fails when the service is broken in exactly
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +18,7 @@ from msgops.config import Target
 from msgops.embedded import free_port
 from msgops.errors import UserError
 from msgops.probes import Context
+from msgops.probes.context import CannotEvaluate
 from msgops.results import Outcome
 from tests.foreign_chat import app as foreign
 from tests.support import run_in_thread
@@ -84,9 +86,64 @@ def test_realtime_delivery_over_the_foreign_socketio(chat):
     assert ctx.leftovers and "no way to erase them" in ctx.leftovers[0] and "personas.delete" in ctx.leftovers[0]
 
 
-def test_an_operation_the_api_lacks_is_skipped(chat):
-    with pytest.raises(probes.Skip, match="not part of this API"):
-        asyncio.run(run(chat(), "http.sql_injection"))
+FLOWS: list[tuple[str, dict[str, Any], str]] = [
+    # flow, the break that must make it fail, the step that fails
+    ("send_message", {"unseen_stays_zero": True}, "attendee2's list shows the conversation with 1 unread"),
+    ("edit_delete_message", {"anyone_edits": True}, "attendee2 cannot edit it"),
+    ("search_messages", {"search_everywhere": True}, "exactly the matching message is found"),
+    ("pagination", {"page_repeats": True}, "then seq 3..7, more before it"),
+    ("unread_counts", {"unseen_stays_zero": True}, "attendee2 has 3 unread"),
+]
+
+
+@pytest.mark.parametrize(("flow", "breaks", "step"), FLOWS, ids=[f[0] for f in FLOWS])
+def test_a_messaging_flow_passes_on_the_foreign_chat_and_fails_when_it_is_broken(chat, flow, breaks, step):
+    outcome, _ = asyncio.run(run(chat(), "http.flow", flow=flow))
+    assert outcome.status == "pass", outcome
+    requests = [s["request"] for s in outcome.evidence["steps"] if "request" in s]
+    assert requests and all(r.split(" ", 1)[1].startswith("/api/rooms") for r in requests), requests
+    broken, _ = asyncio.run(run(chat(**breaks), "http.flow", flow=flow))
+    assert broken.status == "fail", broken
+    failing = [s for s in broken.evidence["steps"] if not s["ok"]]
+    assert [s["step"] for s in failing] == [step] and step in broken.message, broken
+
+
+def test_probes_that_scan_the_api_read_through_the_map(chat):
+    """SQL payloads go through the chat's posts, search and ids; it keeps markup, which the XSS check names."""
+    target = chat()
+    injection, _ = asyncio.run(run(target, "http.sql_injection"))
+    assert injection.status == "pass", injection
+    assert any(s.startswith("query:") for s in injection.evidence["statuses"]), injection.evidence
+    xss, _ = asyncio.run(run(target, "http.xss_sanitized"))
+    assert xss.status == "fail" and "content returned by POST /api/rooms/" in xss.message, xss
+
+
+def test_endpoints_a_checklist_names_are_looked_up_through_the_map(chat):
+    named = ["POST /conversations/:id/messages", "GET /conversations/:id/messages", "PATCH /messages/:id"]
+    outcome, _ = asyncio.run(run(chat(), "http.endpoints", endpoints=named))
+    assert outcome.status == "pass", outcome
+    assert [e["as"] for e in outcome.evidence["endpoints"]] == [
+        "POST /api/rooms/{room_id}/posts", "GET /api/rooms/{room_id}/posts", "PUT /api/rooms/{room_id}/posts/{post_id}"]
+    with pytest.raises(probes.Skip, match=r"POST /communities \(operation create_community\)"):
+        asyncio.run(run(chat(), "http.endpoints", endpoints=[*named, "POST /communities"]))
+
+
+def test_what_the_map_lacks_is_skipped_or_named(chat):
+    with pytest.raises(probes.Skip, match=r"operation create_community is not in msgops\.yaml api\.operations"):
+        asyncio.run(run(chat(), "http.flow", flow="create_community"))
+    target = chat()
+    operations = {**foreign.API["operations"], "list_messages": {"request": "GET /api/rooms/{conversation_id}/posts",
+                                                                 "response": {"messages": "posts"}}}
+    paging_unknown = Target(api_url=target.api_url, personas=target.personas, env=target.env,
+                            api={"defaults": "none", "operations": operations})
+    with pytest.raises(probes.Skip, match=r"operation list_messages .* has no \{limit\} placeholder"):
+        asyncio.run(run(paging_unknown, "http.flow", flow="pagination"))
+    bare = {**foreign.API["operations"], "list_conversations": {"request": "GET /api/rooms"}}  # rooms not mapped
+    unmapped_list = Target(api_url=target.api_url, personas=target.personas, env=target.env,
+                           api={"defaults": "none", "operations": bare})
+    with pytest.raises(CannotEvaluate, match=r"list_conversations \(GET /api/rooms answered 200\) has no field "
+                                             r"'conversations'.*api\.operations\.list_conversations\.response"):
+        asyncio.run(run(unmapped_list, "http.flow", flow="send_message"))
 
 
 def test_a_wrong_api_map_is_a_configuration_error():
@@ -94,8 +151,16 @@ def test_a_wrong_api_map_is_a_configuration_error():
                           ({"operations": {"send_message": {"request": "POST /rooms/{room}/posts"}}},
                            "unknown placeholder {room}"),
                           ({"operations": {"report": {"request": "SEND /x"}}}, 'expected "METHOD /path"'),
-                          ({"defaults": "nestjs"}, "api.defaults")]:
-        with pytest.raises(UserError, match=fragment) as caught:
+                          ({"defaults": "nestjs"}, "api.defaults"),
+                          ({"operations": {"search": {"request": "GET /s", "items": {"hits": {"id": "postId"}}}}},
+                           "items.hits: not a list this operation returns (it returns results)"),
+                          ({"operations": {"search": {"request": "GET /s", "items": {"results": {"ID": "postId"}}}}},
+                           "items.results.ID: msgops reads no field 'ID'"),
+                          ({"operations": {"search": {"request": "GET /s", "response": {"results": "hits..x"}}}},
+                           "'hits..x' is not a dotted path"),
+                          ({"operations": {"mark_read": {"request": "POST /s", "response": {"unread": "n"}}}},
+                           "response.unread: msgops reads no field 'unread'")]:
+        with pytest.raises(UserError, match=re.escape(fragment)) as caught:
             apimap.parse(raw)
         assert caught.value.exit_code == 3 and "\n" not in str(caught.value)
 
@@ -124,6 +189,11 @@ def test_an_api_map_derived_from_the_targets_openapi(chat):
     assert derived["create_group"].response == {"id": "room.roomId"}
     assert derived["send_message"].json_body == {"text": "{content}", "nonce": "{client_msg_id}"}
     assert derived["remove_member"].request == "DELETE /api/rooms/{conversation_id}/people/{user_id}"
+    assert derived["get_message"].request == "GET /api/rooms/{conversation_id}/posts/{message_id}"
+    assert derived["get_conversation"].request == "GET /api/rooms/{conversation_id}"
+    assert derived["list_conversations"].request == "GET /api/rooms"
+    assert derived["list_messages"].request == ("GET /api/rooms/{conversation_id}/posts?limit={limit}&before={before}"
+                                                "&after={after}&since={since_seq}")
     assert "report" not in derived
     derived_target = Target(api_url=target.api_url, personas=target.personas, realtime=target.realtime,
                             api={"defaults": "none", "derive": "openapi"}, env=target.env)

@@ -75,6 +75,7 @@ REFERENCE_CHECKS: list[tuple[str, dict[str, Any]]] = [
     ("db.tables_partition_advice", {"table": "messages", "rows": 1_000_000}),
     ("db.rls_model", {}),
     ("db.functions_outsider", {}),
+    ("db.get_or_create_room", {"function": "get_or_create_conversation"}),
     *[("db.lint", {"lint": lint}) for lint in lint_names()],
     *[("db.rls_matrix", {"scenario": s}) for s in sorted(SCENARIOS)],
     *[("db.query_plan", {"query": q, "max_ms": 500}) for q in sorted(QUERIES)],

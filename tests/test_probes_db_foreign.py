@@ -18,31 +18,7 @@ from msgops.impersonation import ANON, attempt, rolled_back
 from msgops.impersonation import Outcome as Seen
 from msgops.probes import Context, Skip, get
 from msgops.results import Outcome
-
-# What Supabase provides (as in service/migrations/001_roles_and_auth.sql): API roles and auth.uid().
-SUPABASE_BASICS = """
-do $$
-begin
-  if not exists (select 1 from pg_roles where rolname = 'anon') then create role anon nologin noinherit; end if;
-  if not exists (select 1 from pg_roles where rolname = 'authenticated') then
-    create role authenticated nologin noinherit;
-  end if;
-  if not exists (select 1 from pg_roles where rolname = 'service_role') then
-    create role service_role nologin noinherit bypassrls;
-  end if;
-end
-$$;
-do $$ begin execute format('grant anon, authenticated, service_role to %I', current_user); end $$;
-create schema if not exists auth;
-grant usage on schema auth to anon, authenticated, service_role;
-create or replace function auth.jwt() returns jsonb language sql stable as $$
-  select coalesce(nullif(current_setting('request.jwt.claims', true), ''), '{}')::jsonb
-$$;
-create or replace function auth.uid() returns uuid language sql stable as $$
-  select nullif(auth.jwt() ->> 'sub', '')::uuid
-$$;
-grant usage on schema public to anon, authenticated, service_role;
-"""
+from tests.corpus_check import CORPUS
 
 # A chat written for this test, Supabase style (the API roles get table grants; policies narrow them).
 CHAT_SCHEMA = """
@@ -98,13 +74,18 @@ values ('00000000-0000-0000-0000-0000000000a1', '00000000-0000-0000-0000-0000000
 """
 
 
-@pytest.fixture(scope="module")
-def chat_url(new_database: Callable[..., str]) -> str:
+def chat_database(new_database: Callable[..., str]) -> str:
+    """A fresh database with what a Supabase project provides (the corpus' stub), then the chat."""
     url = new_database(migrated=False)
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(SUPABASE_BASICS.encode())
+        conn.execute((CORPUS / "supabase_stub.sql").read_text().encode())
         conn.execute(CHAT_SCHEMA.encode())
     return url
+
+
+@pytest.fixture(scope="module")
+def chat_url(new_database: Callable[..., str]) -> str:
+    return chat_database(new_database)
 
 
 async def check(url: str, kind: str, **params: Any) -> Outcome:
@@ -159,7 +140,7 @@ async def test_catalog_checks_on_the_foreign_schema(chat_url: str) -> None:
 @pytest.mark.parametrize(("kind", "params", "reason"), [
     ("db.rls_matrix", {"scenario": "dm_matrix"}, "not applicable: .*get_or_create_conversation"),
     ("db.rls_matrix", {"scenario": "public_community_visible"}, "not applicable: .*public communities"),
-    ("db.query_plan", {"query": "unread_counts"}, "not applicable: msgops plans only the model's message pages"),
+    ("db.query_plan", {"query": "unread_counts"}, r"not applicable: public\.room_members has no read position"),
     ("db.content_removed_on_delete", {}, "deleted flag"),
     ("db.migrations_applied", {}, "migration history"),
 ])
@@ -192,10 +173,7 @@ async def test_seed_scenarios_run_by_meaning_on_the_discovered_model(chat_url: s
 
 async def test_the_message_page_of_the_model_is_planned(new_database: Callable[..., str]) -> None:
     """The hot query asked of chat_messages: served by its index; without it, a scan and a sort."""
-    url = new_database(migrated=False)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(SUPABASE_BASICS.encode())
-        conn.execute(CHAT_SCHEMA.encode())
+    url = chat_database(new_database)
     page = await check(url, "db.query_plan", query="message_page")
     assert page.status == "pass", page.message
     assert "chat_messages_room_created" in page.message

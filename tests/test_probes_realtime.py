@@ -107,6 +107,7 @@ def quick(make_service: Callable[..., RunningService], monkeypatch: pytest.Monke
 async def test_kind_passes_against_the_reference_service(service: RunningService, kind: str) -> None:
     out = await run(kind, service)
     assert out.status == "pass", (out.message, out.evidence)
+    assert out.evidence["protocol"] == "websocket (reference)"  # what was tested, for a reader
 
 
 @pytest.mark.parametrize("event", sorted(EVENTS))
@@ -184,6 +185,7 @@ def leaky_hub(spare: RunningService, monkeypatch: pytest.MonkeyPatch) -> None:
 async def test_no_leak_fails_when_the_hub_skips_membership(spare: RunningService) -> None:
     out = await run("realtime.no_leak", spare)
     assert out.status == "fail", out.message
+    assert out.evidence["protocol"] == "websocket (reference)"
     leaks = out.evidence["leaks"]
     events = {(leak["event"], leak["user"].split(" ")[0]) for leak in leaks}
     assert ("joined", "stranger") in events and ("message_received", "stranger") in events

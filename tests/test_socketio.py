@@ -114,8 +114,10 @@ async def test_every_realtime_check_passes_over_socketio(service: RunningService
         results = await run_items(items, ctx, RunOptions(concurrency=8, timeout_s=60))
     finally:
         await ctx.close()
+    assert ctx.leftovers == []  # the run's users, who share conversations, all erased at once
     bad = [f"{r.id} {r.status} {r.message[:200]}" for r in results if r.status != "pass"]
     assert not bad, bad
+    assert {r.evidence["protocol"] for r in results} == {"socketio (namespace /messaging)"}
     assert len(results) >= 20
 
     # the adapter really speaks Socket.IO: a namespace the server does not have is refused, named
@@ -131,13 +133,57 @@ async def test_every_realtime_check_passes_over_socketio(service: RunningService
 async def test_a_socketio_endpoint_that_cannot_be_right_is_named_before_the_run(service: RunningService) -> None:
     from msgops.probes.realtime.settings import parse
     from msgops.probes.realtime.sio_adapter import refusal
+    from msgops.tokens import mint_token
+    from tests.support import JWT_SECRET
 
+    token = mint_token(JWT_SECRET, "4b7c5a8e-2f0d-4d5e-9c1a-0e3f2b6a7d91")
     assert await refusal(parse({"protocol": "socketio"}), service.url) is None  # refused only for want of a token
-    wrong_path = await refusal(parse({"protocol": "socketio", "path": "/sockets"}), service.url)
-    assert wrong_path and "fix realtime.url and realtime.path" in wrong_path
-    # python-socketio answers an unknown namespace like a handler that refuses without a reason ("Unable to
-    # connect"): not decided here; the realtime checks then error naming the namespace (see above)
-    assert await refusal(parse({"protocol": "socketio", "namespace": "/chat"}), service.url) is None
+    assert await refusal(parse({"protocol": "socketio"}), service.url, token) is None
+    wrong_path = await refusal(parse({"protocol": "socketio", "path": "/sockets"}), service.url, token)
+    assert wrong_path and wrong_path.no_server and "fix realtime.url and realtime.path" in wrong_path.why
+    # python-socketio answers a CONNECT to a namespace it does not serve with "Unable to connect"
+    for given in (token, None):
+        wrong_ns = await refusal(parse({"protocol": "socketio", "namespace": "/chat"}), service.url, given)
+        assert wrong_ns and not wrong_ns.no_server, wrong_ns
+        assert "namespace /chat" in wrong_ns.why and "'Unable to connect'" in wrong_ns.why
+        assert "realtime.namespace in msgops.yaml" in wrong_ns.why
+    # a handshake refusing a test user's token names personas
+    forged = mint_token(JWT_SECRET[::-1], "4b7c5a8e-2f0d-4d5e-9c1a-0e3f2b6a7d91")
+    refused = await refusal(parse({"protocol": "socketio"}), service.url, forged)
+    assert refused and not refused.no_server and "refused a test user's connection" in refused.why
+    assert "personas" in refused.why and "realtime.auth" in refused.why
+
+
+def test_msgops_check_with_a_namespace_or_tokens_the_server_refuses(service: RunningService, tmp_path) -> None:
+    """One line in the preflight naming the namespace, the answer and the fix; the realtime items are not
+    evaluated (error, with that line), so the run is INCOMPLETE (exit 2) without a per-check timeout."""
+    import json
+
+    from tests.support import JWT_SECRET
+    from tests.test_cli import msgops
+
+    (tmp_path / "msgops.yaml").write_text(f"api_url: {service.url}\nrealtime:\n  protocol: socketio\n"
+                                          "  namespace: /chat\n")
+    proc = msgops("check", "--checklist", "004-spec-msg-001", "--tags", "realtime", "--json", "out.json",
+                  cwd=tmp_path, env={"MSGOPS_JWT_SECRET": JWT_SECRET, "COLUMNS": "400"})
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stdout + proc.stderr
+    reason = (f"the Socket.IO server at {service.url} path /socket.io refused the namespace /chat (it answered "
+              "'Unable to connect', a namespace it does not serve): set realtime.namespace in msgops.yaml")
+    assert [line for line in proc.stdout.splitlines() if line.startswith("realtime (") and reason in line], proc.stdout
+    results = json.loads((tmp_path / "out.json").read_text())["results"]
+    realtime = [r for r in results if (r["kind"] or "").startswith("realtime.")]
+    assert realtime and all(r["status"] == "error" and reason in r["message"] for r in realtime), realtime
+    assert all(r["duration_ms"] < 1000 for r in realtime), realtime  # stopped by the preflight, not timeouts
+
+    # the handshake refuses the test users' tokens (CONNECT_ERROR): one line naming personas
+    (tmp_path / "msgops.yaml").write_text(f"api_url: {service.url}\nrealtime:\n  protocol: socketio\n")
+    proc = msgops("check", "--checklist", "004-spec-msg-001", "--tags", "realtime", cwd=tmp_path,
+                  env={"MSGOPS_JWT_SECRET": JWT_SECRET[::-1], "COLUMNS": "400"})
+    assert proc.returncode == 2 and "Traceback" not in proc.stdout + proc.stderr, (proc.stdout, proc.stderr)
+    [line] = [line for line in proc.stdout.splitlines() if line.startswith("realtime (")]
+    assert "refused a test user's connection (it answered 'token signature is invalid')" in line, line
+    assert "fix personas in msgops.yaml" in line, line
 
 
 def test_msgops_check_stops_on_a_socketio_path_with_no_server_with_exit_3(service: RunningService, tmp_path) -> None:

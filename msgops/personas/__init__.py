@@ -21,9 +21,9 @@ def describe(target: Target) -> str | None:
     return personas.describe() if personas else None
 
 
-async def verify(target: Target) -> None:
-    """Before a run: get one token from a source that runs something (a command, a sign-in), so its
-    mistakes stop the run with exit 3 instead of erroring every check."""
+async def verify(target: Target) -> str | None:
+    """Before a run: one persona's token (None when there is no way to get test users), so a source that
+    runs something (a command, a sign-in) stops the run with exit 3 on a mistake instead of erroring
+    every check."""
     personas = Personas.of(target)
-    if personas is not None:
-        await personas.trial()
+    return await personas.trial() if personas is not None else None

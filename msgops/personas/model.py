@@ -18,7 +18,16 @@ import uuid
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 from msgops import placeholders
 from msgops.errors import UserError
@@ -73,12 +82,23 @@ class Action(_Strict):
         return (f"{self.method} {self.path} as {self.as_}" if self.request else "SQL")
 
 
+def _id_text(value: Any) -> Any:
+    """A user id as text: YAML reads a numeric id as a number, Python callers may pass a UUID."""
+    return str(value) if isinstance(value, int | uuid.UUID) and not isinstance(value, bool) else value
+
+
+# A user id is opaque to msgops: a UUID (Supabase), `user_2NNEqL2nrIRdJ194ndJqAHwEfxC` (Clerk),
+# `auth0|6543...` (Auth0), a 28-character Firebase uid. Only the target knows what it means.
+UserId = Annotated[str, BeforeValidator(_id_text),
+                   StringConstraints(strip_whitespace=True, min_length=1, max_length=255, pattern=r"^\S+$")]
+
+
 class FixedUser(_Strict):
     """A persona that already exists at the identity provider."""
 
     name: str
     role: str = BASE_ROLE
-    id: uuid.UUID | None = None
+    id: UserId | None = None
     email: str | None = None
     token_env: str | None = None     # source: tokens
     password_env: str | None = None  # source: supabase

@@ -16,6 +16,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import httpx
 import psycopg
@@ -51,7 +52,7 @@ class Personas:
     def __init__(self, config: model.SourceConfig, source: TokenSource, target: Target) -> None:
         self.config, self.source, self.target = config, source, target
         self._serial = itertools.count(1)
-        self._fixed = [Persona(u.name, u.role, u.id or uuid.uuid4(), u.email or "", u) for u in config.users]
+        self._fixed = [Persona(u.name, u.role, u.id or str(uuid.uuid4()), u.email or "", u) for u in config.users]
         self._ready: dict[str, asyncio.Task[ProbeUser]] = {}
         self._turn: dict[str, int] = {}
         self._service: asyncio.Task[str | None] | None = None
@@ -83,7 +84,7 @@ class Personas:
             return f"fresh users per check, tokens {how}; {erased}"
         return f"{len(self._fixed)} fixed personas ({', '.join(p.name for p in self._fixed)}), tokens {how}"
 
-    def sign(self, sub: uuid.UUID | str, role: str = "authenticated", ttl: int = 900, **claims: Any) -> str:
+    def sign(self, sub: str, role: str = "authenticated", ttl: int = 900, **claims: Any) -> str:
         if not self.source.can_sign:
             raise NotRun("this check forges tokens (expired, another audience) and needs a signing key: configure "
                          "personas.source hs256 or private_key")
@@ -98,19 +99,18 @@ class Personas:
         except PersonaError as exc:
             raise CannotEvaluate(str(exc)) from None
 
-    async def trial(self) -> None:
-        """Get one token now, so a source that cannot work fails before the run (PersonaError, exit 3)."""
-        if self._fixed:
-            await self.source.token(self._fixed[0])
-        elif not self.source.can_sign:
-            await self.source.token(self._persona(self.config.base_role, "preflight"))
+    async def trial(self) -> str:
+        """One persona's token, got now: a source that cannot work fails before the run (PersonaError,
+        exit 3), and the preflight can try the token where probes will present it."""
+        persona = self._fixed[0] if self._fixed else self._persona(self.config.base_role, "preflight")
+        return (await self.source.token(persona)).token
 
     # --- fresh users ------------------------------------------------------------------------
 
     def _persona(self, role: str, label: str | None = None) -> Persona:
-        pid = uuid.uuid4()
+        pid = uuid.uuid4()  # the id msgops proposes; a token source that knows better replaces it
         name = f"msgops-{label or next(self._serial)}-{role}"
-        return Persona(name, role, pid, f"msgops-probe-{pid.hex[:12]}@{self.config.email_domain}")
+        return Persona(name, role, str(pid), f"msgops-probe-{pid.hex[:12]}@{self.config.email_domain}")
 
     async def _fresh(self, ctx: Context, role: str) -> ProbeUser:
         persona = self._persona(role)
@@ -171,7 +171,7 @@ class Personas:
                    user: ProbeUser | None) -> None:
         if action is None:
             return
-        values = {"id": str(persona.id), "name": persona.name, "email": persona.email, "role": persona.role}
+        values = {"id": persona.id, "name": persona.name, "email": persona.email, "role": persona.role}
         if action.sql is not None:
             try:
                 async with await psycopg.AsyncConnection.connect(ctx.require_db(), autocommit=True) as conn:
@@ -181,7 +181,7 @@ class Personas:
                                      f"{str(exc).strip().splitlines()[0][:200]}") from None
             return
         headers = await self.service_headers() if action.as_ == "service" else (user.headers if user else {})
-        path = _fill(action.path, values)
+        path = _fill(action.path, {k: quote(v, safe='') for k, v in values.items()})  # auth0|… in a path
         body = _fill_json(action.json_body, values) if action.json_body is not None else None
         r = await ctx.http.request(action.method, path, json=body, headers=headers)
         if r.status_code in (401, 403) and action.as_ == "self" and name == "create":
@@ -209,9 +209,9 @@ class Personas:
                 return f"{persona.name}: {exc}"
             return None
 
-        outcomes = await asyncio.gather(*(erase(p) for p in self.created))
-        # Erasing users who share rooms at once can deadlock in the target; retry those one at a time.
-        failures = [f for p, first in zip(self.created, outcomes, strict=True) if first and (f := await erase(p))]
+        # All at once, as a target's own clean-up would: an erasure that fails under concurrency (a deadlock
+        # in the target) is reported with the target's answer, not hidden by retrying one at a time.
+        failures = [f for f in await asyncio.gather(*(erase(p) for p in self.created)) if f]
         if failures:
             return [f"{len(failures)} of {len(self.created)} test users could not be erased "
                     f"({action.describe()}): {failures[0]}"]

@@ -46,7 +46,7 @@ class PersonaError(UserError):
 class Persona:
     name: str
     role: str
-    id: uuid.UUID
+    id: str  # opaque, as the identity provider issues it
     email: str
     fixed: FixedUser | None = None
 
@@ -54,23 +54,20 @@ class Persona:
 @dataclass(frozen=True)
 class Issued:
     token: str
-    id: uuid.UUID
+    id: str
 
 
-def subject(token: str, persona: str = "") -> uuid.UUID | None:
-    """The `sub` of a JWT as a UUID (unverified: the target verifies it); None for an opaque token or one
-    without `sub`. PersonaError for a `sub` that is not a UUID: msgops's checks address users by UUID."""
+def subject(token: str) -> str | None:
+    """The `sub` of a JWT as the identity provider wrote it (unverified: the target verifies it), whatever
+    its form (a UUID, Clerk's `user_2N...`, Auth0's `auth0|...`); None for an opaque token or one without
+    `sub`."""
     try:
         sub = jwt.decode(token, options={"verify_signature": False}).get("sub")
     except jwt.PyJWTError:
         return None
-    if not sub:
+    if sub is None or isinstance(sub, bool | dict | list) or not str(sub).strip():
         return None
-    try:
-        return uuid.UUID(str(sub))
-    except ValueError:
-        raise PersonaError(f"msgops.yaml personas: the token of {persona or 'a persona'} has sub {str(sub)[:40]!r}, "
-                           "not a UUID; msgops's checks need targets whose user ids are UUIDs") from None
+    return str(sub).strip()
 
 
 class TokenSource(ABC):
@@ -99,7 +96,7 @@ class TokenSource(ABC):
     async def service_token(self) -> str | None:
         return None
 
-    def sign(self, sub: uuid.UUID | str, role: str = "authenticated", ttl: int = 900, **claims: Any) -> str:
+    def sign(self, sub: str, role: str = "authenticated", ttl: int = 900, **claims: Any) -> str:
         raise NotImplementedError
 
     def check(self) -> None:
@@ -125,7 +122,7 @@ class _Signer(TokenSource):
         return (f"put in {self.config.key_env} the private key whose public key the API's JWKS publishes{kid}, "
                 "with the audience and claims the API expects (personas.audience, personas.claims)")
 
-    def sign(self, sub: uuid.UUID | str, role: str = "authenticated", ttl: int = 900, **claims: Any) -> str:
+    def sign(self, sub: str, role: str = "authenticated", ttl: int = 900, **claims: Any) -> str:
         now = int(time.time())
         body: dict[str, Any] = {"sub": str(sub), "role": role, "iat": now, "exp": now + ttl}
         if self.config.audience:
@@ -141,7 +138,7 @@ class _Signer(TokenSource):
     async def service_token(self) -> str | None:
         claims = dict(self.config.service_claims)
         role = str(claims.pop("role", SERVICE_ROLE))
-        return self.sign(uuid.uuid4(), role=role, ttl=self.config.ttl_s, **claims)
+        return self.sign(str(uuid.uuid4()), role=role, ttl=self.config.ttl_s, **claims)
 
 
 def hs256(config: HS256Source, env: Mapping[str, str], fallback_secret: str | None) -> _Signer:
@@ -192,9 +189,9 @@ class TokenCommand(TokenSource):
         if isinstance(self.config.command, list) and shutil.which(argv[0]) is None and not os.path.isfile(argv[0]):
             raise PersonaError(f"msgops.yaml personas.command: {argv[0]!r} not found; fix the path or install it")
 
-    async def _run(self, name: str, pid: uuid.UUID | None, role: str, email: str) -> str:
+    async def _run(self, name: str, pid: str | None, role: str, email: str) -> str:
         env = {**os.environ, **self.env, "MSGOPS_PERSONA_NAME": name, "MSGOPS_PERSONA_ROLE": role,
-               "MSGOPS_PERSONA_EMAIL": email, "MSGOPS_PERSONA_ID": str(pid) if pid else ""}
+               "MSGOPS_PERSONA_EMAIL": email, "MSGOPS_PERSONA_ID": pid or ""}
         cmd = self.config.command
         try:
             if isinstance(cmd, str):
@@ -233,7 +230,7 @@ class TokenCommand(TokenSource):
 
     async def token(self, persona: Persona) -> Issued:
         token = await self._run(persona.name, persona.id, persona.role, persona.email)
-        return Issued(token, subject(token, persona.name) or persona.id)
+        return Issued(token, subject(token) or persona.id)
 
     async def service_token(self) -> str | None:
         if not self.config.service:
@@ -259,7 +256,7 @@ class PreIssued(TokenSource):
     async def token(self, persona: Persona) -> Issued:
         assert persona.fixed is not None and persona.fixed.token_env
         token = self._env(persona.fixed.token_env, f"users[{persona.name}].token_env")
-        uid = persona.fixed.id or subject(token, persona.name)
+        uid = persona.fixed.id or subject(token)
         if uid is None:
             raise PersonaError(f"msgops.yaml personas.users[{persona.name}]: the token carries no user id (sub); "
                                "give the persona's id")
@@ -309,7 +306,7 @@ class SupabasePassword(TokenSource):
                                f"of {user.email} ({r.status_code} {why or r.text[:120]}); seed the user or fix "
                                f"{user.password_env}")
         uid = (body.get("user") or {}).get("id")
-        found = uuid.UUID(uid) if uid else subject(token, persona.name)
+        found = str(uid) if uid else subject(token)
         if found is None:
             raise PersonaError(f"msgops.yaml personas.users[{persona.name}]: Supabase Auth returned no user id")
         return Issued(token, found)

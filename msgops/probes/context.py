@@ -47,7 +47,7 @@ class CannotEvaluate(Exception):
 
 @dataclass
 class ProbeUser:
-    id: uuid.UUID
+    id: str  # opaque: a UUID, a Clerk `user_2N...`, an Auth0 `auth0|...`, whatever the identity provider issues
     token: str
     role: str
     name: str = ""
@@ -104,10 +104,10 @@ class Context:
                                            transport=AiohttpTransport(max_connections=64))
         return self._http
 
-    def mint(self, sub: uuid.UUID | str | None = None, role: str = "authenticated", ttl: int = 900,
+    def mint(self, sub: str | None = None, role: str = "authenticated", ttl: int = 900,
              **claims: Any) -> str:
         """A token signed like the personas' (to forge expired or wrong-audience ones); NotRun without a key."""
-        return self.personas.sign(sub or uuid.uuid4(), role=role, ttl=ttl, **claims)
+        return self.personas.sign(sub or str(uuid.uuid4()), role=role, ttl=ttl, **claims)
 
     async def users(self, *roles: str) -> list[ProbeUser]:
         """Distinct test users with these app roles (fresh ones are erased after the run)."""

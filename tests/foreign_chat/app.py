@@ -1,7 +1,11 @@
 """A small chat service that is not the reference: other routes, other JSON field names, Socket.IO only.
 
 Rooms, members and posts live in memory. Users are HS256 JWTs (its own secret) and come to exist on
-`GET /api/me`. Realtime is Socket.IO at path /ws, namespace /chat, `auth: {jwt}`: `enterRoom` (acked),
+`GET /api/me`. Posts are edited (PUT) and deleted (DELETE, a `gone` placeholder stays) by their author;
+a room's posts page by seq (`limit`, `before`, `after`, `since`, `more`); `/search?text=` finds posts
+with a `snippet` that marks the match; `POST /seen {upTo}` moves one's read position, never backwards,
+and `GET /api/rooms` lists one's rooms with what is `unseen`.
+Realtime is Socket.IO at path /ws, namespace /chat, `auth: {jwt}`: `enterRoom` (acked),
 `startTyping`/`stopTyping` from clients; `newPost` and `someoneTyping` to members who entered the room.
 
 `Breaks` switches off one protection at a time, so msgops's checks can be shown to fail here too.
@@ -32,6 +36,10 @@ class Breaks:
     drop_header: str | None = None    # one security header is not sent
     outsiders_enter: bool = False     # enterRoom does not check membership
     no_rate_limit: bool = False       # posting is not limited
+    anyone_edits: bool = False        # any member may edit or delete any post
+    search_everywhere: bool = False   # search ignores the room and who asks
+    page_repeats: bool = False        # `before` includes the post it names
+    unseen_stays_zero: bool = False   # rooms never count unseen posts
 
 
 @dataclass
@@ -41,6 +49,7 @@ class Room:
     owner: str
     members: set[str]
     posts: list[dict[str, Any]] = field(default_factory=list)
+    seen: dict[str, int] = field(default_factory=dict)  # user id -> the last seq they have seen
 
 
 class NewRoom(BaseModel):
@@ -51,6 +60,14 @@ class NewRoom(BaseModel):
 class NewPost(BaseModel):
     text: str
     nonce: str | None = None
+
+
+class PostEdit(BaseModel):
+    text: str
+
+
+class Seen(BaseModel):
+    upTo: int
 
 
 class RoomOut(BaseModel):
@@ -66,9 +83,11 @@ class RoomEnvelope(BaseModel):
 class PostOut(BaseModel):
     postId: str
     seq: int
-    text: str
+    text: str | None
     authorId: str
     roomId: str
+    gone: bool = False
+    editedAt: float | None = None
     authorEmail: str | None = None
 
 
@@ -143,7 +162,7 @@ def create_app(breaks: Breaks | None = None) -> Any:
             raise HTTPException(429, "slow down", headers={"Retry-After": str(int(60 - (now - window[0])) + 1)})
         window.append(now)
         item: dict[str, Any] = {"postId": str(uuid.uuid4()), "seq": len(room.posts) + 1, "text": body.text,
-                                "authorId": user, "roomId": room_id}
+                                "authorId": user, "roomId": room_id, "gone": False, "editedAt": None}
         if breaks.leak_email:
             item["authorEmail"] = users.get(user, "")
         room.posts.append(item)
@@ -152,8 +171,75 @@ def create_app(breaks: Breaks | None = None) -> Any:
         return {"post": item}
 
     @api.get("/api/rooms/{room_id}/posts", operation_id="listPosts")
-    async def posts(room_id: str, authorization: str | None = Header(None)) -> dict[str, Any]:
-        return {"posts": member_room(room_id, who(authorization)).posts}
+    async def posts(room_id: str, limit: int = 50, before: int | None = None, after: int | None = None,
+                    since: int | None = None, authorization: str | None = Header(None)) -> dict[str, Any]:
+        room = member_room(room_id, who(authorization))
+        if after is not None or since is not None:  # forwards from a seq
+            start = after if after is not None else since
+            later = [p for p in room.posts if p["seq"] > (start or 0)]
+            return {"posts": later[:limit], "more": len(later) > limit}
+        earlier = [p for p in room.posts if before is None or p["seq"] < before
+                   or (breaks.page_repeats and p["seq"] == before)]
+        return {"posts": earlier[-limit:], "more": len(earlier) > limit}
+
+    def own_post(room_id: str, post_id: str, user: str) -> dict[str, Any]:
+        post = find_post(room_id, post_id, user)
+        if post["authorId"] != user and not breaks.anyone_edits:
+            raise HTTPException(403, "not your post")
+        return post
+
+    def find_post(room_id: str, post_id: str, user: str) -> dict[str, Any]:
+        post = next((p for p in member_room(room_id, user).posts if p["postId"] == post_id), None)
+        if post is None:
+            raise HTTPException(404, "no such post")
+        return post
+
+    @api.get("/api/rooms/{room_id}/posts/{post_id}", operation_id="fetchPost", response_model=PostEnvelope)
+    async def one_post(room_id: str, post_id: str, authorization: str | None = Header(None)) -> dict[str, Any]:
+        return {"post": find_post(room_id, post_id, who(authorization))}
+
+    @api.put("/api/rooms/{room_id}/posts/{post_id}", operation_id="editPost", response_model=PostEnvelope)
+    async def edit(room_id: str, post_id: str, body: PostEdit,
+                   authorization: str | None = Header(None)) -> dict[str, Any]:
+        post = own_post(room_id, post_id, who(authorization))
+        post.update(text=body.text, editedAt=time.time())
+        return {"post": post}
+
+    @api.delete("/api/rooms/{room_id}/posts/{post_id}", status_code=204, operation_id="deletePost")
+    async def delete(room_id: str, post_id: str, authorization: str | None = Header(None)) -> Response:
+        own_post(room_id, post_id, who(authorization)).update(text=None, gone=True)
+        return Response(status_code=204)
+
+    @api.get("/api/rooms/{room_id}/search", operation_id="searchPosts")
+    async def search(room_id: str, text: str, authorization: str | None = Header(None)) -> dict[str, Any]:
+        user = who(authorization)
+        where = list(rooms.values()) if breaks.search_everywhere else [member_room(room_id, user)]
+        hits = [{**p, "snippet": (p["text"] or "").replace(text, f"<mark>{text}</mark>")}
+                for room in where for p in room.posts if text in (p["text"] or "")]
+        return {"hits": hits}
+
+    def unseen(room: Room, user: str) -> int:
+        if breaks.unseen_stays_zero:
+            return 0
+        return sum(1 for p in room.posts if p["seq"] > room.seen.get(user, 0) and p["authorId"] != user)
+
+    @api.post("/api/rooms/{room_id}/seen", operation_id="markSeen")
+    async def seen(room_id: str, body: Seen, authorization: str | None = Header(None)) -> dict[str, Any]:
+        user = who(authorization)
+        room = member_room(room_id, user)
+        room.seen[user] = max(room.seen.get(user, 0), body.upTo)
+        return {"unseen": unseen(room, user)}
+
+    @api.get("/api/rooms", operation_id="listRooms")
+    async def my_rooms(authorization: str | None = Header(None)) -> dict[str, Any]:
+        user = who(authorization)
+        return {"rooms": [{"roomId": r.id, "name": r.name, "unseen": unseen(r, user)}
+                          for r in rooms.values() if user in r.members]}
+
+    @api.get("/api/rooms/{room_id}", operation_id="showRoom", response_model=RoomEnvelope)
+    async def show_room(room_id: str, authorization: str | None = Header(None)) -> dict[str, Any]:
+        room = member_room(room_id, who(authorization))
+        return {"room": {"roomId": room.id, "name": room.name, "people": sorted(room.members)}}
 
     @sio.on("connect", namespace="/chat")
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
@@ -201,14 +287,32 @@ def create_app(breaks: Breaks | None = None) -> Any:
 # How msgops is told about this service (msgops.yaml sections).
 PERSONAS = {"source": "hs256", "secret_env": "FOREIGN_CHAT_SECRET", "create": {"request": "GET /api/me"},
             "grant_role": None, "delete": None}
+_POST = {"id": "postId", "content": "text", "seq": "seq", "is_deleted": "gone", "edited_at": "editedAt"}
 API = {"defaults": "none", "operations": {
+    "create_direct": {"request": "POST /api/rooms", "json": {"name": "direct", "members": ["{user_id}"]},
+                      "response": {"id": "room.roomId"}},
     "create_group": {"request": "POST /api/rooms", "json": {"name": "{title}", "members": "{member_ids}"},
                      "response": {"id": "room.roomId"}},
+    "list_conversations": {"request": "GET /api/rooms", "response": {"conversations": "rooms"},
+                           "items": {"conversations": {"id": "roomId", "title": "name", "unread_count": "unseen"}}},
+    "get_conversation": {"request": "GET /api/rooms/{conversation_id}",
+                         "response": {"id": "room.roomId", "title": "room.name"}},
     "send_message": {"request": "POST /api/rooms/{conversation_id}/posts",
                      "json": {"text": "{content}", "nonce": "{client_msg_id}"},
-                     "response": {"id": "post.postId", "seq": "post.seq"}},
+                     "response": {"id": "post.postId", "seq": "post.seq", "content": "post.text"}},
     "remove_member": {"request": "DELETE /api/rooms/{conversation_id}/people/{user_id}"},
-    "list_messages": {"request": "GET /api/rooms/{conversation_id}/posts", "response": {"messages": "posts"}},
+    "list_messages": {"request": "GET /api/rooms/{conversation_id}/posts?limit={limit}&before={before}"
+                                 "&after={after}&since={since_seq}",
+                      "response": {"messages": "posts", "has_more": "more"}, "items": {"messages": _POST}},
+    "get_message": {"request": "GET /api/rooms/{conversation_id}/posts/{message_id}",
+                    "response": {k: f"post.{v}" for k, v in _POST.items()}},
+    "edit_message": {"request": "PUT /api/rooms/{conversation_id}/posts/{message_id}", "json": {"text": "{content}"},
+                     "response": {"content": "post.text", "edited_at": "post.editedAt"}},
+    "delete_message": {"request": "DELETE /api/rooms/{conversation_id}/posts/{message_id}"},
+    "search": {"request": "GET /api/rooms/{conversation_id}/search?text={query}", "response": {"results": "hits"},
+               "items": {"results": {"id": "postId", "content": "text", "highlight": "snippet"}}},
+    "mark_read": {"request": "POST /api/rooms/{conversation_id}/seen", "json": {"upTo": "{seq}"},
+                  "response": {"unread_count": "unseen"}},
 }}
 REALTIME = {"protocol": "socketio", "path": "/ws", "namespace": "/chat", "auth": {"jwt": "{token}"}, "acks": True,
             "events": {"join_conversation": "enterRoom", "message_received": "newPost", "typing_start": "startTyping",

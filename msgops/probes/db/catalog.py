@@ -139,7 +139,9 @@ select n.nspname as schema, c.relname as index, t.relname as table, i.indisvalid
 
 @probe("db.indexes_exist",
        what="Checks that every named index exists and is valid (a failed CREATE INDEX CONCURRENTLY "
-            "leaves an invalid one the planner ignores).",
+            "leaves an invalid one the planner ignores). On a schema that is not the seeds', a seed index is "
+            "satisfied by the index doing its job: one leading with the room column for a message page, the one "
+            "the model's search or unread-count query plan uses.",
        why="Message pages and unread counts are read far more often than written; without their index "
            "each read scans the whole table.",
        example="`idx_messages_conversation_created` was dropped: every conversation page is a Seq Scan.",

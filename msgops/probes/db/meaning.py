@@ -28,6 +28,8 @@ SEED_ONLY = frozenset({"profiles", "message_reactions", "broadcasts", "broadcast
 # seed index -> the family whose message page it serves
 SEED_PAGE_INDEXES: dict[str, int] = {"idx_messages_conversation_created": 0,
                                      "idx_community_messages_community_created": 1}
+# seed index -> the hot query it serves, judged on that query's plan over the model
+SEED_PLAN_INDEXES: dict[str, str] = {"idx_messages_search": "search", "idx_conversation_members_user": "unread_counts"}
 _COMMUNITY_WORDS = ("communit", "channel", "team", "group", "server", "space")
 
 
@@ -143,9 +145,12 @@ select format('%%I.%%I', n.nspname, c.relname) as index, pg_get_indexdef(c.oid) 
 
 async def page_index(ctx: Context, name: str) -> tuple[str | None, str]:
     """For a seed index that serves a room's message page: an index of the model's message table that
-    leads with its room column (None with the reason when there is no such table, or no such index)."""
+    leads with its room column (None with the reason when there is no such table, or no such index). A seed
+    index that serves search or unread counts is judged on the plan of the model's query instead."""
     from msgops.probes.db.catalog import fetch
 
+    if query := SEED_PLAN_INDEXES.get(name.split(".")[-1]):
+        return await plan_index(ctx, name, query)
     family = SEED_PAGE_INDEXES.get(name.split(".")[-1])
     if family is None:
         return None, f"not applicable: {name} has no meaning msgops knows beyond its name"
@@ -157,6 +162,23 @@ async def page_index(ctx: Context, name: str) -> tuple[str | None, str]:
     if rows:
         return str(rows[0]["index"]), f"{rows[0]['index']} serves {table}'s page by {column}: {rows[0]['definition']}"
     return None, f"no index on {table} leads with {column}: every page of a room scans the table"
+
+
+async def plan_index(ctx: Context, name: str, query: str) -> tuple[str | None, str]:
+    """For a seed index that serves a hot query (search, unread counts): the index the model's query plan
+    uses (None with the reason when the query is not applicable, or no index serves it)."""
+    from msgops.probes.db.plans import judge, nodes, observe
+
+    seen = (await observe(ctx)).get(query)
+    if isinstance(seen, Skip) or seen is None:
+        return None, f"not applicable: {name} serves {query}: {str(seen).removeprefix('not applicable: ')}"
+    plan = nodes(seen["document"]["Plan"])
+    problems = judge(seen["query"], plan, seen.get("leading"))
+    if problems:
+        return None, f"no index serves {query} ({'; '.join(problems)}): expected {seen['query'].expected_index}"
+    used = sorted({str(n["index"]) for n in plan if "index" in n})
+    return (used[0] if used else "(no index needed)"), f"{', '.join(used) or 'no index needed'}: {query} planned " \
+        "without a scan"
 
 
 async def seed_schema(ctx: Context) -> bool:

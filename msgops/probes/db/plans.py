@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -112,15 +113,23 @@ def nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
     """The plan as a flat list of its nodes, with what matters for evidence."""
     return [{k: v for k, v in {
         "node": n.get("Node Type"), "relation": n.get("Relation Name"), "index": n.get("Index Name"),
-        "filter": n.get("Filter") or n.get("Index Cond") or n.get("Recheck Cond"),
+        "filter": n.get("Filter") or n.get("Index Cond") or n.get("Recheck Cond"), "index_cond": n.get("Index Cond"),
         "sort_key": n.get("Sort Key"), "rows": n.get("Actual Rows"), "ms": n.get("Actual Total Time"),
     }.items() if v is not None} for n in walk(plan)]
 
 
-def judge(query: Query, plan_nodes: list[dict[str, Any]]) -> list[str]:
-    """Why the plan is not acceptable (empty when it is)."""
+def judge(query: Query, plan_nodes: list[dict[str, Any]], leading: dict[str, list[str]] | None = None) -> list[str]:
+    """Why the plan is not acceptable (empty when it is). With `leading` ({index: [table, leading column]}),
+    an index scan of a watched table whose condition leaves the leading column free reads the whole index:
+    it is a scan too (what the planner does when sequential scans are switched off and no index serves)."""
     problems = [f"Seq Scan on public.{n['relation']}" for n in plan_nodes
                 if n.get("node") == "Seq Scan" and n.get("relation") in query.watched]
+    for n in plan_nodes:
+        table, column = (leading or {}).get(n.get("index", ""), (None, None))
+        if table in query.watched and column and not re.search(rf"(?<![.\w]){re.escape(column)}\b",
+                                                                str(n.get("index_cond") or "")):
+            problems.append(f"{n['node']} using {n['index']} on public.{table} reads the whole index "
+                            f"(its condition leaves {column} free)")
     if query.ordered and any(n.get("node") in ("Sort", "Incremental Sort") for n in plan_nodes):
         problems.append(f"the page is sorted after reading ({query.watched[0]} rows are not read in index order)")
     return problems
@@ -190,14 +199,10 @@ async def _observe_all(ctx: Context) -> dict[str, Any]:
     observed: dict[str, Any] = {}
     if not await seed_schema(ctx):  # the model's hot queries instead of the seeds' SQL
         from msgops.dbmodel.target import target_model
-        from msgops.probes.db.model_plans import observe_pages
+        from msgops.probes.db.model_plans import observe_model
 
-        model = await target_model(ctx)
-        reason = "not applicable: msgops plans only the model's message pages on a schema that is not the seeds'"
-        pages: dict[str, Any] = {name: Skip(reason) for name in QUERIES}
         async with ctx.db() as conn:
-            pages.update(await observe_pages(conn, model))
-        return pages
+            return await observe_model(conn, await target_model(ctx))
     async with ctx.db() as conn:
         applicable = {}
         for name, query in QUERIES.items():
@@ -232,7 +237,9 @@ async def observe(ctx: Context) -> dict[str, Any]:
        what="EXPLAIN ANALYZE of a hot read (message_page, community_message_page, unread_counts, search) in a "
             "rolled-back transaction, with synthetic rows and ANALYZE when the tables are nearly empty: passes "
             "when the plan reads messages through an index (no Seq Scan; pages served in index order, no Sort) "
-            "and, with `max_ms`, runs within that time.",
+            "and, with `max_ms`, runs within that time. On a schema that is not the seeds' the queries are the "
+            "model's: its message page, unread counts from its read position or read flag, search over its "
+            "message content.",
        why="A page query that scans or sorts a conversation's whole history gets slower with every message; "
            "it is fast in staging with 100 rows and times out in production with 10M.",
        example="idx_messages_conversation_created was dropped: message_page does a Seq Scan on messages and "
@@ -254,7 +261,7 @@ async def query_plan(ctx: Context, query: Annotated[str, OneOf(QUERIES, "query")
     evidence = {"query": query, "sql": sql_text(q.sql), "params": seen["params"], "setup": seen["setup"],
                 "plan": plan_nodes, "planning_ms": document.get("Planning Time"), "execution_ms": execution_ms,
                 "expected_index": q.expected_index, "max_ms": max_ms}
-    problems = judge(q, plan_nodes)
+    problems = judge(q, plan_nodes, seen.get("leading"))
     if problems:
         problems.append(f"expected {q.expected_index}")
     if max_ms is not None and execution_ms > max_ms:

@@ -13,6 +13,7 @@ import httpx
 import jwt
 from pydantic import Field
 
+from msgops import apimap
 from msgops.probes import probe
 from msgops.probes.context import CannotEvaluate, Context, NotRun, ProbeUser, Skip
 from msgops.probes.http.common import (
@@ -37,15 +38,15 @@ def _b64(data: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(data, separators=(",", ":")).encode()).rstrip(b"=").decode()
 
 
-def _claims(sub: uuid.UUID, **changes: Any) -> dict[str, Any]:
+def _claims(sub: str, **changes: Any) -> dict[str, Any]:
     now = int(time.time())
-    claims: dict[str, Any] = {"sub": str(sub), "role": "authenticated", "aud": "authenticated",
+    claims: dict[str, Any] = {"sub": sub, "role": "authenticated", "aud": "authenticated",
                               "iat": now, "exp": now + 900}
     claims.update(changes)
     return claims
 
 
-def _tokens(ctx: Context, sub: uuid.UUID, case: str) -> list[str | None]:
+def _tokens(ctx: Context, sub: str, case: str) -> list[str | None]:
     """The Authorization header values to try for `case` (None: no header). Each token is valid in
     every respect but the one the case is about, for a user the service knows."""
     forged = jwt.encode(_claims(sub), _WRONG_SECRET, algorithm="HS256")
@@ -68,17 +69,18 @@ def _tokens(ctx: Context, sub: uuid.UUID, case: str) -> list[str | None]:
 
 
 async def _protected_route(ctx: Context) -> str:
-    """A GET route that needs a token: /conversations if documented, else the first such route."""
-    try:
-        doc = await openapi(ctx)
-    except Skip:
-        return "/conversations"
-    if "/conversations" in doc["paths"]:
-        return "/conversations"
+    """A GET route that needs a token: the API map's list_conversations (or list of communities), else the
+    first documented GET route without parameters."""
+    for name in ("list_conversations", "list_communities"):
+        mapped = await apimap.lookup(ctx, name)
+        if mapped is not None and mapped.method == "GET" and "{" not in mapped.path.partition("?")[0]:
+            return mapped.path.partition("?")[0]
+    doc = await openapi(ctx)
     for op in operations(doc):
         if op.method == "GET" and "{" not in op.path and op.path not in PUBLIC_PATHS:
             return op.path
-    return "/conversations"
+    raise Skip("neither the API map (list_conversations) nor the OpenAPI document names a GET route that needs "
+               "a token; add list_conversations to msgops.yaml api.operations")
 
 
 async def _case(ctx: Context, case: str) -> list[dict[str, Any]]:
@@ -86,7 +88,7 @@ async def _case(ctx: Context, case: str) -> list[dict[str, Any]]:
 
     async def observe() -> list[dict[str, Any]]:
         # missing/malformed/invalid_signature need no known user: any subject will do.
-        sub = (await _user(ctx)).id if case in _NEEDS_USER else uuid.uuid4()
+        sub = (await _user(ctx)).id if case in _NEEDS_USER else str(uuid.uuid4())
         route = await _protected_route(ctx)
         seen = []
         for value in _tokens(ctx, sub, case):

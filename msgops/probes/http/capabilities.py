@@ -40,7 +40,7 @@ async def feature(ctx: Context, name: str, what: str, operation: str) -> dict[st
     API" when the target's API map lacks it; {} when the map names it but /health lists nothing."""
     ctx.require_api()
     if await apimap.lookup(ctx, operation) is None:
-        raise Skip(f"not part of this API: the operation {operation} is not in msgops.yaml api.operations")
+        raise Skip(f"not part of this API: operation {operation} is not in msgops.yaml api.operations")
     if operation in apimap.of(ctx).operations:
         cap = (await capabilities(ctx)).get(name)
         return cap if isinstance(cap, dict) else {}

@@ -176,14 +176,19 @@ def require(r: httpx.Response, *codes: int, what: str) -> Any:
     return json_of(r)
 
 
-async def operation(ctx: Context, user: ProbeUser | None, name: str, what: str, **values: Any) -> dict[str, Any]:
-    """Operation `name` of the API map as `user`: its fields (msgops's names); SetupFailed when refused,
-    Skip when the target's API has no such operation."""
+async def perform(ctx: Context, user: ProbeUser | None, name: str, what: str, /, **values: Any) -> apimap.Answer:
+    """Operation `name` of the API map as `user`; SetupFailed when refused, Skip when the target's API
+    has no such operation."""
     answer = await apimap.call(ctx, user, name, **values)
     if not answer.ok:
         r = answer.response
         raise SetupFailed(f"could not {what}: {target_of(r)} answered {r.status_code} {trim(r.text, 200)}")
-    return answer.fields
+    return answer
+
+
+async def operation(ctx: Context, user: ProbeUser | None, name: str, what: str, /, **values: Any) -> dict[str, Any]:
+    """The fields (msgops's names) of `perform`'s answer."""
+    return (await perform(ctx, user, name, what, **values)).fields
 
 
 async def direct(ctx: Context, a: ProbeUser, b: ProbeUser) -> str:
@@ -205,11 +210,18 @@ async def send(ctx: Context, user: ProbeUser, conversation: str, content: str,
 
 async def community(ctx: Context, owner: ProbeUser, *, private: bool = False, name: str | None = None,
                     description: str = "created by msgops probes") -> dict[str, Any]:
-    body = {"name": name or f"msgops probe {uuid.uuid4().hex[:8]}", "description": description,
-            "is_private": private}
-    r = await call(ctx, owner, "POST", "/communities", json=body)
-    created: dict[str, Any] = require(r, 201, what="create a community")
-    return created
+    return await operation(ctx, owner, "create_community", "create a community",
+                           name=name or f"msgops probe {uuid.uuid4().hex[:8]}", description=description,
+                           is_private=private)
+
+
+async def optional(ctx: Context, user: ProbeUser | None, name: str, /, **values: Any) -> apimap.Answer | None:
+    """Operation `name` as `user`, or None when it is not part of this API: for probes that read
+    whatever the target offers."""
+    try:
+        return await apimap.call(ctx, user, name, **values)
+    except Skip:
+        return None
 
 
 def walk_strings(value: Any, path: str = "$") -> Iterator[tuple[str, str]]:

@@ -1,19 +1,24 @@
 """The machinery of end-to-end flows: probe users with readable names, and a log of steps that
-stops at the first unexpected answer. The log is the evidence a reviewer reads."""
+stops at the first unexpected answer. The log is the evidence a reviewer reads.
+
+Each step names an operation of the API map (msgops/apimap.py), so a flow runs on any target the map
+describes; a step whose operation the map lacks makes the flow `skip` "not part of this API"."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Final
 
 import httpx
 
+from msgops import apimap
 from msgops.probes.context import Context, ProbeUser
-from msgops.probes.http.common import call, json_of, target_of, trim
+from msgops.probes.http.common import target_of, trim
 
 FlowFn = Callable[["Flow"], Awaitable[str]]
 FLOWS: dict[str, FlowFn] = {}
+OK: Final = "ok"  # expect the statuses of success the API map gives the operation (default: any 2xx)
 
 
 def flow(name: str) -> Callable[[FlowFn], FlowFn]:
@@ -35,7 +40,7 @@ class Flow:
         self.ctx = ctx
         self.steps: list[dict[str, Any]] = []
         self.tag = uuid.uuid4().hex[:8]  # marks this run's texts, to find them among others
-        self._names: dict[uuid.UUID, str] = {}
+        self._names: dict[str, str] = {}
 
     async def user(self, role: str = "attendee") -> ProbeUser:
         return (await self.users(role))[0]
@@ -45,32 +50,37 @@ class Flow:
         made = await self.ctx.users(*roles)
         for role, user in zip(roles, made, strict=True):
             same = sum(1 for name in self._names.values() if name.rstrip("0123456789") == role)
-            self._names[user.id] = f"{role}{same + 1}"
+            self._names[str(user.id)] = f"{role}{same + 1}"
         return list(made)
 
     def name(self, user: ProbeUser | None) -> str:
-        return "anonymous" if user is None else self._names.get(user.id, str(user.id)[:8])
+        return "anonymous" if user is None else self._names.get(str(user.id), str(user.id)[:8])
 
-    async def send(self, user: ProbeUser | None, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """A request whose answer the flow judges itself (see `verify`)."""
-        return await call(self.ctx, user, method, path, **kwargs)
+    async def call(self, name: str, user: ProbeUser | None, /, **values: Any) -> apimap.Answer:
+        """Operation `name` as `user`, whose answer the flow judges itself (see `record`, `verify`)."""
+        return await apimap.call(self.ctx, user, name, **values)
 
-    async def step(self, what: str, user: ProbeUser | None, method: str, path: str, *,
-                   expect: int | tuple[int, ...], **kwargs: Any) -> Any:
-        """Make a request that must answer one of `expect`; returns its JSON."""
-        r = await self.send(user, method, path, **kwargs)
-        codes = (expect,) if isinstance(expect, int) else expect
-        self.record(what, user, r, codes)
+    async def op(self, what: str, name: str, user: ProbeUser | None, /, *,
+                 expect: int | tuple[int, ...] | str, **values: Any) -> dict[str, Any]:
+        """Operation `name` as `user`, which must answer one of `expect` (OK: the operation's statuses of
+        success); returns the answer's fields under msgops's names (apimap.read)."""
+        answer = await self.call(name, user, **values)
+        r = answer.response
+        codes = apimap.success(answer.op) if expect == OK else (expect,) if isinstance(expect, int) else expect
+        assert isinstance(codes, tuple)
+        self.record(what, user, r, codes, operation=name)
         if r.status_code not in codes:
-            raise FlowFailed(f"{what}: {target_of(r)} answered {r.status_code}, expected "
-                             f"{' or '.join(map(str, codes))}")
-        return json_of(r)
+            raise FlowFailed(f"{what}: {target_of(r)} answered {r.status_code}, expected {_codes(codes)}")
+        return answer.fields
 
-    def record(self, what: str, user: ProbeUser | None, r: httpx.Response, codes: tuple[int, ...]) -> None:
+    def record(self, what: str, user: ProbeUser | None, r: httpx.Response, codes: tuple[int, ...], *,
+               operation: str | None = None) -> None:
         entry: dict[str, Any] = {"step": what, "as": self.name(user), "request": trim(target_of(r), 160),
-                                 "expect": list(codes) if len(codes) <= 5 else f"{min(codes)}-{max(codes)}",
+                                 "expect": list(codes) if len(codes) <= 5 else _codes(codes),
                                  "status": r.status_code, "ok": r.status_code in codes,
                                  "ms": round(r.elapsed.total_seconds() * 1000, 1)}
+        if operation is not None:
+            entry["operation"] = operation
         if r.status_code not in codes or r.status_code >= 400:
             entry["body"] = trim(r.text, 240)
         if "retry-after" in r.headers:
@@ -89,17 +99,18 @@ class Flow:
     # --- shortcuts for the situations most flows start from -----------------------------------
 
     async def direct(self, a: ProbeUser, b: ProbeUser) -> str:
-        body = await self.step(f"{self.name(a)} starts a direct conversation with {self.name(b)}", a,
-                               "POST", "/conversations", json={"kind": "direct", "user_id": str(b.id)},
-                               expect=(201, 200))
+        body = await self.op(f"{self.name(a)} starts a direct conversation with {self.name(b)}", "create_direct", a,
+                             expect=OK, user_id=str(b.id))
         return str(body["id"])
 
     async def message(self, sender: ProbeUser, conversation: str, content: str | None = None,
                       **extra: Any) -> dict[str, Any]:
-        body: dict[str, Any] = await self.step(
-            f"{self.name(sender)} sends a message", sender, "POST", f"/conversations/{conversation}/messages",
-            json={"content": content or f"msgops flow {self.tag}", **extra}, expect=201)
-        return body
+        return await self.op(f"{self.name(sender)} sends a message", "send_message", sender, expect=OK,
+                             conversation_id=conversation, content=content or f"msgops flow {self.tag}", **extra)
+
+
+def _codes(codes: tuple[int, ...]) -> str:
+    return f"{min(codes)}-{max(codes)}" if len(codes) > 5 else " or ".join(map(str, codes))
 
 
 def ids(items: list[dict[str, Any]] | None, key: str = "id") -> list[str]:

@@ -2,49 +2,50 @@
 
 from __future__ import annotations
 
-from msgops.probes.http.flowkit import Flow, flow, ids
+from msgops.probes.http.flowkit import OK, Flow, flow, ids
 
 
 @flow("create_community")
 async def create_community(f: Flow) -> str:
     owner, visitor = await f.users("attendee", "attendee")
     word = f"msgopsflow{f.tag}"
-    created = await f.step("attendee1 creates a public community", owner, "POST", "/communities",
-                           json={"name": f"{word} community", "description": "made by an msgops flow",
-                                 "is_private": False}, expect=201)
+    created = await f.op("attendee1 creates a public community", "create_community", owner, expect=OK,
+                         name=f"{word} community", description="made by an msgops flow", is_private=False)
     cid = str(created["id"])
     f.verify("attendee1 owns it and is its only member",
              created.get("my_role") == "owner" and created.get("member_count") == 1,
              {k: created.get(k) for k in ("my_role", "member_count")})
-    await f.step("attendee2 opens it", visitor, "GET", f"/communities/{cid}", expect=200)
-    found = await f.step("attendee2 searches for it", visitor, "GET", "/communities", params={"q": word},
-                         expect=200)
-    f.verify("the search finds it", cid in ids(found), ids(found))
-    await f.step("attendee1 posts in it", owner, "POST", f"/communities/{cid}/messages",
-                 json={"content": f"welcome {f.tag}"}, expect=201)
+    await f.op("attendee2 opens it", "get_community", visitor, expect=OK, community_id=cid)
+    found = await f.op("attendee2 searches for it", "list_communities", visitor, expect=OK, query=word)
+    f.verify("the search finds it", cid in ids(found["communities"]), ids(found["communities"]))
+    await f.op("attendee1 posts in it", "send_community_message", owner, expect=OK, community_id=cid,
+               content=f"welcome {f.tag}")
     return "a public community was created, found by another user, and posted in"
 
 
 @flow("join_leave_community")
 async def join_leave_community(f: Flow) -> str:
     owner, member = await f.users("attendee", "attendee")
-    created = await f.step("attendee1 creates a public community", owner, "POST", "/communities",
-                           json={"name": f"msgops join {f.tag}", "description": "", "is_private": False},
-                           expect=201)
+    created = await f.op("attendee1 creates a public community", "create_community", owner, expect=OK,
+                         name=f"msgops join {f.tag}", description="", is_private=False)
     cid = str(created["id"])
-    await f.step("attendee2 joins", member, "POST", f"/communities/{cid}/join", expect=(201, 200))
-    after_join = await f.step("attendee2 reads the community", member, "GET", f"/communities/{cid}", expect=200)
+
+    async def members(what: str) -> list[str]:
+        return ids((await f.op(what, "list_community_members", owner, expect=OK, community_id=cid))["members"],
+                   "user_id")
+
+    await f.op("attendee2 joins", "join_community", member, expect=OK, community_id=cid)
+    after_join = await f.op("attendee2 reads the community", "get_community", member, expect=OK, community_id=cid)
     f.verify("it counts 2 members", after_join.get("member_count") == 2, after_join.get("member_count"))
-    members = await f.step("attendee1 lists the members", owner, "GET", f"/communities/{cid}/members", expect=200)
-    f.verify("attendee2 is listed", str(member.id) in ids(members, "user_id"), ids(members, "user_id"))
-    await f.step("attendee2 posts", member, "POST", f"/communities/{cid}/messages",
-                 json={"content": f"hi {f.tag}"}, expect=201)
-    await f.step("attendee2 leaves", member, "POST", f"/communities/{cid}/leave", expect=(204, 200))
-    members = await f.step("attendee1 lists the members again", owner, "GET", f"/communities/{cid}/members",
-                           expect=200)
-    f.verify("attendee2 is gone", str(member.id) not in ids(members, "user_id"), ids(members, "user_id"))
-    after_leave = await f.step("attendee1 reads the community", owner, "GET", f"/communities/{cid}", expect=200)
+    listed = await members("attendee1 lists the members")
+    f.verify("attendee2 is listed", str(member.id) in listed, listed)
+    await f.op("attendee2 posts", "send_community_message", member, expect=OK, community_id=cid,
+               content=f"hi {f.tag}")
+    await f.op("attendee2 leaves", "leave_community", member, expect=OK, community_id=cid)
+    listed = await members("attendee1 lists the members again")
+    f.verify("attendee2 is gone", str(member.id) not in listed, listed)
+    after_leave = await f.op("attendee1 reads the community", "get_community", owner, expect=OK, community_id=cid)
     f.verify("it counts 1 member again", after_leave.get("member_count") == 1, after_leave.get("member_count"))
-    await f.step("attendee2 can no longer post", member, "POST", f"/communities/{cid}/messages",
-                 json={"content": f"still here? {f.tag}"}, expect=403)
+    await f.op("attendee2 can no longer post", "send_community_message", member, expect=403, community_id=cid,
+               content=f"still here? {f.tag}")
     return "a member joined (count 2), posted, left (count 1) and could no longer post"

@@ -10,9 +10,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from msgops import apimap
 from msgops.probes import Name, Names, probe
 from msgops.probes.context import Context, Skip
-from msgops.probes.http.common import exchange, is_loopback, shared
+from msgops.probes.http.common import exchange, is_loopback, optional, shared
 from msgops.results import Outcome, failed, passed
 
 _CORS_HEADERS = ("access-control-allow-origin", "access-control-allow-credentials",
@@ -82,8 +83,17 @@ async def cors(ctx: Context, allowed_origin: Name | None = None, disallowed_orig
     return await _cors(ctx, allowed, disallowed)
 
 
+async def _route(ctx: Context) -> str:
+    """The route a browser POSTs to: the API map's create_group (or list_conversations), else /health."""
+    for name in ("create_group", "list_conversations"):
+        op = await apimap.lookup(ctx, name)
+        if op is not None and "{" not in (path := op.path.partition("?")[0]):
+            return path
+    return "/health"
+
+
 async def _cors(ctx: Context, allowed: str | None, disallowed: str) -> Outcome:
-    route = "/conversations"
+    route = await _route(ctx)
     inferred = False
     if allowed is None:
         allowed, inferred = await _infer_allowed(ctx, route), True
@@ -181,14 +191,17 @@ _RULES: dict[str, Callable[[str], str | None]] = {
 
 
 async def _samples(ctx: Context) -> list[httpx.Response]:
-    """The responses headers are read from: public (/health), authenticated JSON, and an error."""
+    """The responses headers are read from: public (/health), authenticated JSON (list_conversations), and
+    an error (an unknown conversation), as far as the API map has these operations."""
 
     async def fetch() -> list[httpx.Response]:
         user = await ctx.api_user()
-        return list(await asyncio.gather(ctx.http.get("/health"),
-                                         ctx.http.get("/conversations", headers=user.headers),
-                                         ctx.http.get("/conversations/00000000-0000-0000-0000-000000000000",
-                                                      headers=user.headers)))
+        nobody = "00000000-0000-0000-0000-000000000000"
+        public, data, error, other_error = await asyncio.gather(
+            ctx.http.get("/health"), optional(ctx, user, "list_conversations"),
+            optional(ctx, user, "get_conversation", conversation_id=nobody),
+            optional(ctx, user, "list_messages", conversation_id=nobody))
+        return [public, *(a.response for a in (data, error or other_error) if a is not None)]
 
     return await shared(ctx, "header_samples", fetch)
 

@@ -5,19 +5,17 @@ from __future__ import annotations
 import asyncio
 import html
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
+from msgops import apimap
 from msgops.probes import probe
 from msgops.probes.context import Context
 from msgops.probes.http.common import (
-    call,
-    community,
     direct,
     exchange,
     group,
-    json_of,
+    optional,
     require,
     send,
     target_of,
@@ -55,32 +53,40 @@ async def _sql_injection(ctx: Context) -> Outcome:
     a, b, outsider = await users(ctx, "attendee", "attendee", "attendee")
     conv = await direct(ctx, a, b)
     await send(ctx, b, conv, "msgops injection probe hello")
-    secret = await community(ctx, outsider, private=True, name="msgops private injection probe",
-                             description="hello probe")
     secret_conv = await group(ctx, outsider, title="msgops private injection group")
-    private_ids = {str(secret["id"]), secret_conv}
+    private_ids = {secret_conv}
+    secret = await optional(ctx, outsider, "create_community", name="msgops private injection probe",
+                            description="hello probe", is_private=True)
+    if secret is not None and secret.ok:
+        private_ids.add(str(secret["id"]))
 
-    stored = await asyncio.gather(*(call(ctx, a, "POST", f"/conversations/{conv}/messages", json={"content": p})
-                                    for p in SQL_PAYLOADS))
+    sent = await asyncio.gather(*(apimap.call(ctx, a, "send_message", conversation_id=conv, content=p)
+                                  for p in SQL_PAYLOADS))
+    stored = [answer.response for answer in sent]
     reads: list[tuple[str, str, httpx.Response]] = []
     gate = asyncio.Semaphore(16)
 
-    async def read(kind: str, payload: str, path: str, **kwargs: Any) -> None:
+    async def read(kind: str, payload: str, name: str, **values: Any) -> None:
+        """A read through operation `name`, when the target's API has it (and places the payload)."""
         async with gate:
-            reads.append((kind, payload, await call(ctx, a, "GET", path, **kwargs)))
+            answer = await optional(ctx, a, name, **values)
+        if answer is not None:
+            reads.append((kind, payload, answer.response))
 
     jobs = []
     for i, p in enumerate(SQL_PAYLOADS):
-        jobs += [read("query", p, "/communities", params={"q": p}),
-                 read("query", p, f"/conversations/{conv}/messages/search", params={"q": p})]
+        jobs += [read("query", p, "list_communities", query=p, needs=("query",)),
+                 read("query", p, "search", conversation_id=conv, query=p, needs=("query",))]
         if i % 2 == 0 or "pg_sleep" in p:  # ids and cursors take one parsing path: half the payloads do
-            jobs += [read("query", p, "/conversations", params={"cursor": p}),
-                     read("path", p, f"/conversations/{quote(p, safe='')}"),
-                     read("path", p, f"/messages/{quote(p, safe='')}"),
-                     read("path", p, f"/communities/{quote(p, safe='')}/messages")]
+            jobs += [read("query", p, "list_conversations", cursor=p, needs=("cursor",)),
+                     read("path", p, "get_conversation", conversation_id=p, needs=("conversation_id",)),
+                     read("path", p, "get_message", conversation_id=conv, message_id=p, needs=("message_id",)),
+                     read("path", p, "list_community_messages", community_id=p, needs=("community_id",))]
     await asyncio.gather(*jobs)
-    page = await call(ctx, a, "GET", f"/conversations/{conv}/messages", params={"limit": 50})
-    contents = [m.get("content") for m in require(page, 200, what="read the messages back").get("messages", [])]
+    listed = await apimap.call(ctx, a, "list_messages", conversation_id=conv, limit=50)
+    page = listed.response
+    require(page, 200, what="read the messages back")
+    contents = [m.get("content") for m in listed.fields.get("messages") or []]
 
     problems: list[str] = []
     everything = [("content", p, r) for p, r in zip(SQL_PAYLOADS, stored, strict=True)] + reads + \
@@ -97,14 +103,15 @@ async def _sql_injection(ctx: Context) -> Outcome:
         leaked = sorted(i for i in private_ids if i in r.text)
         if leaked:
             problems.append(f"{where} returned another user's private resource {', '.join(leaked)}")
-    for payload, r in zip(SQL_PAYLOADS, stored, strict=True):
-        if r.status_code == 201 and payload not in [html.unescape(c or "") for c in contents]:
+    for payload, answer in zip(SQL_PAYLOADS, sent, strict=True):
+        if answer.ok and payload not in [html.unescape(c or "") for c in contents]:
             problems.append(f"payload {payload!r} was not stored as its literal text")
     evidence: dict[str, Any] = {
         "payloads": list(SQL_PAYLOADS), "requests": len(everything),
         "statuses": sorted({f"{k}:{r.status_code}" for k, _, r in everything}),
-        "stored": [{"sent": p, "status": r.status_code, "returned": (json_of(r) or {}).get("content")
-                    if r.status_code == 201 else None} for p, r in zip(SQL_PAYLOADS, stored, strict=True)],
+        "stored": [{"sent": p, "status": answer.response.status_code,
+                    "returned": answer.fields.get("content") if answer.ok else None}
+                   for p, answer in zip(SQL_PAYLOADS, sent, strict=True)],
         "slowest_ms": round(max(r.elapsed.total_seconds() for _, _, r in everything) * 1000, 1),
     }
     if problems:

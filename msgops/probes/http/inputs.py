@@ -9,9 +9,19 @@ from typing import Annotated, Any
 import httpx
 from pydantic import Field
 
+from msgops import apimap
 from msgops.probes import OneOf, probe
-from msgops.probes.context import Context
-from msgops.probes.http.common import call, community, exchange, group, json_of, require, target_of, trim, users
+from msgops.probes.context import Context, ProbeUser
+from msgops.probes.http.common import (
+    community,
+    exchange,
+    group,
+    json_of,
+    perform,
+    target_of,
+    trim,
+    users,
+)
 from msgops.results import Outcome, failed, passed
 
 DEFAULT_LIMITS = {"message_content": 5000, "community_name": 100}
@@ -44,32 +54,34 @@ async def _validation(ctx: Context, field: str, limit: int) -> Outcome:
     user = await ctx.api_user()
     if field == "message_content":
         conv = await group(ctx, user, title="msgops validation probe")
-        path, name = f"/conversations/{conv}/messages", "content"
+        name, value = "send_message", "content"
 
-        def body(n: int) -> dict[str, Any]:
-            return {"content": "x" * n}
+        def values(n: int) -> dict[str, Any]:
+            return {"conversation_id": conv, "content": "x" * n}
     else:
-        path, name = "/communities", "name"
+        name, value = "create_community", "name"
         run = f"msgops {uuid.uuid4().hex[:8]} "
 
-        def body(n: int) -> dict[str, Any]:
+        def values(n: int) -> dict[str, Any]:
             return {"name": (run + "n" * n)[:n], "description": "", "is_private": False}
 
-    over = await call(ctx, user, "POST", path, json=body(limit + 1))
-    at = await call(ctx, user, "POST", path, json=body(limit))
+    op = await apimap.need(ctx, name, value)
+    key = op.json_key(value) or value  # the target's name for the field, which its 422 names
+    over = (await apimap.call(ctx, user, name, **values(limit + 1))).response
+    at = (await apimap.call(ctx, user, name, **values(limit))).response
     evidence: dict[str, Any] = {"field": field, "max": limit, f"at_{limit}": exchange(at, body=0),
                                 f"at_{limit + 1}": exchange(over, body=300)}
     problems = []
     if over.status_code != 422:
         problems.append(f"{limit + 1} characters answered {over.status_code}, expected 422")
-    elif not _field_error(over, name):
-        problems.append(f"the 422 for {limit + 1} characters names no `{name}` field error")
+    elif not _field_error(over, key):
+        problems.append(f"the 422 for {limit + 1} characters names no `{key}` field error")
     if not 200 <= at.status_code < 300:
         problems.append(f"{limit} characters answered {at.status_code}, expected to be accepted")
     if problems:
         return failed(f"{field}: " + "; ".join(problems), **evidence)
     return passed(f"{field}: {limit} characters accepted ({at.status_code}), {limit + 1} refused with 422 "
-                  f"naming `{name}`", **evidence)
+                  f"naming `{key}`", **evidence)
 
 
 # --- XSS -----------------------------------------------------------------------------------------
@@ -111,6 +123,26 @@ class _Xss:
             self.problems.append(f"{target_of(r)} answered {r.status_code} as HTML echoing a script tag")
 
 
+async def _xss_community(ctx: Context, owner: ProbeUser, seen: _Xss) -> int:
+    """Payloads in a community's name, description and messages; the number of refused payloads."""
+    refused = 0
+    created = await community(ctx, owner, name=f"msgops <img src=x onerror=alert(1)> {uuid.uuid4().hex[:6]}",
+                              description="msgops <script>alert(1)</script> <b onmouseover=alert(1)>x</b>")
+    cid = str(created["id"])
+    for payload in XSS_PAYLOADS[:3]:
+        posted = await apimap.call(ctx, owner, "send_community_message", community_id=cid, content=payload)
+        if not posted.ok:
+            refused += 1
+            seen.echoed(posted.response)
+    back = await perform(ctx, owner, "get_community", "read the community back", community_id=cid)
+    seen.check(back.response, "community (read)", {k: back.fields.get(k) for k in ("name", "description")})
+    messages = await perform(ctx, owner, "list_community_messages", "read the community messages back",
+                             community_id=cid)
+    for m in messages.fields.get("messages") or []:
+        seen.check(messages.response, "community message (read)", {"content": m.get("content")})
+    return refused
+
+
 @probe("http.xss_sanitized",
        what="Script and event-handler payloads in message content, community names/descriptions and group "
             "titles come back (on create and on read) with no markup left.",
@@ -129,32 +161,20 @@ async def _xss(ctx: Context) -> Outcome:
     refused = 0
     conv = await group(ctx, author, title="msgops <script>alert(1)</script> group")
     for payload in XSS_PAYLOADS:
-        r = await call(ctx, author, "POST", f"/conversations/{conv}/messages", json={"content": payload})
-        if r.status_code == 201:
-            seen.check(r, "message (create)", {"content": json_of(r).get("content")})
+        sent = await apimap.call(ctx, author, "send_message", conversation_id=conv, content=payload)
+        if sent.ok:
+            seen.check(sent.response, "message (create)", {"content": sent.fields.get("content")})
         else:
             refused += 1
-            seen.echoed(r)
-    page = await call(ctx, author, "GET", f"/conversations/{conv}/messages", params={"limit": 50})
-    for m in require(page, 200, what="read the messages back").get("messages", []):
-        seen.check(page, "message (read)", {"content": m.get("content")})
-    detail = await call(ctx, author, "GET", f"/conversations/{conv}")
-    seen.check(detail, "group (read)", {"title": require(detail, 200, what="read the group back").get("title")})
+            seen.echoed(sent.response)
+    page = await perform(ctx, author, "list_messages", "read the messages back", conversation_id=conv, limit=50)
+    for m in page.fields.get("messages") or []:
+        seen.check(page.response, "message (read)", {"content": m.get("content")})
+    detail = await perform(ctx, author, "get_conversation", "read the group back", conversation_id=conv)
+    seen.check(detail.response, "group (read)", {"title": detail.fields.get("title")})
 
-    created = await community(ctx, owner, name=f"msgops <img src=x onerror=alert(1)> {uuid.uuid4().hex[:6]}",
-                              description="msgops <script>alert(1)</script> <b onmouseover=alert(1)>x</b>")
-    cid = created["id"]
-    for payload in XSS_PAYLOADS[:3]:
-        r = await call(ctx, owner, "POST", f"/communities/{cid}/messages", json={"content": payload})
-        if r.status_code != 201:
-            refused += 1
-            seen.echoed(r)
-    back = await call(ctx, owner, "GET", f"/communities/{cid}")
-    body = require(back, 200, what="read the community back")
-    seen.check(back, "community (read)", {"name": body.get("name"), "description": body.get("description")})
-    messages = await call(ctx, owner, "GET", f"/communities/{cid}/messages")
-    for m in require(messages, 200, what="read the community messages back").get("messages", []):
-        seen.check(messages, "community message (read)", {"content": m.get("content")})
+    if await apimap.lookup(ctx, "create_community") is not None:
+        refused += await _xss_community(ctx, owner, seen)
 
     evidence: dict[str, Any] = {"payloads": list(XSS_PAYLOADS), "returned": seen.seen[:30],
                                 "refused_payloads": refused}

@@ -16,7 +16,7 @@ from msgops.results import Outcome, failed, passed
 
 async def _channel(ctx: Context, owner: ProbeUser, *members: ProbeUser) -> str:
     made = await operation(ctx, owner, "create_community", "create a channel",
-                           title=f"msgops notification probe {uuid4().hex[:8]}")
+                           name=f"msgops notification probe {uuid4().hex[:8]}")
     cid = str(made["id"])
     for member in members:
         await operation(ctx, member, "join_community", "join the channel", community_id=cid)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,15 +18,14 @@ from msgops.probes.http.common import (
     PUBLIC_PATHS,
     Operation,
     call,
-    community,
-    direct,
     exchange,
     fill_path,
     group,
     json_of,
     openapi,
+    operation,
     operations,
-    require,
+    optional,
     send,
     target_of,
     users,
@@ -34,6 +34,7 @@ from msgops.probes.http.common import (
 from msgops.results import Outcome, failed, passed
 
 _EMAIL_KEYS = {"email", "email_address", "user_email", "mail"}
+_MAPPED_READS = ("list_conversations", "get_conversation", "list_messages", "get_message", "search")
 
 
 @dataclass
@@ -44,35 +45,34 @@ class _World:
 
 
 async def _world(ctx: Context) -> _World:
-    """Users whose tokens carry an email, sharing a direct conversation, a group, a community with
-    messages, a report and a broadcast: every place a member's identity is shown."""
-    if apimap.of(ctx).defaults != "reference":  # a target described by its own API map: its conversations
-        return await _mapped_world(ctx)
-    a, b, mod, org = await users(ctx, "attendee", "attendee", "moderator", "organizer")
-    conv = await direct(ctx, a, b)
-    message = await send(ctx, b, conv, "msgops email leak probe")
-    await group(ctx, a, title="msgops email leak group", members=(b,))
-    comm = await community(ctx, a)
-    require(await call(ctx, b, "POST", f"/communities/{comm['id']}/join"), 200, 201, what="join a community")
-    require(await call(ctx, b, "POST", f"/communities/{comm['id']}/messages",
-                       json={"content": "msgops email leak probe"}), 201, what="post in a community")
-    # Reports and broadcasts widen what is read back; a target without them is still checked.
-    await call(ctx, a, "POST", f"/messages/{message['id']}/report", json={"reason": "msgops email leak probe"})
-    await call(ctx, org, "POST", "/broadcasts",
-               json={"audience": "everyone", "phase": "during_show", "content": "msgops email leak probe"})
-    everyone = [a, b, mod, org]
-    return _World(everyone, {str(u.id): _email(u) for u in everyone},
-                  {"conversation_id": conv, "message_id": str(message["id"]), "community_id": str(comm["id"]),
-                   "user_id": str(b.id), "id": conv})
-
-
-async def _mapped_world(ctx: Context) -> _World:
-    """Two members of a group with a message: what the API map's operations can arrange."""
-    a, b = await users(ctx, "attendee", "attendee")
+    """Users whose tokens carry an email, sharing a group and a direct conversation, a community with
+    messages, a report and a broadcast: every place a member's identity is shown, as far as the target's
+    API has these operations (a group with a message is the least)."""
+    staffed = await apimap.lookup(ctx, "list_reports") is not None
+    everyone = await users(ctx, "attendee", "attendee", *(("moderator", "organizer") if staffed else ()))
+    a, b = everyone[:2]
     conv = await group(ctx, a, title="msgops email leak group", members=(b,))
     message = await send(ctx, b, conv, "msgops email leak probe")
-    return _World([a, b], {str(u.id): _email(u) for u in (a, b)},
-                  {"conversation_id": conv, "message_id": str(message["id"]), "user_id": str(b.id), "id": conv})
+    values = {"conversation_id": conv, "message_id": str(message["id"]), "user_id": str(b.id), "id": conv}
+    made = await optional(ctx, a, "create_direct", user_id=str(b.id))
+    if made is not None and made.ok:
+        values["conversation_id"] = values["id"] = str(made["id"])
+        message = await send(ctx, b, values["conversation_id"], "msgops email leak probe")
+        values["message_id"] = str(message["id"])
+    comm = await optional(ctx, a, "create_community", name=f"msgops probe {uuid.uuid4().hex[:8]}",
+                          description="created by msgops probes", is_private=False)
+    if comm is not None and comm.ok:
+        cid = values["community_id"] = str(comm["id"])
+        await operation(ctx, b, "join_community", "join a community", community_id=cid)
+        await operation(ctx, b, "send_community_message", "post in a community", community_id=cid,
+                        content="msgops email leak probe")
+    # Reports and broadcasts widen what is read back; a target without them is still checked.
+    await optional(ctx, a, "report", conversation_id=values["conversation_id"], message_id=values["message_id"],
+                   reason="msgops email leak probe")
+    if staffed:
+        await optional(ctx, everyone[3], "broadcast", audience="everyone", phase="during_show",
+                       content="msgops email leak probe")
+    return _World(list(everyone), {str(u.id): _email(u) for u in everyone}, values)
 
 
 def _email(user: ProbeUser) -> str:
@@ -130,17 +130,16 @@ async def _no_email_leak(ctx: Context) -> Outcome:
 
     # The two members read everything; the moderator reads what only moderators can (the queue).
     members, staff = world.users[:2], world.users[2:3]
-    pairs = [(u, op) for op in ops for u in members]
-    pairs += [(m, op) for op in ops for m in staff if "/moderation" in op.path]
-    answers = await asyncio.gather(*(read(u, op) for u, op in pairs))
+    answers = await asyncio.gather(*(read(u, op) for op in ops for u in members))
     # The API map's own reads, with the world's ids in place (OpenAPI parameter names may differ).
     values = {**world.values, "query": "msgops", "limit": 50}
-    mapped = [path for name in ("list_messages", "search") if (path := await apimap.get_path(ctx, name, values))]
+    mapped = [(u, name) for name in _MAPPED_READS for u in members] + [(m, "list_reports") for m in staff]
 
-    async def read_path(reader: ProbeUser, path: str) -> tuple[ProbeUser, httpx.Response]:
-        return reader, await call(ctx, reader, "GET", path)
+    async def read_mapped(reader: ProbeUser, name: str) -> tuple[ProbeUser, httpx.Response] | None:
+        answer = await optional(ctx, reader, name, **values)
+        return None if answer is None else (reader, answer.response)
 
-    answers += await asyncio.gather(*(read_path(u, path) for path in mapped for u in members))
+    answers += [a for a in await asyncio.gather(*(read_mapped(u, name) for u, name in mapped)) if a is not None]
     findings = [f for reader, r in answers for f in _findings(r, reader, world)]
     evidence: dict[str, Any] = {
         "endpoints": [op.label for op in ops], "readers": len(members) + len(staff), "requests": len(answers),
@@ -151,5 +150,6 @@ async def _no_email_leak(ctx: Context) -> Outcome:
         first = next(r for _, r in answers if target_of(r) == findings[0]["url"])
         return failed(f"email addresses in {len(leaks)} place(s): {', '.join(leaks[:5])}", findings=findings[:20],
                       example=exchange(first, body=300), **evidence)
-    return passed(f"no email address in {len(answers)} responses of {len(ops)} GET endpoints "
-                  "(two members and a moderator reading)", **evidence)
+    readers = "two members" + (" and a moderator" if staff else "")
+    return passed(f"no email address in {len(answers)} responses of {len(ops)} GET endpoints ({readers} reading)",
+                  **evidence)

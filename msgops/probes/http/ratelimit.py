@@ -16,7 +16,7 @@ import httpx
 from msgops import apimap
 from msgops.probes import OneOf, probe
 from msgops.probes.context import Context
-from msgops.probes.http.common import call, exchange, group, json_of, shared
+from msgops.probes.http.common import exchange, group, json_of, shared
 from msgops.results import Outcome, failed, passed
 
 # The seeds' limits: 10 messages/minute, 100 messages/hour, 5 conversations/hour, 3 communities/day.
@@ -70,7 +70,7 @@ async def _sender(ctx: Context, action: str) -> Callable[[int], Awaitable[httpx.
     user = await ctx.api_user()
     run = uuid.uuid4().hex[:8]
 
-    async def attempt(name: str, **values: Any) -> httpx.Response:
+    async def attempt(name: str, /, **values: Any) -> httpx.Response:
         return (await apimap.call(ctx, user, name, **values)).response
 
     if action in ("send_message", "send_message_hourly"):
@@ -78,8 +78,8 @@ async def _sender(ctx: Context, action: str) -> Callable[[int], Awaitable[httpx.
         return lambda i: attempt("send_message", conversation_id=conv, content=f"msgops rate limit probe {run} #{i}")
     if action == "create_conversation":
         return lambda i: attempt("create_group", title=f"msgops rate limit {run} #{i}", member_ids=[])
-    return lambda i: call(ctx, user, "POST", "/communities",
-                          json={"name": f"msgops rate limit {run} #{i}", "description": "", "is_private": False})
+    return lambda i: attempt("create_community", name=f"msgops rate limit {run} #{i}", description="",
+                             is_private=False)
 
 
 async def _waves(attempt: Callable[[int], Awaitable[httpx.Response]], total: int) -> list[httpx.Response]:

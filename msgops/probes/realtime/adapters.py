@@ -28,6 +28,14 @@ def endpoint(ctx: Context) -> str:
     return base.replace("https://", "wss://", 1).replace("http://", "ws://", 1) + config.path
 
 
+def protocol(ctx: Context) -> str:
+    """What the realtime probes speak, for evidence: `websocket (reference)` or `socketio (namespace /x)`."""
+    config = settings(ctx)
+    if config.protocol == "socketio":
+        return f"socketio (namespace {config.namespace})"
+    return "websocket (reference)"
+
+
 def _base(ctx: Context) -> str:
     return (settings(ctx).url or ctx.require_api()).rstrip("/")
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import jwt
 
-from msgops.probes import probe
 from msgops.probes.context import CannotEvaluate, Context
 from msgops.probes.realtime import adapters
 from msgops.probes.realtime.client import REPLY_TIMEOUT, SETTLE, Scene, Socket, brief, received
+from msgops.probes.realtime.evidence import realtime_probe
 from msgops.results import Outcome, failed, passed
 
 _SILENT_TYPES = frozenset({"error"})  # what a refused socket may be sent
@@ -21,9 +21,9 @@ _SILENT_TYPES = frozenset({"error"})  # what a refused socket may be sent
 def _cases(ctx: Context) -> dict[str, tuple[str, str | None]]:
     """case -> (query string, auth frame token or None for no auth frame at all). An expired token is
     tried when the personas can sign one (hs256, private_key)."""
-    someone = uuid.uuid4()
+    someone = str(uuid.uuid4())
     now = int(time.time())
-    forged = jwt.encode({"sub": str(someone), "role": "authenticated", "aud": "authenticated", "iat": now,
+    forged = jwt.encode({"sub": someone, "role": "authenticated", "aud": "authenticated", "iat": now,
                          "exp": now + 900}, "msgops-probe-wrong-secret-" + uuid.uuid4().hex, algorithm="HS256")
     cases: dict[str, tuple[str, str | None]] = {
         "missing": ("", None),
@@ -36,7 +36,7 @@ def _cases(ctx: Context) -> dict[str, tuple[str, str | None]]:
     return cases
 
 
-@probe(
+@realtime_probe(
     "realtime.auth_required",
     waits_long=True,
     what="WebSockets that send no token, a malformed, badly signed or expired token (as the auth frame or "

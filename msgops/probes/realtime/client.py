@@ -61,7 +61,7 @@ class Scene:
     ctx: Context
     users: dict[str, ProbeUser] = field(default_factory=dict)
     sockets: list[Socket] = field(default_factory=list)
-    conversation: uuid.UUID | None = None
+    conversation: str | None = None  # opaque, as the API gave it
 
     async def __aenter__(self) -> Scene:
         ws_url(self.ctx)
@@ -76,16 +76,15 @@ class Scene:
         self.users.update(zip(labels, made, strict=True))
 
     def uid(self, label: str) -> str:
-        return str(self.users[label].id)
+        return self.users[label].id
 
-    async def group(self, owner: str, *members: str) -> uuid.UUID:
+    async def group(self, owner: str, *members: str) -> str:
         made = await operation(self.ctx, self.users[owner], "create_group", "create a probe conversation",
                                title=f"msgops probe {self.ctx.run_id}", member_ids=[self.uid(m) for m in members])
-        try:
-            self.conversation = uuid.UUID(str(made["id"]))
-        except ValueError:
-            raise CannotEvaluate(f"the conversation id {made['id']!r} is not a UUID; msgops's realtime checks "
-                                 "need UUID ids") from None
+        if made.get("id") in (None, ""):
+            raise CannotEvaluate(f"creating a probe conversation gave no id ({made!r}); map the response's id "
+                                 "in api.operations.create_group.response")
+        self.conversation = str(made["id"])
         return self.conversation
 
     async def socket(self, label: str, join: bool = True, tab: str = "") -> Socket:
@@ -110,7 +109,7 @@ class Scene:
     def who(self, user_id: object) -> str:
         """A user id in evidence, labelled with its role in the scene."""
         for label, user in self.users.items():
-            if str(user.id) == str(user_id):
+            if user.id == str(user_id):
                 return f"{label} ({user.id})"
         return str(user_id)
 

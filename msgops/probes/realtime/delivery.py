@@ -11,13 +11,13 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from msgops.probes import probe
 from msgops.probes.context import Context
 from msgops.probes.realtime.client import REPLY_TIMEOUT, SETTLE, Frame, Scene, Socket, brief, received
+from msgops.probes.realtime.evidence import realtime_probe
 from msgops.results import Outcome, failed, passed
 
 
-@probe(
+@realtime_probe(
     "realtime.delivery",
     what="Two probe users share a conversation and join it over the WebSocket; a message sent through the "
          "REST API reaches the recipient's socket within budget_ms (default 1000).",
@@ -35,7 +35,8 @@ async def delivery(ctx: Context, budget_ms: Annotated[float, Field(gt=0)] = 1000
         sent = await scene.send("sender", "msgops delivery probe")
         frame = await inbox.wait(received(sent.id), timeout=max(budget_ms / 1000 * 2, REPLY_TIMEOUT))
         evidence: dict[str, Any] = {"conversation_id": str(scene.conversation), "message_id": sent.id,
-                                    "seq": sent.seq, "budget_ms": budget_ms}
+                                    "seq": sent.seq, "recipient": scene.who(scene.uid("recipient")),
+                                    "budget_ms": budget_ms}
         if frame is None:
             evidence["recipient_frames"] = [brief(f) for f in inbox.frames[-5:]]
             return failed(f"the message never reached the recipient's socket (waited "
@@ -60,7 +61,7 @@ def _leak(scene: Scene, sock: Socket, frame: Frame, who: str) -> dict[str, Any]:
             "frame": brief(frame)}
 
 
-@probe(
+@realtime_probe(
     "realtime.no_leak",
     waits_long=True,
     what="A non-member who tries to join a conversation is refused and, listening while messages are sent and "
@@ -131,7 +132,7 @@ async def no_leak(ctx: Context) -> Outcome:
         return passed("non-member refused and silent; removed member stopped receiving", **evidence)
 
 
-@probe(
+@realtime_probe(
     "realtime.resume",
     waits_long=True,
     what="A socket receives messages, disconnects, more are sent through REST, and reconnecting with "
@@ -177,7 +178,7 @@ async def resume(ctx: Context) -> Outcome:
         return passed(f"resumed exactly seq {expected} after since_seq={last_seen}", **evidence)
 
 
-@probe(
+@realtime_probe(
     "realtime.multi_tab",
     waits_long=True,
     what="Two sockets of one user (two tabs) both receive each message exactly once.",

@@ -8,9 +8,9 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from msgops.probes import probe
 from msgops.probes.context import Context
 from msgops.probes.realtime.client import REPLY_TIMEOUT, SETTLE, Frame, Scene, brief
+from msgops.probes.realtime.evidence import realtime_probe
 from msgops.results import Outcome, failed, passed
 
 # The subject signs out (close code 1000). The reference announces that at once; servers that treat
@@ -31,7 +31,7 @@ def _stated_ttl(frame: Frame) -> tuple[str, float] | None:
     return None
 
 
-@probe(
+@realtime_probe(
     "realtime.typing_ttl",
     waits_long=True,
     what="typing_start reaches the other member as user_typing; without typing_stop it expires after `seconds` "
@@ -72,7 +72,7 @@ async def typing_ttl(ctx: Context, seconds: Annotated[float, Field(gt=0)] = 10) 
         return passed(f"typing expired after {elapsed} s (TTL {seconds:g} s)", **evidence)
 
 
-@probe(
+@realtime_probe(
     "realtime.presence",
     waits_long=True,
     what="When a user connects, a peer who shares a conversation gets user_online and, when they disconnect, "

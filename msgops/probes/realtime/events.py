@@ -12,10 +12,11 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from msgops.probes import OneOf, probe
+from msgops.probes import OneOf
 from msgops.probes.context import Context
 from msgops.probes.realtime.client import REPLY_TIMEOUT, Frame, Scene, brief, is_type, received
 from msgops.probes.realtime.ephemeral import OFFLINE_TIMEOUT
+from msgops.probes.realtime.evidence import realtime_probe
 from msgops.results import Outcome, failed, passed
 
 Observation = tuple[str, Frame | None, dict[str, Any]]  # (what was expected, the frame seen, extra evidence)
@@ -128,7 +129,7 @@ _EXERCISES: dict[str, Callable[[Scene], Awaitable[Observation]]] = {
 EVENTS = frozenset(_EXERCISES)
 
 
-@probe(
+@realtime_probe(
     "realtime.event",
     waits_long=True,
     what="Exercises one SPEC-MSG-001 WebSocket event (join_conversation, send_message, mark_read, typing_start, "

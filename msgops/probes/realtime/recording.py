@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
@@ -105,10 +104,10 @@ class Socket(ABC):
     def matching(self, predicate: Predicate, after: int = 0) -> list[Frame]:
         return [f for f in self.frames[after:] if predicate(f)]
 
-    async def join(self, conversation_id: uuid.UUID, since_seq: int | None = None) -> Frame:
+    async def join(self, conversation_id: str, since_seq: int | None = None) -> Frame:
         """Join and wait for `joined`; CannotEvaluate (probe error) when a member cannot join."""
         start = len(self.frames)
-        frame: dict[str, Any] = {"type": "join_conversation", "conversation_id": str(conversation_id),
+        frame: dict[str, Any] = {"type": "join_conversation", "conversation_id": conversation_id,
                                  "ref": f"join-{self.label}"}
         if since_seq is not None:
             frame["since_seq"] = since_seq

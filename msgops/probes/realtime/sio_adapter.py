@@ -5,6 +5,7 @@ is recorded as a frame with the msgops name as its `type`."""
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from typing import Any
 
 import socketio
@@ -120,22 +121,43 @@ class SocketIOSocket(Socket):
         self._ended(1000, "client disconnect")
 
 
-async def refusal(settings: RealtimeSettings, url: str) -> str | None:
-    """Before a run: why the Socket.IO endpoint cannot be right (no server at the path; a namespace a
-    socket.io server says it does not have), or None. A connection refused for want of a token is the
-    expected answer; python-socketio's "Unable to connect" is ambiguous (no such namespace, or a handler
-    that refuses without a reason) and left to the checks, which name the namespace when they error."""
+# What a server answers a CONNECT to a namespace it does not serve: python-socketio's error packet, and
+# the JavaScript server's. (A python-socketio handler that refuses without a reason answers "Connection
+# rejected by server" instead.)
+_NO_NAMESPACE = ("unable to connect", "invalid namespace")
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why the Socket.IO endpoint cannot serve the realtime checks, one line with the fix."""
+
+    why: str
+    no_server: bool  # nothing speaks Socket.IO there at all (a configuration error, exit 3)
+
+
+async def refusal(settings: RealtimeSettings, url: str, token: str | None = None) -> Refusal | None:
+    """Before a run: connect as a test user would (`token`: one persona's; None when msgops has no test
+    users) and say why that cannot work: no Socket.IO server at the path, a namespace the server does
+    not serve, or a test user's token refused. None when the connection is accepted, or, without a
+    token, refused only for want of one."""
     sock = SocketIOSocket(settings, url, "preflight")
     try:
-        connected = await sock.connect(None)
+        connected = await sock.connect(token)
     finally:
         await sock.close()
     if connected:
         return None
     why = (sock.refused or "").strip()
     where = f"{url} path {settings.path} namespace {settings.namespace}"
-    if why.lower().startswith("invalid namespace"):
-        return f"the Socket.IO server at {url} has no namespace {settings.namespace}: fix realtime.namespace"
+    if why.lower().startswith(_NO_NAMESPACE):
+        return Refusal(f"the Socket.IO server at {url} path {settings.path} refused the namespace "
+                       f"{settings.namespace} (it answered {why!r}, a namespace it does not serve): set "
+                       "realtime.namespace in msgops.yaml to the namespace the server serves", no_server=False)
     if "connection error" in why.lower() or "unexpected response" in why.lower() or "404" in why:
-        return f"no Socket.IO server answers at {where} ({why}): fix realtime.url and realtime.path"
-    return None
+        return Refusal(f"no Socket.IO server answers at {where} ({why}): fix realtime.url and realtime.path",
+                       no_server=True)
+    if token is None:
+        return None
+    return Refusal(f"the Socket.IO server at {where} refused a test user's connection (it answered {why!r}): fix "
+                   "personas in msgops.yaml so their tokens are accepted, or realtime.auth (the connect payload, "
+                   f"now {settings.auth})", no_server=False)
