@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -23,6 +23,7 @@ from psycopg.rows import tuple_row
 from msgops.dbmodel.arrange import Arranged, ArrangeError, Arranger, arrange
 from msgops.dbmodel.discover import Catalog, Table, read_catalog
 from msgops.dbmodel.model import Model
+from msgops.dbmodel.staff import StaffPersona
 from msgops.dbmodel.target import target_model
 from msgops.impersonation import ANON, Attempt, ImpersonationError, Persona, attempt, require_rls_bypass, rolled_back
 from msgops.impersonation import Outcome as Seen
@@ -32,7 +33,7 @@ from msgops.results import Outcome, failed, passed
 
 Expect = Literal["allowed", "denied"]
 Op = Literal["select", "insert", "update", "delete"]
-Subject = Literal["message", "room", "membership", "contact"]
+Subject = Literal["message", "room", "membership", "contact", "staff"]
 
 
 class _NoRoleClaim(Persona):
@@ -55,6 +56,9 @@ class Cell:
     what: str
     sql: str
     params: dict[str, Any] = field(default_factory=dict)
+    # a staff cell's ordinary counterpart: staff doing what this persona may not do is the finding, not what
+    # both may do (that is the counterpart's own finding)
+    baseline: str | None = None
 
 
 def about_rooms(c: Cell) -> bool:
@@ -79,11 +83,14 @@ class Matrix:
                 out.found_in.append(cell)
         return out
 
-    def judge(self, cell: Cell, seen: Attempt) -> None:
+    def judge(self, cell: Cell, seen: Attempt, baseline: Attempt | None = None) -> None:
         self.cells.append((cell, seen))
         problem = _problem(cell.expect, seen)
         if problem is None:
             return
+        if cell.expect == "denied" and baseline is not None and baseline.outcome is Seen.ALLOWED \
+                and seen.outcome is Seen.ALLOWED:
+            return  # the ordinary persona may do it too: their cell says so
         if cell.hole == "member_denied" and cell.op != "select" and (seen.message or "").startswith(
                 "permission denied for"):  # no privilege at all: writes go through something else (a function)
             self.notes.append(f"members cannot {cell.op} {cell.object} directly ({seen.message}): the cells that "
@@ -91,8 +98,8 @@ class Matrix:
             return
         kind = "policy_error" if seen.outcome is Seen.ERROR and not (seen.sqlstate or "").startswith("23") \
             else cell.hole
-        self.findings.append({"kind": kind, "object": cell.object, "what": cell.what, "problem": problem,
-                              "attempt": seen.evidence()})
+        self.findings.append({"kind": kind, "object": cell.object, "op": cell.op, "persona": cell.persona,
+                              "what": cell.what, "problem": problem, "attempt": seen.evidence()})
         self.found_in.append(cell)
 
 
@@ -121,6 +128,7 @@ async def build_cells(conn: AsyncConnection[Any], cat: Catalog, model: Model, a:
                       arranger: Arranger) -> list[Cell]:
     cells: list[Cell] = []
     keys = a.keys
+    sending: dict[str, Sending] = {}
 
     def ident(name: str) -> sql.Identifier:
         return sql.Identifier(name)
@@ -186,6 +194,9 @@ async def build_cells(conn: AsyncConnection[Any], cat: Catalog, model: Model, a:
         cells.append(Cell("anon", "update", "message", obj, "denied", "anon_writes", f"anon edits {obj}", update, mid))
         cells.append(Cell("anon", "delete", "message", obj, "denied", "anon_writes", f"anon deletes {obj}", delete,
                           mid))
+        noop = _render(conn, sql.SQL("update {} set {} = {} where {} = %(msg)s").format(
+            table, ident(msg.content), ident(msg.content), ident(pk)))
+        sending[obj] = Sending(read, params, send, noop, delete, mid, with_members)
 
     for room in model.rooms:
         if room.table not in a.rooms:
@@ -249,6 +260,95 @@ async def build_cells(conn: AsyncConnection[Any], cat: Catalog, model: Model, a:
                           f"member reads another user's {col}", read, params))
         cells.append(Cell("anon", "select", "contact", column, "denied", "contact_readable",
                           f"anon reads a user's {col}", read, params))
+    cells += await _staff_cells(model, a, sending)
+    cells += await _escalation_cells(conn, cat, model, a, arranger)
+    return cells
+
+
+@dataclass(frozen=True)
+class Sending:
+    """The statements of one message table's cells, for the staff personas to attempt too."""
+
+    read: str
+    read_params: dict[str, Any]
+    send: Callable[[Any], Awaitable[tuple[str, dict[str, Any]]]]
+    touch: str  # an UPDATE that changes nothing (a content guard would refuse a real edit by staff)
+    delete: str
+    message: dict[str, Any]
+    with_members: bool
+
+
+async def _staff_cells(model: Model, a: Arranged, sending: dict[str, Sending]) -> list[Cell]:
+    """Each staff persona x the four commands on the message tables of its rooms (every room for a global
+    role). What the model grants its role (Staff.grants) must be allowed; anything else an ordinary user is
+    denied must be denied to them too."""
+    cells: list[Cell] = []
+    for p in a.staff:
+        for msg in model.messages:
+            s = sending.get(msg.table)
+            if s is None or (p.scope != "global" and msg.room != p.staff.room):
+                continue
+            obj, who = msg.table, p.describe()
+
+            def granted(op: str, p: StaffPersona = p, obj: str = obj) -> bool:
+                return p.scope != "elsewhere" and p.staff.may(op, obj, p.role)
+
+            ops: list[tuple[Op, str, dict[str, Any], str | None]] = []
+            if p.scope != "here" and s.with_members:  # a member of the room reads and sends anyway
+                ops.append(("select", s.read, s.read_params, "outsider"))
+                q, v = await s.send(a.keys[p.name])
+                ops.append(("insert", q, v, "outsider"))
+            ops += [("update", s.touch, s.message, "member"), ("delete", s.delete, s.message, "member")]
+            for op, q, v, baseline in ops:
+                sees = p.scope == "here" or not s.with_members or granted("select")
+                if granted(op) and (op in ("select", "insert") or sees):
+                    cells.append(Cell(p.name, op, "message", obj, "allowed", "staff_denied",
+                                      f"{who} may {op} in {obj} ({p.staff.table} grants it), as the policies say",
+                                      q, v, baseline))
+                elif granted(op):  # granted, but the rows are out of its sight: only a function can act on them
+                    a.notes.append(f"{p.name}: the policies let {p.role} {op} {obj}, but not see its rows in a "
+                                   "room they are not in, so only a function can use that grant")
+                else:
+                    hole = "staff_reads" if op == "select" else "staff_writes"
+                    target = f"another user's message in {obj}" if op in ("update", "delete") else obj
+                    cells.append(Cell(p.name, op, "message", obj, "denied", hole,
+                                      f"{who} tries to {op} {target}; no policy grants the role this", q, v,
+                                      baseline))
+    return cells
+
+
+async def _escalation_cells(conn: AsyncConnection[Any], cat: Catalog, model: Model, a: Arranged,
+                            arranger: Arranger) -> list[Cell]:
+    """A member giving themselves a staff role the policies trust: that column must not be theirs to set."""
+    cells: list[Cell] = []
+    users = model.users
+    for s in model.staff:
+        roles = sorted(s.granted_roles, key=lambda r: -sum(g.endswith(f" by {r}") for g in s.grants))
+        if not roles:
+            continue
+        role, t = roles[0], cat.tables[s.table]
+        obj = f"{s.table}.{s.role_column}"
+        value = str(a.keys["member"]) if t.columns[s.user_column].textual else a.keys["member"]
+        cast = sql.SQL(t.columns[s.role_column].type)
+        if s.room is not None:
+            m = model.membership_of(s.room)
+            if s.room not in a.rooms or m.room_column is None:
+                continue
+            q = _render(conn, sql.SQL("update {} set {} = %(role)s::{} where {} = %(room)s and {} = %(me)s").format(
+                sql.SQL(s.table), sql.Identifier(s.role_column), cast, sql.Identifier(m.room_column),
+                sql.Identifier(s.user_column)))
+            params: dict[str, Any] = {"role": role, "room": a.rooms[s.room], "me": value}
+            op: Op = "update"
+        elif users is not None and s.table == users.table and s.user_column == users.key:
+            q = _render(conn, sql.SQL("update {} set {} = %(role)s::{} where {} = %(me)s").format(
+                sql.SQL(s.table), sql.Identifier(s.role_column), cast, sql.Identifier(s.user_column)))
+            params, op = {"role": role, "me": value}, "update"
+        else:
+            fixed = {s.user_column: value, s.role_column: role}
+            params = _writable(t, fixed, await arranger.values(s.table, fixed, a.keys["member"]))
+            q, op = _render(conn, arranger.statement(s.table, params)), "insert"
+        cells.append(Cell("member", op, "staff", obj, "denied", "role_escalation",
+                          f"member makes themselves {role} ({obj}), a role the policies trust", q, params))
     return cells
 
 
@@ -290,21 +390,12 @@ async def run_matrix(conn: AsyncConnection[Any], model: Model, wanted: Select | 
             a = await arrange(conn, cat, model)
         except ArrangeError as exc:
             raise Skip(f"could not arrange rows on this schema: {exc}") from None
-        result.notes.extend(a.notes)
         arranger = Arranger(conn, cat, model)
         cells = await build_cells(conn, cat, model, a, arranger)
-        controls: dict[tuple[str, str, str], Attempt] = {}
-        for cell in cells:
-            if wanted is not None and not wanted(cell):
-                continue
-            seen = await attempt(conn, _persona(cell.persona, a), cell.sql, cell.params)
-            if cell.persona == "member":
-                controls[(cell.op, cell.subject, cell.object)] = seen
-            if cell.persona == "member_without_role":
-                control = controls.get((cell.op, cell.subject, cell.object))
-                if control is None or control.outcome is not Seen.ALLOWED:
-                    continue  # only a difference from the control says something about the role claim
-            result.judge(cell, seen)
+        result.notes.extend(a.notes)
+        chosen = [c for c in cells if wanted is None or wanted(c)]
+        seen = [await attempt(conn, _persona(c.persona, a), c.sql, c.params) for c in chosen]
+    judge_all(result, chosen, seen)
     if model.messages and not model.has_membership and (wanted is None or any(wanted(c) and about_rooms(c)
                                                                               for c in cells)):
         for msg in model.messages:
@@ -313,6 +404,21 @@ async def run_matrix(conn: AsyncConnection[Any], model: Model, wanted: Select | 
                                     "attempt": None})
             result.found_in.append(None)
     return result
+
+
+def judge_all(result: Matrix, cells: list[Cell], seen: list[Attempt]) -> None:
+    """Judge each attempt in the cells' order: a member's claims without role against the member's control,
+    a staff persona against its ordinary counterpart."""
+    first: dict[tuple[str, str, str, str], Attempt] = {}
+    for cell, s in zip(cells, seen, strict=True):
+        first.setdefault((cell.persona, cell.op, cell.subject, cell.object), s)
+    for cell, s in zip(cells, seen, strict=True):
+        if cell.persona == "member_without_role":
+            control = first.get(("member", cell.op, cell.subject, cell.object))
+            if control is None or control.outcome is not Seen.ALLOWED:
+                continue  # only a difference from the control says something about the role claim
+        baseline = first.get((cell.baseline, cell.op, cell.subject, cell.object)) if cell.baseline else None
+        result.judge(cell, s, baseline)
 
 
 def outcome(name: str, model: Model, m: Matrix) -> Outcome:
@@ -327,13 +433,18 @@ def outcome(name: str, model: Model, m: Matrix) -> Outcome:
         "notes": m.notes,
     }
     if m.findings:
-        shown = "; ".join(f"{f['kind']} on {f['object']}: {f['what']}: {f['problem']}" for f in m.findings[:6])
+        shown = "; ".join(f"{f['kind']} on {f['object']}{_how(f)}: {f['what']}: {f['problem']}"
+                          for f in m.findings[:6])
         more = f" (and {len(m.findings) - 6} more)" if len(m.findings) > 6 else ""
         return failed(f"{name}: {shown}{more}", **evidence)
     if not m.cells:
         raise Skip(f"{name}: the model has nothing this check applies to "
                    f"({'; '.join(m.notes) or 'no message, room or membership table'})")
     return passed(f"{name}: {len(m.cells)} attempts behaved as required", **evidence)
+
+
+def _how(finding: dict[str, Any]) -> str:
+    return f" ({finding['op']} as {finding['persona']})" if finding.get("persona") else ""
 
 
 async def model_matrix(ctx: Context, name: str, wanted: Select | None = None) -> Outcome:
