@@ -40,6 +40,7 @@ class Arranged:
     notes: list[str] = field(default_factory=list)
     statements: list[str] = field(default_factory=list)  # the arrangement as SQL with literals, to replay it
     staff: list[Any] = field(default_factory=list)  # msgops.dbmodel.staff.StaffPersona, arranged
+    storage: Any = None  # msgops.dbmodel.storage.Storage: files arranged in Supabase Storage buckets
 
 
 def _literals(table: Table, column: str) -> list[str]:
@@ -258,7 +259,12 @@ async def arrange(conn: AsyncConnection[Any], cat: Catalog, model: Model) -> Arr
             done.messages[msg.table] = row[pk]
         except ArrangeError as exc:
             done.notes.append(str(exc))
-    from msgops.dbmodel.staff import arrange_staff  # staff personas build on the rooms arranged here
+    from msgops.dbmodel.staff import arrange_staff  # staff personas and files build on the rooms arranged here
+    from msgops.dbmodel.storage import arrange_storage
 
     done.staff = await arrange_staff(a, done, model)
+    shared = next((done.rooms[r.table] for r in model.rooms if r.table in done.rooms
+                   and model.membership_of(r.table).kind != "none"), None)
+    done.storage = await arrange_storage(conn, subs, shared, a.log)
+    done.notes += done.storage.notes
     return done

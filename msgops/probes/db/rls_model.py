@@ -1,9 +1,10 @@
 """db.rls_model: the RLS matrix generated from the database's messaging model (msgops.dbmodel).
 
 Rows are arranged as the owner in a rolled-back transaction (users, a room shared by `other` and
-`member`, a message by `other`), then each persona — member, outsider, anon — tries SELECT / INSERT /
-UPDATE / DELETE on the model's message, room and membership tables and its contact columns, with the
-claims PostgREST sets and, for members' reads, once more without `role`. Each cell has the kind of hole
+`member`, a message by `other`, staff personas, a file per Storage bucket and path convention), then each
+persona — member, outsider, anon, staff — tries SELECT / INSERT / UPDATE / DELETE on the model's message,
+room and membership tables, its contact columns and the bucket files, with the claims PostgREST sets and,
+for members' reads, once more without `role`. Each cell has the kind of hole
 it reveals when it goes wrong; an error (42P17 infinite recursion, a missing function) is a failure with
 its SQLSTATE, never a denial.
 """
@@ -24,6 +25,7 @@ from msgops.dbmodel.arrange import Arranged, ArrangeError, Arranger, arrange
 from msgops.dbmodel.discover import Catalog, Table, read_catalog
 from msgops.dbmodel.model import Model
 from msgops.dbmodel.staff import StaffPersona
+from msgops.dbmodel.storage import Storage
 from msgops.dbmodel.target import target_model
 from msgops.impersonation import ANON, Attempt, ImpersonationError, Persona, attempt, require_rls_bypass, rolled_back
 from msgops.impersonation import Outcome as Seen
@@ -33,7 +35,7 @@ from msgops.results import Outcome, failed, passed
 
 Expect = Literal["allowed", "denied"]
 Op = Literal["select", "insert", "update", "delete"]
-Subject = Literal["message", "room", "membership", "contact", "staff"]
+Subject = Literal["message", "room", "membership", "contact", "staff", "storage"]
 
 
 class _NoRoleClaim(Persona):
@@ -91,6 +93,9 @@ class Matrix:
         if cell.expect == "denied" and baseline is not None and baseline.outcome is Seen.ALLOWED \
                 and seen.outcome is Seen.ALLOWED:
             return  # the ordinary persona may do it too: their cell says so
+        if cell.hole == "storage_control":  # the convention read from the policies did not hold: say so
+            self.notes.append(f"{cell.what}: {problem}; the outsider and anon cells on this file show less")
+            return
         if cell.hole == "member_denied" and cell.op != "select" and (seen.message or "").startswith(
                 "permission denied for"):  # no privilege at all: writes go through something else (a function)
             self.notes.append(f"members cannot {cell.op} {cell.object} directly ({seen.message}): the cells that "
@@ -262,6 +267,47 @@ async def build_cells(conn: AsyncConnection[Any], cat: Catalog, model: Model, a:
                           f"anon reads a user's {col}", read, params))
     cells += await _staff_cells(model, a, sending)
     cells += await _escalation_cells(conn, cat, model, a, arranger)
+    cells += _storage_cells(a)
+    return cells
+
+
+_FILE = "bucket_id = %(bucket)s and name = %(name)s"
+
+
+def _storage_cells(a: Arranged) -> list[Cell]:
+    """Per bucket and path convention: the file's rightful reader sees it (a control: its failure is a note
+    on the convention), the outsider and anon cannot list, read, overwrite, delete or plant files there."""
+    cells: list[Cell] = []
+    storage: Storage | None = a.storage
+    if storage is None:
+        return cells
+    for f in storage.files:
+        b, obj = f.bucket, f.bucket.object
+        at = {"bucket": b.id, "name": f.name}
+        key = str(a.subs["other"]) if f.convention.keyed == "user" else f.name.split("/")[0].split(".")[0]
+        planted = f.convention.path(key, "planted")
+        read = f"select name from storage.objects where {_FILE}"
+        cells.append(Cell(f.reader, "select", "storage", obj, "allowed", "storage_control",
+                          f"{f.reader} reads {f.name} in bucket {b.id} ({f.convention.reason}) (control)", read, at))
+        for who in ("outsider", "anon"):
+            me = str(a.subs["outsider"]) if who == "outsider" else None
+            listed = "storage_listable" if b.public else f"{who}_reads"
+            writes = f"{who}_writes"
+            whose = "another user's" if f.convention.keyed == "user" else "a room's"
+            cells += [
+                Cell(who, "select", "storage", obj, "denied", listed,
+                     f"{who} lists/reads {whose} file {f.name} in {'public' if b.public else 'private'} bucket "
+                     f"{b.id}", read, at),
+                Cell(who, "update", "storage", obj, "denied", writes,
+                     f"{who} overwrites {whose} file {f.name} in bucket {b.id}",
+                     f"update storage.objects set name = name where {_FILE}", at),
+                Cell(who, "delete", "storage", obj, "denied", writes,
+                     f"{who} deletes {whose} file {f.name} in bucket {b.id}",
+                     f"delete from storage.objects where {_FILE}", at),
+                Cell(who, "insert", "storage", obj, "denied", writes,
+                     f"{who} uploads {planted} into {whose} path in bucket {b.id}",
+                     storage.insert(), {"bucket": b.id, "name": planted, "me": me}),
+            ]
     return cells
 
 
@@ -280,8 +326,8 @@ class Sending:
 
 async def _staff_cells(model: Model, a: Arranged, sending: dict[str, Sending]) -> list[Cell]:
     """Each staff persona x the four commands on the message tables of its rooms (every room for a global
-    role). What the model grants its role (Staff.grants) must be allowed; anything else an ordinary user is
-    denied must be denied to them too."""
+    role). What the model grants a role held in this room (Staff.grants) must be allowed; what it grants a
+    global role is observed only; anything else an ordinary user is denied must be denied to staff too."""
     cells: list[Cell] = []
     for p in a.staff:
         for msg in model.messages:
@@ -300,14 +346,13 @@ async def _staff_cells(model: Model, a: Arranged, sending: dict[str, Sending]) -
                 ops.append(("insert", q, v, "outsider"))
             ops += [("update", s.touch, s.message, "member"), ("delete", s.delete, s.message, "member")]
             for op, q, v, baseline in ops:
-                sees = p.scope == "here" or not s.with_members or granted("select")
-                if granted(op) and (op in ("select", "insert") or sees):
+                if granted(op) and p.scope == "here":
                     cells.append(Cell(p.name, op, "message", obj, "allowed", "staff_denied",
                                       f"{who} may {op} in {obj} ({p.staff.table} grants it), as the policies say",
                                       q, v, baseline))
-                elif granted(op):  # granted, but the rows are out of its sight: only a function can act on them
-                    a.notes.append(f"{p.name}: the policies let {p.role} {op} {obj}, but not see its rows in a "
-                                   "room they are not in, so only a function can use that grant")
+                elif granted(op):  # a global grant: whether it reaches a room its holder is not in is not asserted
+                    a.notes.append(f"{p.name}: the policies let {p.role} {op} {obj} (observed, not required: the "
+                                   "grant may need the rows in sight or act through a function)")
                 else:
                     hole = "staff_reads" if op == "select" else "staff_writes"
                     target = f"another user's message in {obj}" if op in ("update", "delete") else obj
@@ -490,10 +535,11 @@ async def _run_once(ctx: Context, model: Model) -> Matrix:
 
 
 @probe("db.rls_model", waits_long=True,
-       what="Discovers the messaging model (rooms, membership, messages, users), arranges a room shared by two "
-            "users and a message in it inside a rolled-back transaction, then acts as member, outsider and anon "
-            "(and as a member whose claims carry no role) with SELECT / INSERT / UPDATE / DELETE on the model's "
-            "tables and contact columns.",
+       what="Discovers the messaging model (rooms, membership, messages, users, staff roles), arranges a room "
+            "shared by two users, a message in it and a file per Storage bucket inside a rolled-back transaction, "
+            "then acts as member, outsider and anon (and as a member whose claims carry no role, and as staff "
+            "not in the room) with SELECT / INSERT / UPDATE / DELETE on the model's tables, contact columns and "
+            "bucket files.",
        why="Policies are only right as the users who hit them; a non-member reading a room, a forged sender, an "
            "edit of someone else's message or a policy that errors (42P17) on every query is invisible to a "
            "review of the SQL.",
