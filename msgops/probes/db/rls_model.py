@@ -19,7 +19,6 @@ from typing import Any, Literal
 
 import psycopg
 from psycopg import AsyncConnection, sql
-from psycopg.rows import tuple_row
 
 from msgops.dbmodel.arrange import Arranged, ArrangeError, Arranger, arrange
 from msgops.dbmodel.discover import Catalog, Table, read_catalog
@@ -31,6 +30,7 @@ from msgops.impersonation import ANON, Attempt, ImpersonationError, Persona, att
 from msgops.impersonation import Outcome as Seen
 from msgops.probes import probe
 from msgops.probes.context import Context, Skip
+from msgops.probes.db.split import across, mine
 from msgops.results import Outcome, failed, passed
 
 Expect = Literal["allowed", "denied"]
@@ -425,9 +425,19 @@ def _persona(name: str, a: Arranged) -> Persona:
 Select = Callable[[Cell], bool]
 
 
-async def run_matrix(conn: AsyncConnection[Any], model: Model, wanted: Select | None = None) -> Matrix:
-    """Arrange, build and attempt every cell (or those `wanted` selects), all in one rolled-back transaction."""
-    result = Matrix()
+@dataclass
+class Part:
+    """The cells one connection built and the attempts it made (of every n-th cell)."""
+
+    cells: list[Cell]
+    tried: dict[int, Attempt]
+    notes: list[str]
+
+
+async def run_part(conn: AsyncConnection[Any], model: Model, k: int = 0, n: int = 1,
+                   wanted: Select | None = None) -> Part:
+    """Arrange and build every cell in one rolled-back transaction, and attempt the wanted cells whose index
+    is k modulo n (all of them when n is 1)."""
     cat = await read_catalog(conn)
     async with rolled_back(conn):
         await require_rls_bypass(conn)
@@ -435,20 +445,31 @@ async def run_matrix(conn: AsyncConnection[Any], model: Model, wanted: Select | 
             a = await arrange(conn, cat, model)
         except ArrangeError as exc:
             raise Skip(f"could not arrange rows on this schema: {exc}") from None
-        arranger = Arranger(conn, cat, model)
-        cells = await build_cells(conn, cat, model, a, arranger)
-        result.notes.extend(a.notes)
-        chosen = [c for c in cells if wanted is None or wanted(c)]
-        seen = [await attempt(conn, _persona(c.persona, a), c.sql, c.params) for c in chosen]
-    judge_all(result, chosen, seen)
+        cells = await build_cells(conn, cat, model, a, Arranger(conn, cat, model))
+        tried = {i: await attempt(conn, _persona(c.persona, a), c.sql, c.params) for i, c in enumerate(cells)
+                 if mine(i, k, n) and (wanted is None or wanted(c))}
+    return Part(cells, tried, a.notes)
+
+
+def assemble(model: Model, parts: list[Part], wanted: Select | None = None) -> Matrix:
+    """Judge the attempts of every part in the cells' order (each cell as the part that attempted it)."""
+    result = Matrix(notes=list(parts[0].notes))
+    first = parts[0].cells
+    attempted = sorted((i, part.cells[i], seen) for part in parts for i, seen in part.tried.items())
+    judge_all(result, [c for _, c, _ in attempted], [s for _, _, s in attempted])
     if model.messages and not model.has_membership and (wanted is None or any(wanted(c) and about_rooms(c)
-                                                                              for c in cells)):
+                                                                              for c in first)):
         for msg in model.messages:
             result.findings.append({"kind": "no_membership", "object": msg.table,
                                     "what": "who may read a room", "problem": next(iter(model.findings), ""),
                                     "attempt": None})
             result.found_in.append(None)
     return result
+
+
+async def run_matrix(conn: AsyncConnection[Any], model: Model, wanted: Select | None = None) -> Matrix:
+    """Arrange, build and attempt every cell (or those `wanted` selects), all in one rolled-back transaction."""
+    return assemble(model, [await run_part(conn, model, wanted=wanted)], wanted)
 
 
 def judge_all(result: Matrix, cells: list[Cell], seen: list[Attempt]) -> None:
@@ -520,18 +541,21 @@ async def _whole_matrix(ctx: Context, model: Model) -> Matrix:
 
 
 async def _run_once(ctx: Context, model: Model) -> Matrix:
-    async with ctx.db() as conn:
-        factory = conn.row_factory
-        conn.row_factory = tuple_row  # type: ignore[assignment]  # msgops.impersonation reads rows by position
+    """The matrix over a few pooled connections (msgops.probes.db.split): each arranges its own rows."""
+
+    async def part(conn: AsyncConnection[Any], k: int, n: int) -> Part:
         try:
-            return await run_matrix(conn, model)
+            return await run_part(conn, model, k, n)
         except ImpersonationError as exc:
             raise Skip(str(exc)) from None
         except psycopg.Error as exc:
             raise Skip(f"could not run the matrix on this schema [{exc.sqlstate}] {exc.diag.message_primary}") \
                 from None
-        finally:
-            conn.row_factory = factory
+
+    parts = await across(ctx, part)
+    if len({len(p.cells) for p in parts}) > 1:  # arranged differently: judge one connection's own cells
+        parts = await across(ctx, part, ways=1)
+    return assemble(model, parts)
 
 
 @probe("db.rls_model", waits_long=True,
