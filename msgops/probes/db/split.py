@@ -23,10 +23,10 @@ WAYS = 4  # connections one matrix may hold at once (the pool serves the other c
 Work = Callable[[AsyncConnection[Any], int, int], Awaitable[T]]
 
 
-async def across(ctx: Context, part: Work[T], ways: int = WAYS) -> list[T]:
-    """`part(conn, k, n)` on n pooled connections at once (k = 0..n-1), its results in order of k. The
-    first error raised by a part is raised once every part has finished."""
-    n = max(1, min(ways, ctx.target.checks.concurrency))
+async def across(ctx: Context, part: Work[T], ways: int | None = None) -> list[T]:
+    """`part(conn, k, n)` on n pooled connections at once (k = 0..n-1, n = `ways`, WAYS unless given), its
+    results in order of k. The first error raised by a part is raised once every part has finished."""
+    n = max(1, min(ways or WAYS, ctx.target.checks.concurrency))
 
     async def one(k: int) -> T:
         async with ctx.db() as conn:
