@@ -153,8 +153,10 @@ async def build_cells(conn: AsyncConnection[Any], cat: Catalog, model: Model, a:
                 ident(pk), table, ident(msg.room_column)))
             params = {"room": room_id}
         else:
-            read = _render(conn, sql.SQL("select {} from {} where {} = %(msg)s").format(ident(pk), table, ident(pk)))
             params = mid
+        by_id = _render(conn, sql.SQL("select {} from {} where {} = %(msg)s").format(ident(pk), table, ident(pk)))
+        if params is mid:
+            read = by_id
         obj = msg.table
         cells.append(Cell("member", "select", "message", obj, "allowed", "member_denied",
                           f"member reads {obj} in their room (control)", read, params))
@@ -163,6 +165,9 @@ async def build_cells(conn: AsyncConnection[Any], cat: Catalog, model: Model, a:
         if with_members:
             cells.append(Cell("outsider", "select", "message", obj, "denied", "outsider_reads",
                               f"outsider reads {obj} of a room they are not in", read, params))
+            if params is not mid:
+                cells.append(Cell("outsider", "select", "message", obj, "denied", "outsider_reads",
+                                  f"outsider reads a message of {obj} by its id", by_id, mid))
         cells.append(Cell("anon", "select", "message", obj, "denied", "anon_reads", f"anon reads {obj}", read, params))
 
         async def send(as_key: Any, msg: Any = msg, t: Any = t, room_id: Any = room_id) -> tuple[str, dict[str, Any]]:
