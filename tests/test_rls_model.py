@@ -235,3 +235,19 @@ async def test_functions_called_as_an_outsider_fail_when_broken(new_database: Ne
     finding = next(f for f in outcome.evidence["findings"] if f["object"].startswith(obj.split("(")[0] + "("))
     assert finding["kind"] == kind and why in finding["problem"], finding
     assert finding["call"].startswith("select to_jsonb(x)::text from ")
+
+
+async def test_the_matrix_split_over_connections_is_the_matrix_on_one(database_url: str) -> None:
+    """Each pooled connection arranges its own rows and attempts every n-th cell: the cells and what each
+    persona met are those of the whole matrix run on one connection."""
+    from psycopg.rows import tuple_row
+
+    from msgops.probes.db.rls_model import run_matrix
+
+    async with await psycopg.AsyncConnection.connect(database_url, row_factory=tuple_row) as conn:
+        model = await discover(conn)
+        one = await run_matrix(conn, model)
+    split = await check(database_url, "db.rls_model")
+    assert split.status == "pass" and not one.findings
+    assert sorted((c.persona, c.op, c.object, c.what, str(s.outcome)) for c, s in one.cells) == sorted(
+        (c["persona"], c["op"], c["object"], c["what"], c["outcome"]) for c in split.evidence["cells"])
