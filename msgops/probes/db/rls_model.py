@@ -440,10 +440,10 @@ class Part:
 
 
 async def run_part(conn: AsyncConnection[Any], model: Model, k: int = 0, n: int = 1,
-                   wanted: Select | None = None) -> Part:
+                   wanted: Select | None = None, cat: Catalog | None = None) -> Part:
     """Arrange and build every cell in one rolled-back transaction, and attempt the wanted cells whose index
-    is k modulo n (all of them when n is 1)."""
-    cat = await read_catalog(conn)
+    is k modulo n (all of them when n is 1). `cat`: the catalog, when the caller has read it already."""
+    cat = cat or await read_catalog(conn)
     async with rolled_back(conn):
         await require_rls_bypass(conn)
         try:
@@ -548,9 +548,12 @@ async def _whole_matrix(ctx: Context, model: Model) -> Matrix:
 async def _run_once(ctx: Context, model: Model) -> Matrix:
     """The matrix over a few pooled connections (msgops.probes.db.split): each arranges its own rows."""
 
+    async with ctx.db() as conn:
+        cat = await read_catalog(conn)  # once: the parts share it
+
     async def part(conn: AsyncConnection[Any], k: int, n: int) -> Part:
         try:
-            return await run_part(conn, model, k, n)
+            return await run_part(conn, model, k, n, cat=cat)
         except ImpersonationError as exc:
             raise Skip(str(exc)) from None
         except psycopg.Error as exc:
