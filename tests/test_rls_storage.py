@@ -85,3 +85,27 @@ def test_a_name_template_gives_the_exact_path() -> None:
             "|| '.jpg'::text)))")
     (c,) = conventions([text])
     assert c.path("u1", "x") == "public/u1.jpg"
+
+
+CHANNEL_FILES = "storage.objects bucket channel-files"
+IN_THE_CHANNEL = ("exists (select 1 from public.memberships m where m.channel_id::text = (storage.foldername(name))[1] "
+                  "and m.user_id = (select auth.uid()))")
+
+
+async def test_a_bucket_keyed_on_the_room_is_read_by_its_members_only(new_database: NewDatabase) -> None:
+    """Files under <channel id>/ readable by the channel's members: the file is arranged under the arranged
+    channel, the member reads it, the outsider (a member of a channel of their own) does not; a policy that
+    asks for a membership of any channel fails naming the bucket."""
+    url = apply(new_database, "channels_memberships")
+    sql(url, "insert into storage.buckets (id, name, public) values ('channel-files', 'channel-files', false)",
+        "create policy channel_files_read on storage.objects for select to authenticated "
+        f"using (bucket_id = 'channel-files' and {IN_THE_CHANNEL})")
+    outcome = await check(url, "db.rls_model")
+    cells = storage_cells(outcome, CHANNEL_FILES)
+    assert cells[("member", "select")] == "allowed" and cells[("outsider", "select")].startswith("denied")
+    assert not [f for f in outcome.evidence["findings"] if f["object"] == CHANNEL_FILES]
+    sql(url, "alter policy channel_files_read on storage.objects using (bucket_id = 'channel-files' and exists ("
+             "select 1 from public.memberships m where m.user_id = (select auth.uid())))")
+    outcome = await check(url, "db.rls_model")
+    assert_fails_naming(outcome, CHANNEL_FILES)
+    assert ("outsider_reads", CHANNEL_FILES) in {(f["kind"], f["object"]) for f in outcome.evidence["findings"]}

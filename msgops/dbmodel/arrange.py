@@ -198,6 +198,25 @@ class Arranger:
         return sub, key
 
 
+async def _room_of_their_own(a: Arranger, done: Arranged, table: str, m: Any) -> None:
+    """The outsider is a member of a room of their own: a policy that asks "is the caller a member of some
+    room" instead of "of this room" lets them in."""
+    outsider = done.keys["outsider"]
+    room = a.model.room(table)
+    assert room is not None
+    logged = len(a.log)
+    try:
+        async with a.conn.transaction():
+            row = await a.insert(table, room_values(a.cat, a.model, table, outsider, outsider), outsider)
+            mt = a.cat.tables[m.table]
+            await a.insert(m.table, {m.room_column: row[room.key],
+                                     m.user_column: _user_value(mt.columns[m.user_column], outsider)},
+                           outsider, on_conflict=True)
+    except (ArrangeError, psycopg.Error) as exc:
+        del a.log[logged:]
+        done.notes.append(f"the outsider's own room in {table} could not be arranged: {exc}")
+
+
 def room_values(cat: Catalog, model: Model, table: str, other: Any, member: Any) -> dict[str, Any]:
     """What a room of `table` shared by `other` and `member` must say: private, and its participant columns."""
     t = cat.tables[table]
@@ -236,6 +255,8 @@ async def arrange(conn: AsyncConnection[Any], cat: Catalog, model: Model) -> Arr
                                    other, on_conflict=True)
         except ArrangeError as exc:
             done.notes.append(str(exc))
+        if m.kind == "table" and m.table and m.room_column and m.user_column and room.table in done.rooms:
+            await _room_of_their_own(a, done, room.table, m)
     for msg in model.messages:
         t = cat.tables[msg.table]
         fixed = {msg.sender: _user_value(t.columns[msg.sender], other), msg.content: "msgops: other's message"}
