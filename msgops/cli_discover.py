@@ -45,7 +45,9 @@ def describe(model: Model) -> list[str]:
         lines.append(f"messages   {msg.table} (sender {msg.sender}, content {msg.content}"
                      + (f", room {msg.room_column}" if msg.room_column else "") + f"): {msg.reason}")
     for s in model.staff:
-        lines.append(f"staff      {s.table}.{s.role_column}: {s.reason}")
+        granted = f"; policies grant {len(s.grants)} (command, table, role)" if s.grants else \
+            "; no policy grants these roles anything"
+        lines.append(f"staff      {s.table}.{s.role_column}: {s.reason}{granted}")
     for c in model.contact_columns:
         lines.append(f"contact    {c}")
     lines.extend(f"finding    {f}" for f in model.findings)

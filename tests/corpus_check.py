@@ -21,8 +21,8 @@ LINT_KINDS = {
     "policy_reads_user_metadata": "user_metadata_policy", "realtime_authorization_open": "realtime_open",
     "storage_objects_listable": "storage_listable",
 }
-# what the matrix reports that is not a security hole (a member locked out of their own room)
-NOT_HOLES = {"member_denied"}
+# what the matrix reports that is not a security hole (a member or staff locked out of what is theirs)
+NOT_HOLES = {"member_denied", "staff_denied"}
 
 
 def schemas() -> list[str]:

@@ -133,7 +133,7 @@ async def test_rls_disabled_on_a_table(new_database: NewDatabase) -> None:
     assert_fails_naming(await check(url, "db.lint", lint="rls_disabled_in_public"), "public.messages")
     assert_fails_naming(await check(url, "db.lint", lint="policy_exists_rls_disabled"), "public.messages")
     outsider = await check(url, "db.rls_matrix", scenario="outsider_cannot_read_messages")
-    assert_fails_naming(outsider, "outsider reads the conversation's messages", "public.messages")
+    assert_fails_naming(outsider, "outsider reads public.messages of a room they are not in", "public.messages")
     matrix = await check(url, "db.rls_matrix", scenario="full_matrix")
     assert_fails_naming(matrix, "outsider select public.messages")
 
@@ -211,7 +211,7 @@ async def test_private_community_visible_to_outsiders(new_database: NewDatabase)
     url = new_database()
     sql(url, "alter policy communities_select on public.communities using (true)")
     assert_fails_naming(await check(url, "db.rls_matrix", scenario="private_community_invisible"),
-                        "outsider sees the private community")
+                        "outsider_reads on public.communities (select as outsider)")
     sql(url, "alter policy communities_select on public.communities using (public.community_role(id) is not null)")
     assert_fails_naming(await check(url, "db.rls_matrix", scenario="public_community_visible"),
                         "outsider sees the public community")
@@ -222,9 +222,9 @@ async def test_outsider_reads_conversations_and_sends(new_database: NewDatabase)
     sql(url, "alter policy conversations_select on public.conversations using ((select auth.uid()) is not null)",
         "alter policy messages_insert on public.messages with check (sender_id = (select auth.uid()))")
     assert_fails_naming(await check(url, "db.rls_matrix", scenario="outsider_cannot_read_conversations"),
-                        "outsider sees the conversation")
+                        "outsider_reads on public.conversations (select as outsider)")
     assert_fails_naming(await check(url, "db.rls_matrix", scenario="outsider_cannot_send_messages"),
-                        "outsider sends to the conversation")
+                        "outsider_writes on public.messages (insert as outsider)")
 
 
 async def test_member_cannot_delete_own_message(new_database: NewDatabase) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
 import pytest
 
 from msgops.config import Target
@@ -31,7 +32,14 @@ async def test_the_reference_model_is_discovered_and_its_matrix_passes(database_
     assert {"public.messages", "public.community_messages"} <= {m.table for m in model.messages}
     assert model.users is not None and model.users.table == "public.profiles"
     personas = {c["persona"] for c in outcome.evidence["cells"]}
-    assert personas == {"member", "member_without_role", "outsider", "anon"}
+    # staff: global moderators and admins (profiles.role), and per community (community_members.role)
+    assert {"member", "member_without_role", "outsider", "anon", "moderator", "admin",
+            "moderator_of_communities", "moderator_of_another_communities"} <= personas
+    staff = {s.table: s for s in model.staff}
+    assert staff["public.profiles"].may("delete", "public.messages", "moderator")
+    assert staff["public.community_members"].room == "public.communities"
+    assert ("member", "update", "public.profiles.role") in {(c["persona"], c["op"], c["object"])
+                                                           for c in outcome.evidence["cells"]}
     assert {c["op"] for c in outcome.evidence["cells"]} == {"select", "insert", "update", "delete"}
 
 
@@ -39,6 +47,9 @@ async def test_the_reference_model_is_discovered_and_its_matrix_passes(database_
 BREAKS: list[tuple[str, list[str], str]] = [
     ("outsider_reads", ["create policy leak on public.messages for select to authenticated using (true)"],
      "public.messages"),
+    # a member of any conversation reads every conversation (the outsider is in a conversation of their own)
+    ("outsider_reads", ["alter policy messages_select on public.messages using (exists (select 1 from "
+                        "public.conversation_members m where m.user_id = (select auth.uid())))"], "public.messages"),
     ("anon_reads", ["grant select on public.community_messages to anon",
                     "create policy leak on public.community_messages for select to anon using (true)"],
      "public.community_messages"),
@@ -63,7 +74,7 @@ BREAKS: list[tuple[str, list[str], str]] = [
 ]
 
 
-@pytest.mark.parametrize(("kind", "statements", "obj"), BREAKS, ids=[b[0] for b in BREAKS])
+@pytest.mark.parametrize(("kind", "statements", "obj"), BREAKS, ids=[f"{b[0]}-{i}" for i, b in enumerate(BREAKS)])
 async def test_each_kind_of_cell_fails_when_broken(new_database: NewDatabase, kind: str, statements: list[str],
                                                    obj: str) -> None:
     url = new_database()
@@ -78,6 +89,63 @@ async def test_each_kind_of_cell_fails_when_broken(new_database: NewDatabase, ki
         assert claims["role"] == "authenticated" and claims["aud"] == "authenticated" and "@" in claims["email"]
     if kind == "policy_error":
         assert "42P17" in finding["problem"]
+
+
+# (kind, persona, command, object, the break, whether the model is the one discovered before the break)
+STAFF_BREAKS: list[tuple[str, str, str, str, list[str], bool]] = [
+    # moderators of any community read every community's messages
+    ("staff_reads", "moderator_of_another_communities", "select", "public.community_messages",
+     ["alter policy community_messages_select on public.community_messages using ("
+      "public.community_role(community_id) is not null or exists (select 1 from public.community_members m "
+      "where m.user_id = (select auth.uid()) and m.role in ('moderator', 'admin')))"], False),
+    # every user with an app role other than attendee reads every conversation: no staff rule says so
+    ("staff_reads", "moderator", "select", "public.messages",
+     ["create policy staff_read on public.messages for select to authenticated using (exists (select 1 from "
+      "public.profiles p where p.id = (select auth.uid()) and p.role <> 'attendee'))"], False),
+    # the moderator check dropped from the delete policy, judged by the model kept in msgops.yaml
+    ("staff_denied", "moderator_of_communities", "delete", "public.community_messages",
+     ["drop policy community_messages_delete on public.community_messages",
+      "create policy community_messages_delete on public.community_messages for delete to authenticated using ("
+      "sender_id = (select auth.uid()) or public.community_role(community_id) in ('owner', 'admin'))"], True),
+    # the role policies trust is a column users may set on their own profile
+    ("role_escalation", "member", "update", "public.profiles.role",
+     ["grant update (role) on public.profiles to authenticated"], False),
+]
+
+
+@pytest.mark.parametrize(("kind", "persona", "op", "obj", "statements", "pinned"), STAFF_BREAKS,
+                         ids=[f"{b[0]}-{b[1]}" for b in STAFF_BREAKS])
+async def test_staff_cells_fail_when_broken(new_database: NewDatabase, kind: str, persona: str, op: str, obj: str,
+                                            statements: list[str], pinned: bool) -> None:
+    url = new_database()
+    schema: dict[str, Any] | None = None
+    if pinned:
+        async with await psycopg.AsyncConnection.connect(url) as conn:
+            schema = (await discover(conn)).to_mapping()
+    sql(url, *statements)
+    probe = get("db.rls_model")
+    assert probe is not None
+    ctx = Context(Target(database_url=url, schema=schema))
+    try:
+        outcome = await probe.fn(ctx)
+    finally:
+        await ctx.close()
+    assert_fails_naming(outcome, obj)
+    found = {(f["attempt"]["persona"], f["attempt"]["sql"].split()[0]) for f in outcome.evidence["findings"]
+             if (f["kind"], f["object"]) == (kind, obj)}
+    assert (persona, op) in found, (sorted(kinds(outcome)), found)
+    assert persona in outcome.message and op in outcome.message
+
+
+async def test_a_staff_rule_in_the_policies_is_not_a_finding(new_database: NewDatabase) -> None:
+    """Moderators reading every conversation is what this policy says: the model grants it."""
+    url = new_database()
+    sql(url, "create policy staff_read on public.messages for select to authenticated using (exists (select 1 "
+             "from public.profiles p where p.id = (select auth.uid()) and p.role in ('moderator', 'admin')))")
+    outcome = await check(url, "db.rls_model")
+    assert outcome.status == "pass", outcome.message
+    assert any(n.startswith("moderator: the policies let moderator select public.messages")
+               for n in outcome.evidence["notes"]), outcome.evidence["notes"]
 
 
 async def test_no_membership_is_a_finding(database_url: str) -> None:
@@ -170,3 +238,19 @@ async def test_functions_called_as_an_outsider_fail_when_broken(new_database: Ne
     finding = next(f for f in outcome.evidence["findings"] if f["object"].startswith(obj.split("(")[0] + "("))
     assert finding["kind"] == kind and why in finding["problem"], finding
     assert finding["call"].startswith("select to_jsonb(x)::text from ")
+
+
+async def test_the_matrix_split_over_connections_is_the_matrix_on_one(database_url: str) -> None:
+    """Each pooled connection arranges its own rows and attempts every n-th cell: the cells and what each
+    persona met are those of the whole matrix run on one connection."""
+    from psycopg.rows import tuple_row
+
+    from msgops.probes.db.rls_model import run_matrix
+
+    async with await psycopg.AsyncConnection.connect(database_url, row_factory=tuple_row) as conn:
+        model = await discover(conn)
+        one = await run_matrix(conn, model)
+    split = await check(database_url, "db.rls_model")
+    assert split.status == "pass" and not one.findings
+    assert sorted((c.persona, c.op, c.object, c.what, str(s.outcome)) for c, s in one.cells) == sorted(
+        (c["persona"], c["op"], c["object"], c["what"], c["outcome"]) for c in split.evidence["cells"])

@@ -3,8 +3,8 @@
 A row gets the values it is given; every other NOT NULL column without a default is filled from its
 type (an enum's first label, a literal its CHECK allows, a parent row arranged for a foreign key, the
 owner's user key for a user reference). A CHECK that refuses the first choice is retried with the next
-literals it names. The users, a room shared by `other` and `member`, and a message by `other` in it
-are what the RLS matrix acts on.
+literals it names. The users, a room shared by `other` and `member`, a message by `other` in it, and staff
+personas (msgops.dbmodel.staff) are what the RLS matrix acts on.
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ class Arranged:
     messages: dict[str, Any] = field(default_factory=dict)  # message table -> primary key of other's message
     notes: list[str] = field(default_factory=list)
     statements: list[str] = field(default_factory=list)  # the arrangement as SQL with literals, to replay it
+    staff: list[Any] = field(default_factory=list)  # msgops.dbmodel.staff.StaffPersona, arranged
+    storage: Any = None  # msgops.dbmodel.storage.Storage: files arranged in Supabase Storage buckets
 
 
 def _literals(table: Table, column: str) -> list[str]:
@@ -158,36 +160,61 @@ class Arranger:
         self.log.append(text.replace(" values (", " overriding system value values (", 1))
 
     async def users(self) -> tuple[dict[str, uuid.UUID], dict[str, Any]]:
-        subs = {p: uuid.uuid4() for p in PERSONAS}
-        keys: dict[str, Any] = dict(subs)
+        subs: dict[str, uuid.UUID] = {}
+        keys: dict[str, Any] = {}
+        for p in PERSONAS:
+            subs[p], keys[p] = await self.user(p)
+        return subs, keys
+
+    async def user(self, p: str) -> tuple[uuid.UUID, Any]:
+        """A new auth user for persona `p` (and their row in the user table): their sub and their key."""
+        sub = uuid.uuid4()
+        key: Any = sub
         users = self.model.users
         contact = {c.rsplit(".", 1)[1] for c in self.model.contact_columns
                    if users and c.rsplit(".", 1)[0] == users.table}
-        for p, sub in subs.items():
-            if "auth.users" in self.cat.tables:
-                await self.insert("auth.users", {"id": sub, "email": f"{p}-{sub.hex[:8]}@msgops.invalid"}, sub)
-            if users is None or users.table == "auth.users":
-                continue
-            mapped = users.auth_column or users.key
-            cur = await self.conn.execute(
-                sql.SQL("select {} from {} where {} = %s").format(sql.Identifier(users.key), sql.SQL(users.table),
-                                                                 sql.Identifier(mapped)), (sub,))
-            row = await cur.fetchone()
-            fixed = {mapped: sub, **{c: f"{p}-{sub.hex[:8]}@msgops.invalid" for c in contact}}
-            if row is None:
-                made = await self.insert(users.table, fixed, sub)
-                keys[p] = made[users.key]
-            else:
-                keys[p] = row[0] if not isinstance(row, dict) else row[users.key]
-                if contact:
-                    update = sql.SQL("update {} set {} where {} = {}").format(
-                        sql.SQL(users.table),
-                        sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(c), sql.Literal(v))
-                                           for c, v in fixed.items() if c in contact),
-                        sql.Identifier(users.key), sql.Literal(keys[p]))
-                    await self.conn.execute(update)
-                    self.log.append(update.as_string(self.conn))
-        return subs, keys
+        if "auth.users" in self.cat.tables:
+            await self.insert("auth.users", {"id": sub, "email": f"{p}-{sub.hex[:8]}@msgops.invalid"}, sub)
+        if users is None or users.table == "auth.users":
+            return sub, key
+        mapped = users.auth_column or users.key
+        cur = await self.conn.execute(
+            sql.SQL("select {} from {} where {} = %s").format(sql.Identifier(users.key), sql.SQL(users.table),
+                                                             sql.Identifier(mapped)), (sub,))
+        row = await cur.fetchone()
+        fixed = {mapped: sub, **{c: f"{p}-{sub.hex[:8]}@msgops.invalid" for c in contact}}
+        if row is None:
+            made = await self.insert(users.table, fixed, sub)
+            return sub, made[users.key]
+        key = row[0] if not isinstance(row, dict) else row[users.key]
+        if contact:
+            update = sql.SQL("update {} set {} where {} = {}").format(
+                sql.SQL(users.table),
+                sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(c), sql.Literal(v))
+                                   for c, v in fixed.items() if c in contact),
+                sql.Identifier(users.key), sql.Literal(key))
+            await self.conn.execute(update)
+            self.log.append(update.as_string(self.conn))
+        return sub, key
+
+
+async def _room_of_their_own(a: Arranger, done: Arranged, table: str, m: Any) -> None:
+    """The outsider is a member of a room of their own: a policy that asks "is the caller a member of some
+    room" instead of "of this room" lets them in."""
+    outsider = done.keys["outsider"]
+    room = a.model.room(table)
+    assert room is not None
+    logged = len(a.log)
+    try:
+        async with a.conn.transaction():
+            row = await a.insert(table, room_values(a.cat, a.model, table, outsider, outsider), outsider)
+            mt = a.cat.tables[m.table]
+            await a.insert(m.table, {m.room_column: row[room.key],
+                                     m.user_column: _user_value(mt.columns[m.user_column], outsider)},
+                           outsider, on_conflict=True)
+    except (ArrangeError, psycopg.Error) as exc:
+        del a.log[logged:]
+        done.notes.append(f"the outsider's own room in {table} could not be arranged: {exc}")
 
 
 def room_values(cat: Catalog, model: Model, table: str, other: Any, member: Any) -> dict[str, Any]:
@@ -228,6 +255,8 @@ async def arrange(conn: AsyncConnection[Any], cat: Catalog, model: Model) -> Arr
                                    other, on_conflict=True)
         except ArrangeError as exc:
             done.notes.append(str(exc))
+        if m.kind == "table" and m.table and m.room_column and m.user_column and room.table in done.rooms:
+            await _room_of_their_own(a, done, room.table, m)
     for msg in model.messages:
         t = cat.tables[msg.table]
         fixed = {msg.sender: _user_value(t.columns[msg.sender], other), msg.content: "msgops: other's message"}
@@ -251,4 +280,12 @@ async def arrange(conn: AsyncConnection[Any], cat: Catalog, model: Model) -> Arr
             done.messages[msg.table] = row[pk]
         except ArrangeError as exc:
             done.notes.append(str(exc))
+    from msgops.dbmodel.staff import arrange_staff  # staff personas and files build on the rooms arranged here
+    from msgops.dbmodel.storage import arrange_storage
+
+    done.staff = await arrange_staff(a, done, model)
+    shared = next((done.rooms[r.table] for r in model.rooms if r.table in done.rooms
+                   and model.membership_of(r.table).kind != "none"), None)
+    done.storage = await arrange_storage(conn, subs, shared, a.log)
+    done.notes += done.storage.notes
     return done

@@ -59,6 +59,15 @@ select c.oid as oid, a.attname as column, fn.nspname as target_schema, f.relname
 _CHECKS = """
 select conrelid as oid, pg_get_constraintdef(oid) as def from pg_constraint where contype = 'c'
 """
+_POLICIES = """
+select format('%%I.%%I', schemaname, tablename) as table, lower(cmd) as cmd,
+       concat_ws(' ', qual, with_check) as text
+  from pg_policies where schemaname = any (%(schemas)s)
+"""
+_FUNCTIONS = """
+select p.proname as name, p.prosrc as body from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+ where n.nspname not in ('pg_catalog', 'information_schema') and p.prolang <> 13 and p.prokind = 'f'
+"""
 
 
 @dataclass
@@ -99,9 +108,18 @@ class Table:
         return next((c.name for c in self.columns.values() if c.is_pk), None)
 
 
+@dataclass(frozen=True)
+class Policy:
+    table: str
+    cmd: str  # select, insert, update, delete or all
+    text: str  # USING and WITH CHECK
+
+
 @dataclass
 class Catalog:
     tables: dict[str, Table]
+    policies: list[Policy] = field(default_factory=list)
+    functions: dict[str, list[str]] = field(default_factory=dict)  # bare name -> bodies (overloads)
 
     def get(self, name: str) -> Table | None:
         return self.tables.get(name)
@@ -130,7 +148,16 @@ async def read_catalog(conn: AsyncConnection[Any], schemas: tuple[str, ...] = EX
         r = _as_dict(row, cur)
         if r["oid"] in by_oid:
             by_oid[r["oid"]].checks.append(r["def"])
-    return Catalog(tables)
+    cat = Catalog(tables)
+    cur = await conn.execute(_POLICIES, {"schemas": list(schemas)})
+    for row in await cur.fetchall():
+        r = _as_dict(row, cur)
+        cat.policies.append(Policy(r["table"], r["cmd"], r["text"] or ""))
+    cur = await conn.execute(_FUNCTIONS)
+    for row in await cur.fetchall():
+        r = _as_dict(row, cur)
+        cat.functions.setdefault(r["name"], []).append(r["body"] or "")
+    return cat
 
 
 def _as_dict(row: Any, cur: Any) -> dict[str, Any]:
@@ -165,7 +192,7 @@ def infer(cat: Catalog) -> Model:
             room = cat.tables[m.room]
             rooms.append(Room(m.room, room.pk or "id", f"{m.table}.{m.room_column} references it"))
     memberships = [_membership(cat, room, user_keys, message_names) for room in rooms]
-    staff = _staff(cat, user_keys)
+    staff = _staff(cat, user_keys, memberships)
     contacts = tuple(f"{t.name}.{c}" for t in cat.tables.values() if not t.name.startswith("auth.")
                      for c in t.columns if CONTACT.match(c))
     findings: list[str] = []
@@ -296,7 +323,7 @@ def _membership(cat: Catalog, room: Room, user_keys: set[tuple[str, str]], messa
                              "columns: every signed-in user is treated alike")
 
 
-def _staff(cat: Catalog, user_keys: set[tuple[str, str]]) -> list[Staff]:
+def _staff(cat: Catalog, user_keys: set[tuple[str, str]], memberships: list[Membership]) -> list[Staff]:
     found: list[Staff] = []
     for t in cat.tables.values():
         if t.name.startswith("auth."):
@@ -307,16 +334,34 @@ def _staff(cat: Catalog, user_keys: set[tuple[str, str]]) -> list[Staff]:
             roles = [x for x in c.labels if STAFF_ROLES.search(x)]
             roles += [x for d in t.checks if c.name in d for x in re.findall(r"'([^']+)'", d)
                       if STAFF_ROLES.search(x) and x not in roles]
-            if c.fk:  # a role referencing a table of role names
-                roles.append(f"(values of {c.fk[0]})")
             user = next((u.name for u in t.columns.values() if u.name != c.name
                          and _is_user_column(u, user_keys, cat)), None)
             if user is None and (t.name, t.pk) in user_keys and t.pk:
                 user = t.pk
-            if roles and user:
-                found.append(Staff(t.name, user, c.name, tuple(roles),
-                                   f"{t.name}.{c.name} holds roles ({', '.join(roles)})"))
+            reading = [p for p in cat.policies if _reads_role(cat, p.text, t.bare, c.name)]
+            if c.fk:  # a role referencing a table of role names: the names its policies compare it with
+                named = [x for p in reading for x in re.findall(r"'([^']+)'", p.text) if STAFF_ROLES.search(x)]
+                roles += [x for x in dict.fromkeys(named) if x not in roles] or [f"(values of {c.fk[0]})"]
+            if not (roles and user):
+                continue
+            room = next((m.room for m in memberships if m.kind == "table" and m.table == t.name), None)
+            grants = [f"{op} {p.table} by {role}" for p in reading
+                      for op in (("select", "insert", "update", "delete") if p.cmd == "all" else (p.cmd,))
+                      for role in roles if f"'{role}'" in p.text]
+            why = f"{t.name}.{c.name} holds roles ({', '.join(roles)})" + (f", per room of {room}" if room else "")
+            found.append(Staff(t.name, user, c.name, tuple(roles), room, tuple(dict.fromkeys(grants)), why))
     return found
+
+
+def _reads_role(cat: Catalog, text: str, table: str, column: str, depth: int = 0) -> bool:
+    """Does this policy (or a function it calls, two levels deep) read `column` of `table`?"""
+    if re.search(rf"\b{re.escape(table)}\b", text) and re.search(rf"\b{re.escape(column)}\b", text):
+        return True
+    if depth >= 2:
+        return False
+    called = set(re.findall(r"([a-z_][a-z0-9_]*)\s*\(", text))
+    return any(_reads_role(cat, body, table, column, depth + 1) for name in called
+               for body in cat.functions.get(name, ()))
 
 
 async def discover(conn: AsyncConnection[Any], schemas: tuple[str, ...] = EXPOSED) -> Model:

@@ -58,11 +58,25 @@ class MessageTable:
 
 @dataclass(frozen=True)
 class Staff:
+    """Who holds a staff role. `room` is set when the roles are held per room (a role column on the
+    membership table: a moderator of one community); otherwise they are global (a role on the user or in
+    a staff table). `grants` are what the schema's policies give each role, as "<command> <table> by
+    <role>" (a policy for that command and table that reads this role column and names the role)."""
+
     table: str
     user_column: str
     role_column: str
     roles: tuple[str, ...] = ()
+    room: str | None = None
+    grants: tuple[str, ...] = ()
     reason: str = ""
+
+    def may(self, op: str, table: str, role: str) -> bool:
+        return f"{op} {table} by {role}" in self.grants
+
+    @property
+    def granted_roles(self) -> tuple[str, ...]:
+        return tuple(r for r in self.roles if any(g.endswith(f" by {r}") for g in self.grants))
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 -- What a Supabase project provides before a team's own migrations run, reduced to what the corpus
 -- schemas use: the API roles, the auth schema (auth.uid()/auth.role()/auth.jwt()/auth.email() reading
--- request.jwt.claims, auth.users), storage (buckets, objects, foldername()), realtime.messages with
--- realtime.topic(), the supabase_realtime publication, and shims for extension functions.
+-- request.jwt.claims, auth.users), storage (buckets, objects, foldername()/filename()/extension()),
+-- realtime.messages with realtime.topic(), the supabase_realtime publication, and shims for extension functions.
 do $$
 begin
   if not exists (select 1 from pg_roles where rolname = 'anon') then create role anon nologin noinherit; end if;
@@ -49,25 +49,64 @@ create table if not exists auth.users (
   created_at timestamptz not null default now()
 );
 
+-- Supabase Storage as its migrations leave it (the columns policies and clients use): buckets, objects with
+-- one row per file (name is the path; path_tokens split from it), RLS on objects, and the path helpers
+-- foldername() / filename() / extension() with Supabase's own semantics (extension() returns the part
+-- after the first dot of the file name).
 create schema if not exists storage;
 grant usage on schema storage to anon, authenticated, service_role;
 create table if not exists storage.buckets (
   id text primary key,
-  name text not null unique,
-  public boolean not null default false,
-  owner uuid
+  name text not null,
+  owner uuid,
+  owner_id text,
+  created_at timestamptz default now(),
+  updated_at timestamptz default now(),
+  public boolean default false,
+  avif_autodetection boolean default false,
+  file_size_limit bigint,
+  allowed_mime_types text[]
 );
+create unique index if not exists bname on storage.buckets (name);
 create table if not exists storage.objects (
   id uuid primary key default gen_random_uuid(),
   bucket_id text references storage.buckets (id),
-  name text not null,
+  name text,
   owner uuid,
-  created_at timestamptz not null default now()
+  owner_id text,
+  created_at timestamptz default now(),
+  updated_at timestamptz default now(),
+  last_accessed_at timestamptz default now(),
+  metadata jsonb,
+  user_metadata jsonb,
+  version text,
+  path_tokens text[] generated always as (string_to_array(name, '/')) stored
 );
+create unique index if not exists bucketid_objname on storage.objects (bucket_id, name);
+alter table storage.buckets enable row level security;
 alter table storage.objects enable row level security;
-grant select, insert, update, delete on storage.objects, storage.buckets to anon, authenticated, service_role;
-create or replace function storage.foldername(name text) returns text[] language sql immutable as $$
-  select (string_to_array(name, '/'))[1:array_length(string_to_array(name, '/'), 1) - 1]
+grant all on storage.objects, storage.buckets to anon, authenticated, service_role;
+create or replace function storage.foldername(name text) returns text[] language plpgsql as $$
+declare _parts text[];
+begin
+  select string_to_array(name, '/') into _parts;
+  return _parts[1:array_length(_parts, 1) - 1];
+end
+$$;
+create or replace function storage.filename(name text) returns text language plpgsql as $$
+declare _parts text[];
+begin
+  select string_to_array(name, '/') into _parts;
+  return _parts[array_length(_parts, 1)];
+end
+$$;
+create or replace function storage.extension(name text) returns text language plpgsql as $$
+declare _parts text[]; _filename text;
+begin
+  select string_to_array(name, '/') into _parts;
+  select _parts[array_length(_parts, 1)] into _filename;
+  return split_part(_filename, '.', 2);
+end
 $$;
 
 create schema if not exists realtime;

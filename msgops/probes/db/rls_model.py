@@ -1,9 +1,10 @@
 """db.rls_model: the RLS matrix generated from the database's messaging model (msgops.dbmodel).
 
 Rows are arranged as the owner in a rolled-back transaction (users, a room shared by `other` and
-`member`, a message by `other`), then each persona — member, outsider, anon — tries SELECT / INSERT /
-UPDATE / DELETE on the model's message, room and membership tables and its contact columns, with the
-claims PostgREST sets and, for members' reads, once more without `role`. Each cell has the kind of hole
+`member`, a message by `other`, staff personas, a file per Storage bucket and path convention), then each
+persona — member, outsider, anon, staff — tries SELECT / INSERT / UPDATE / DELETE on the model's message,
+room and membership tables, its contact columns and the bucket files, with the claims PostgREST sets and,
+for members' reads, once more without `role`. Each cell has the kind of hole
 it reveals when it goes wrong; an error (42P17 infinite recursion, a missing function) is a failure with
 its SQLSTATE, never a denial.
 """
@@ -12,27 +13,29 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import psycopg
 from psycopg import AsyncConnection, sql
-from psycopg.rows import tuple_row
 
 from msgops.dbmodel.arrange import Arranged, ArrangeError, Arranger, arrange
 from msgops.dbmodel.discover import Catalog, Table, read_catalog
 from msgops.dbmodel.model import Model
+from msgops.dbmodel.staff import StaffPersona
+from msgops.dbmodel.storage import Storage
 from msgops.dbmodel.target import target_model
 from msgops.impersonation import ANON, Attempt, ImpersonationError, Persona, attempt, require_rls_bypass, rolled_back
 from msgops.impersonation import Outcome as Seen
 from msgops.probes import probe
 from msgops.probes.context import Context, Skip
+from msgops.probes.db.split import across, mine
 from msgops.results import Outcome, failed, passed
 
 Expect = Literal["allowed", "denied"]
 Op = Literal["select", "insert", "update", "delete"]
-Subject = Literal["message", "room", "membership", "contact"]
+Subject = Literal["message", "room", "membership", "contact", "staff", "storage"]
 
 
 class _NoRoleClaim(Persona):
@@ -55,6 +58,9 @@ class Cell:
     what: str
     sql: str
     params: dict[str, Any] = field(default_factory=dict)
+    # a staff cell's ordinary counterpart: staff doing what this persona may not do is the finding, not what
+    # both may do (that is the counterpart's own finding)
+    baseline: str | None = None
 
 
 def about_rooms(c: Cell) -> bool:
@@ -79,10 +85,16 @@ class Matrix:
                 out.found_in.append(cell)
         return out
 
-    def judge(self, cell: Cell, seen: Attempt) -> None:
+    def judge(self, cell: Cell, seen: Attempt, baseline: Attempt | None = None) -> None:
         self.cells.append((cell, seen))
         problem = _problem(cell.expect, seen)
         if problem is None:
+            return
+        if cell.expect == "denied" and baseline is not None and baseline.outcome is Seen.ALLOWED \
+                and seen.outcome is Seen.ALLOWED:
+            return  # the ordinary persona may do it too: their cell says so
+        if cell.hole == "storage_control":  # the convention read from the policies did not hold: say so
+            self.notes.append(f"{cell.what}: {problem}; the outsider and anon cells on this file show less")
             return
         if cell.hole == "member_denied" and cell.op != "select" and (seen.message or "").startswith(
                 "permission denied for"):  # no privilege at all: writes go through something else (a function)
@@ -91,8 +103,8 @@ class Matrix:
             return
         kind = "policy_error" if seen.outcome is Seen.ERROR and not (seen.sqlstate or "").startswith("23") \
             else cell.hole
-        self.findings.append({"kind": kind, "object": cell.object, "what": cell.what, "problem": problem,
-                              "attempt": seen.evidence()})
+        self.findings.append({"kind": kind, "object": cell.object, "op": cell.op, "persona": cell.persona,
+                              "what": cell.what, "problem": problem, "attempt": seen.evidence()})
         self.found_in.append(cell)
 
 
@@ -121,6 +133,7 @@ async def build_cells(conn: AsyncConnection[Any], cat: Catalog, model: Model, a:
                       arranger: Arranger) -> list[Cell]:
     cells: list[Cell] = []
     keys = a.keys
+    sending: dict[str, Sending] = {}
 
     def ident(name: str) -> sql.Identifier:
         return sql.Identifier(name)
@@ -140,8 +153,10 @@ async def build_cells(conn: AsyncConnection[Any], cat: Catalog, model: Model, a:
                 ident(pk), table, ident(msg.room_column)))
             params = {"room": room_id}
         else:
-            read = _render(conn, sql.SQL("select {} from {} where {} = %(msg)s").format(ident(pk), table, ident(pk)))
             params = mid
+        by_id = _render(conn, sql.SQL("select {} from {} where {} = %(msg)s").format(ident(pk), table, ident(pk)))
+        if params is mid:
+            read = by_id
         obj = msg.table
         cells.append(Cell("member", "select", "message", obj, "allowed", "member_denied",
                           f"member reads {obj} in their room (control)", read, params))
@@ -150,6 +165,9 @@ async def build_cells(conn: AsyncConnection[Any], cat: Catalog, model: Model, a:
         if with_members:
             cells.append(Cell("outsider", "select", "message", obj, "denied", "outsider_reads",
                               f"outsider reads {obj} of a room they are not in", read, params))
+            if params is not mid:
+                cells.append(Cell("outsider", "select", "message", obj, "denied", "outsider_reads",
+                                  f"outsider reads a message of {obj} by its id", by_id, mid))
         cells.append(Cell("anon", "select", "message", obj, "denied", "anon_reads", f"anon reads {obj}", read, params))
 
         async def send(as_key: Any, msg: Any = msg, t: Any = t, room_id: Any = room_id) -> tuple[str, dict[str, Any]]:
@@ -186,6 +204,9 @@ async def build_cells(conn: AsyncConnection[Any], cat: Catalog, model: Model, a:
         cells.append(Cell("anon", "update", "message", obj, "denied", "anon_writes", f"anon edits {obj}", update, mid))
         cells.append(Cell("anon", "delete", "message", obj, "denied", "anon_writes", f"anon deletes {obj}", delete,
                           mid))
+        noop = _render(conn, sql.SQL("update {} set {} = {} where {} = %(msg)s").format(
+            table, ident(msg.content), ident(msg.content), ident(pk)))
+        sending[obj] = Sending(read, params, send, noop, delete, mid, with_members)
 
     for room in model.rooms:
         if room.table not in a.rooms:
@@ -249,6 +270,135 @@ async def build_cells(conn: AsyncConnection[Any], cat: Catalog, model: Model, a:
                           f"member reads another user's {col}", read, params))
         cells.append(Cell("anon", "select", "contact", column, "denied", "contact_readable",
                           f"anon reads a user's {col}", read, params))
+    cells += await _staff_cells(model, a, sending)
+    cells += await _escalation_cells(conn, cat, model, a, arranger)
+    cells += _storage_cells(a)
+    return cells
+
+
+_FILE = "bucket_id = %(bucket)s and name = %(name)s"
+
+
+def _storage_cells(a: Arranged) -> list[Cell]:
+    """Per bucket and path convention: the file's rightful reader sees it (a control: its failure is a note
+    on the convention), the outsider and anon cannot list, read, overwrite, delete or plant files there."""
+    cells: list[Cell] = []
+    storage: Storage | None = a.storage
+    if storage is None:
+        return cells
+    for f in storage.files:
+        b, obj = f.bucket, f.bucket.object
+        at = {"bucket": b.id, "name": f.name}
+        key = str(a.subs["other"]) if f.convention.keyed == "user" else f.name.split("/")[0].split(".")[0]
+        planted = f.convention.path(key, "planted")
+        read = f"select name from storage.objects where {_FILE}"
+        cells.append(Cell(f.reader, "select", "storage", obj, "allowed", "storage_control",
+                          f"{f.reader} reads {f.name} in bucket {b.id} ({f.convention.reason}) (control)", read, at))
+        for who in ("outsider", "anon"):
+            me = str(a.subs["outsider"]) if who == "outsider" else None
+            listed = "storage_listable" if b.public else f"{who}_reads"
+            writes = f"{who}_writes"
+            whose = "another user's" if f.convention.keyed == "user" else "a room's"
+            cells += [
+                Cell(who, "select", "storage", obj, "denied", listed,
+                     f"{who} lists/reads {whose} file {f.name} in {'public' if b.public else 'private'} bucket "
+                     f"{b.id}", read, at),
+                Cell(who, "update", "storage", obj, "denied", writes,
+                     f"{who} overwrites {whose} file {f.name} in bucket {b.id}",
+                     f"update storage.objects set name = name where {_FILE}", at),
+                Cell(who, "delete", "storage", obj, "denied", writes,
+                     f"{who} deletes {whose} file {f.name} in bucket {b.id}",
+                     f"delete from storage.objects where {_FILE}", at),
+                Cell(who, "insert", "storage", obj, "denied", writes,
+                     f"{who} uploads {planted} into {whose} path in bucket {b.id}",
+                     storage.insert(), {"bucket": b.id, "name": planted, "me": me}),
+            ]
+    return cells
+
+
+@dataclass(frozen=True)
+class Sending:
+    """The statements of one message table's cells, for the staff personas to attempt too."""
+
+    read: str
+    read_params: dict[str, Any]
+    send: Callable[[Any], Awaitable[tuple[str, dict[str, Any]]]]
+    touch: str  # an UPDATE that changes nothing (a content guard would refuse a real edit by staff)
+    delete: str
+    message: dict[str, Any]
+    with_members: bool
+
+
+async def _staff_cells(model: Model, a: Arranged, sending: dict[str, Sending]) -> list[Cell]:
+    """Each staff persona x the four commands on the message tables of its rooms (every room for a global
+    role). What the model grants a role held in this room (Staff.grants) must be allowed; what it grants a
+    global role is observed only; anything else an ordinary user is denied must be denied to staff too."""
+    cells: list[Cell] = []
+    for p in a.staff:
+        for msg in model.messages:
+            s = sending.get(msg.table)
+            if s is None or (p.scope != "global" and msg.room != p.staff.room):
+                continue
+            obj, who = msg.table, p.describe()
+
+            def granted(op: str, p: StaffPersona = p, obj: str = obj) -> bool:
+                return p.scope != "elsewhere" and p.staff.may(op, obj, p.role)
+
+            ops: list[tuple[Op, str, dict[str, Any], str | None]] = []
+            if p.scope != "here" and s.with_members:  # a member of the room reads and sends anyway
+                ops.append(("select", s.read, s.read_params, "outsider"))
+                q, v = await s.send(a.keys[p.name])
+                ops.append(("insert", q, v, "outsider"))
+            ops += [("update", s.touch, s.message, "member"), ("delete", s.delete, s.message, "member")]
+            for op, q, v, baseline in ops:
+                if granted(op) and p.scope == "here":
+                    cells.append(Cell(p.name, op, "message", obj, "allowed", "staff_denied",
+                                      f"{who} may {op} in {obj} ({p.staff.table} grants it), as the policies say",
+                                      q, v, baseline))
+                elif granted(op):  # a global grant: whether it reaches a room its holder is not in is not asserted
+                    a.notes.append(f"{p.name}: the policies let {p.role} {op} {obj} (observed, not required: the "
+                                   "grant may need the rows in sight or act through a function)")
+                else:
+                    hole = "staff_reads" if op == "select" else "staff_writes"
+                    target = f"another user's message in {obj}" if op in ("update", "delete") else obj
+                    cells.append(Cell(p.name, op, "message", obj, "denied", hole,
+                                      f"{who} tries to {op} {target}; no policy grants the role this", q, v,
+                                      baseline))
+    return cells
+
+
+async def _escalation_cells(conn: AsyncConnection[Any], cat: Catalog, model: Model, a: Arranged,
+                            arranger: Arranger) -> list[Cell]:
+    """A member giving themselves a staff role the policies trust: that column must not be theirs to set."""
+    cells: list[Cell] = []
+    users = model.users
+    for s in model.staff:
+        roles = sorted(s.granted_roles, key=lambda r: -sum(g.endswith(f" by {r}") for g in s.grants))
+        if not roles:
+            continue
+        role, t = roles[0], cat.tables[s.table]
+        obj = f"{s.table}.{s.role_column}"
+        value = str(a.keys["member"]) if t.columns[s.user_column].textual else a.keys["member"]
+        cast = sql.SQL(t.columns[s.role_column].type)
+        if s.room is not None:
+            m = model.membership_of(s.room)
+            if s.room not in a.rooms or m.room_column is None:
+                continue
+            q = _render(conn, sql.SQL("update {} set {} = %(role)s::{} where {} = %(room)s and {} = %(me)s").format(
+                sql.SQL(s.table), sql.Identifier(s.role_column), cast, sql.Identifier(m.room_column),
+                sql.Identifier(s.user_column)))
+            params: dict[str, Any] = {"role": role, "room": a.rooms[s.room], "me": value}
+            op: Op = "update"
+        elif users is not None and s.table == users.table and s.user_column == users.key:
+            q = _render(conn, sql.SQL("update {} set {} = %(role)s::{} where {} = %(me)s").format(
+                sql.SQL(s.table), sql.Identifier(s.role_column), cast, sql.Identifier(s.user_column)))
+            params, op = {"role": role, "me": value}, "update"
+        else:
+            fixed = {s.user_column: value, s.role_column: role}
+            params = _writable(t, fixed, await arranger.values(s.table, fixed, a.keys["member"]))
+            q, op = _render(conn, arranger.statement(s.table, params)), "insert"
+        cells.append(Cell("member", op, "staff", obj, "denied", "role_escalation",
+                          f"member makes themselves {role} ({obj}), a role the policies trust", q, params))
     return cells
 
 
@@ -280,39 +430,66 @@ def _persona(name: str, a: Arranged) -> Persona:
 Select = Callable[[Cell], bool]
 
 
-async def run_matrix(conn: AsyncConnection[Any], model: Model, wanted: Select | None = None) -> Matrix:
-    """Arrange, build and attempt every cell (or those `wanted` selects), all in one rolled-back transaction."""
-    result = Matrix()
-    cat = await read_catalog(conn)
+@dataclass
+class Part:
+    """The cells one connection built and the attempts it made (of every n-th cell)."""
+
+    cells: list[Cell]
+    tried: dict[int, Attempt]
+    notes: list[str]
+
+
+async def run_part(conn: AsyncConnection[Any], model: Model, k: int = 0, n: int = 1,
+                   wanted: Select | None = None, cat: Catalog | None = None) -> Part:
+    """Arrange and build every cell in one rolled-back transaction, and attempt the wanted cells whose index
+    is k modulo n (all of them when n is 1). `cat`: the catalog, when the caller has read it already."""
+    cat = cat or await read_catalog(conn)
     async with rolled_back(conn):
         await require_rls_bypass(conn)
         try:
             a = await arrange(conn, cat, model)
         except ArrangeError as exc:
             raise Skip(f"could not arrange rows on this schema: {exc}") from None
-        result.notes.extend(a.notes)
-        arranger = Arranger(conn, cat, model)
-        cells = await build_cells(conn, cat, model, a, arranger)
-        controls: dict[tuple[str, str, str], Attempt] = {}
-        for cell in cells:
-            if wanted is not None and not wanted(cell):
-                continue
-            seen = await attempt(conn, _persona(cell.persona, a), cell.sql, cell.params)
-            if cell.persona == "member":
-                controls[(cell.op, cell.subject, cell.object)] = seen
-            if cell.persona == "member_without_role":
-                control = controls.get((cell.op, cell.subject, cell.object))
-                if control is None or control.outcome is not Seen.ALLOWED:
-                    continue  # only a difference from the control says something about the role claim
-            result.judge(cell, seen)
+        cells = await build_cells(conn, cat, model, a, Arranger(conn, cat, model))
+        tried = {i: await attempt(conn, _persona(c.persona, a), c.sql, c.params) for i, c in enumerate(cells)
+                 if mine(i, k, n) and (wanted is None or wanted(c))}
+    return Part(cells, tried, a.notes)
+
+
+def assemble(model: Model, parts: list[Part], wanted: Select | None = None) -> Matrix:
+    """Judge the attempts of every part in the cells' order (each cell as the part that attempted it)."""
+    result = Matrix(notes=list(parts[0].notes))
+    first = parts[0].cells
+    attempted = sorted((i, part.cells[i], seen) for part in parts for i, seen in part.tried.items())
+    judge_all(result, [c for _, c, _ in attempted], [s for _, _, s in attempted])
     if model.messages and not model.has_membership and (wanted is None or any(wanted(c) and about_rooms(c)
-                                                                              for c in cells)):
+                                                                              for c in first)):
         for msg in model.messages:
             result.findings.append({"kind": "no_membership", "object": msg.table,
                                     "what": "who may read a room", "problem": next(iter(model.findings), ""),
                                     "attempt": None})
             result.found_in.append(None)
     return result
+
+
+async def run_matrix(conn: AsyncConnection[Any], model: Model, wanted: Select | None = None) -> Matrix:
+    """Arrange, build and attempt every cell (or those `wanted` selects), all in one rolled-back transaction."""
+    return assemble(model, [await run_part(conn, model, wanted=wanted)], wanted)
+
+
+def judge_all(result: Matrix, cells: list[Cell], seen: list[Attempt]) -> None:
+    """Judge each attempt in the cells' order: a member's claims without role against the member's control,
+    a staff persona against its ordinary counterpart."""
+    first: dict[tuple[str, str, str, str], Attempt] = {}
+    for cell, s in zip(cells, seen, strict=True):
+        first.setdefault((cell.persona, cell.op, cell.subject, cell.object), s)
+    for cell, s in zip(cells, seen, strict=True):
+        if cell.persona == "member_without_role":
+            control = first.get(("member", cell.op, cell.subject, cell.object))
+            if control is None or control.outcome is not Seen.ALLOWED:
+                continue  # only a difference from the control says something about the role claim
+        baseline = first.get((cell.baseline, cell.op, cell.subject, cell.object)) if cell.baseline else None
+        result.judge(cell, s, baseline)
 
 
 def outcome(name: str, model: Model, m: Matrix) -> Outcome:
@@ -327,13 +504,18 @@ def outcome(name: str, model: Model, m: Matrix) -> Outcome:
         "notes": m.notes,
     }
     if m.findings:
-        shown = "; ".join(f"{f['kind']} on {f['object']}: {f['what']}: {f['problem']}" for f in m.findings[:6])
+        shown = "; ".join(f"{f['kind']} on {f['object']}{_how(f)}: {f['what']}: {f['problem']}"
+                          for f in m.findings[:6])
         more = f" (and {len(m.findings) - 6} more)" if len(m.findings) > 6 else ""
         return failed(f"{name}: {shown}{more}", **evidence)
     if not m.cells:
         raise Skip(f"{name}: the model has nothing this check applies to "
                    f"({'; '.join(m.notes) or 'no message, room or membership table'})")
     return passed(f"{name}: {len(m.cells)} attempts behaved as required", **evidence)
+
+
+def _how(finding: dict[str, Any]) -> str:
+    return f" ({finding['op']} as {finding['persona']})" if finding.get("persona") else ""
 
 
 async def model_matrix(ctx: Context, name: str, wanted: Select | None = None) -> Outcome:
@@ -364,25 +546,32 @@ async def _whole_matrix(ctx: Context, model: Model) -> Matrix:
 
 
 async def _run_once(ctx: Context, model: Model) -> Matrix:
+    """The matrix over a few pooled connections (msgops.probes.db.split): each arranges its own rows."""
+
     async with ctx.db() as conn:
-        factory = conn.row_factory
-        conn.row_factory = tuple_row  # type: ignore[assignment]  # msgops.impersonation reads rows by position
+        cat = await read_catalog(conn)  # once: the parts share it
+
+    async def part(conn: AsyncConnection[Any], k: int, n: int) -> Part:
         try:
-            return await run_matrix(conn, model)
+            return await run_part(conn, model, k, n, cat=cat)
         except ImpersonationError as exc:
             raise Skip(str(exc)) from None
         except psycopg.Error as exc:
             raise Skip(f"could not run the matrix on this schema [{exc.sqlstate}] {exc.diag.message_primary}") \
                 from None
-        finally:
-            conn.row_factory = factory
+
+    parts = await across(ctx, part)
+    if len({len(p.cells) for p in parts}) > 1:  # arranged differently: judge one connection's own cells
+        parts = await across(ctx, part, ways=1)
+    return assemble(model, parts)
 
 
 @probe("db.rls_model", waits_long=True,
-       what="Discovers the messaging model (rooms, membership, messages, users), arranges a room shared by two "
-            "users and a message in it inside a rolled-back transaction, then acts as member, outsider and anon "
-            "(and as a member whose claims carry no role) with SELECT / INSERT / UPDATE / DELETE on the model's "
-            "tables and contact columns.",
+       what="Discovers the messaging model (rooms, membership, messages, users, staff roles), arranges a room "
+            "shared by two users, a message in it and a file per Storage bucket inside a rolled-back transaction, "
+            "then acts as member, outsider and anon (and as a member whose claims carry no role, and as staff "
+            "not in the room) with SELECT / INSERT / UPDATE / DELETE on the model's tables, contact columns and "
+            "bucket files.",
        why="Policies are only right as the users who hit them; a non-member reading a room, a forged sender, an "
            "edit of someone else's message or a policy that errors (42P17) on every query is invisible to a "
            "review of the SQL.",
