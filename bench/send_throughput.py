@@ -12,8 +12,8 @@ HTTP layer, JSON, JWT verification and the pool cost on top of the database work
 
 The machine may be shared, so pgbench and the API take turns for --rounds rounds and every figure
 is a median over rounds; the ratio is taken within each round. Before the rounds, each service is
-warmed up for --warmup seconds with the same tokens (every worker verifies each token and looks up
-each sender's profile once; a cold run would measure that instead of sends). CPU milliseconds per
+warmed up with the same tokens, --warmup sends per sender and worker (every worker verifies each
+token and looks up each sender's profile once; a cold run would measure that instead of sends). CPU milliseconds per
 send, per process group (service, PostgreSQL, load generator), say where the CPU goes and so what
 limits the run on this machine.
 
@@ -211,6 +211,15 @@ init = function(args)
   -- each wrk thread has its own Lua state with the same default seed: seed it per thread
   math.randomseed(os.time() + tonumber(tostring({}):match("0x(%x+)") or "0", 16))
   counter = math.random(1, 1000000000)
+  -- warm-up: this thread stops after that many responses
+  local limit = tonumber(args[2] or "0")
+  if limit > 0 then
+    local seen = 0
+    response = function()
+      seen = seen + 1
+      if seen >= limit then os.exit(0) end  -- wrk itself would wait out -d
+    end
+  end
 end
 request = function()
   counter = counter + 1
@@ -240,11 +249,12 @@ def write_targets(workdir: Path, users: int) -> tuple[Path, Path]:
 
 
 def run_api(url: str, targets: tuple[Path, Path], connections: int, duration: int, service_pid: int,
-            pg_pid: int | None) -> dict[str, Any]:
+            pg_pid: int | None, stop_after: int = 0) -> dict[str, Any]:
+    """wrk for `duration` seconds, or until `stop_after` responses (then `duration` is the bound)."""
     meter = CpuMeter(service_pid, pg_pid)
     meter.begin()
     proc = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{duration}s", "--timeout", "5s",
-                           "-s", str(targets[1]), url, "--", str(targets[0])],
+                           "-s", str(targets[1]), url, "--", str(targets[0]), str(-(-stop_after // 2))],
                           capture_output=True, text=True, check=False)
     cpu = meter.end()
     line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
@@ -256,12 +266,12 @@ def run_api(url: str, targets: tuple[Path, Path], connections: int, duration: in
             "count": r["requests"], "errors": errors, "cpu": cpu}
 
 
-def start_service(url: str, workers: int, workdir: Path,
-                  root: Path = ROOT) -> tuple[subprocess.Popen, str]:
+def start_service(url: str, workers: int, workdir: Path, root: Path = ROOT,
+                  pool_max: int | None = None) -> tuple[subprocess.Popen, str]:
     """`msgops serve` from the checkout at `root` (this one by default)."""
     port = free_port()
     env = dict(os.environ, MSGOPS_JWT_SECRET=SECRET, MSGOPS_RATE_LIMITS="off", MSGOPS_LOG_LEVEL="WARNING",
-               MSGOPS_JOBS="off", MSGOPS_POOL_MAX=str(max(8, 32 // workers)),
+               MSGOPS_JOBS="off", MSGOPS_POOL_MAX=str(pool_max or max(8, 32 // workers)),
                PYTHONPATH=os.pathsep.join([str(root), *filter(None, [os.environ.get("PYTHONPATH")])]))
     workdir.mkdir(parents=True, exist_ok=True)
     log = open(workdir / "service.log", "w")  # noqa: SIM115 - lives as long as the service
@@ -322,10 +332,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=10, help="seconds per measured run")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of pgbench and API runs, taking turns")
-    parser.add_argument("--warmup", type=int, default=8, help="seconds of unmeasured sends per service first")
+    parser.add_argument("--warmup", type=int, default=5,
+                        help="unmeasured sends per service first: this many per sender and worker")
     parser.add_argument("--workers", type=int, default=2, help="service worker processes")
     parser.add_argument("--connections", type=int, default=64, help="concurrent HTTP connections (wrk)")
     parser.add_argument("--clients", type=int, default=16, help="concurrent pgbench clients")
+    parser.add_argument("--pool-max", type=int, default=None,
+                        help="database connections per worker (default: 32 / workers, at least 8)")
     parser.add_argument("--users", type=int, default=500, help="senders, each in its own conversation")
     parser.add_argument("--compare", type=Path, default=None,
                         help="another checkout of this repository, measured in the same rounds")
@@ -357,12 +370,13 @@ def main() -> None:
               + (f"; compared: {compare}" if compare else ""))
         targets = write_targets(workdir, args.users)
         for label, root in roots.items():
-            services[label] = start_service(urls[label], args.workers, workdir / label, root)
+            services[label] = start_service(urls[label], args.workers, workdir / label, root, args.pool_max)
             proc, base = services[label]
             httpx.post(f"{base}/conversations/{conversation_id(1)}/messages", json={"content": "warm-up"},
                        headers={"Authorization": f"Bearer {mint_token(SECRET, user_id(1))}"})
-            if args.warmup > 0:
-                run_api(base, targets, args.connections, args.warmup, proc.pid, None)
+            if args.warmup > 0:  # each worker sees each sender about warmup times: 1/e^warmup of them not yet
+                run_api(base, targets, args.connections, 300, proc.pid, None,
+                        stop_after=args.warmup * args.users * args.workers)
         results: dict[str, list[dict[str, Any]]] = {"pgbench": [], **{label: [] for label in roots}}
         stored: list[tuple[int, int]] = []
         for i in range(args.rounds):
