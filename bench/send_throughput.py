@@ -217,7 +217,7 @@ init = function(args)
     local seen = 0
     response = function()
       seen = seen + 1
-      if seen >= limit then os.exit(0) end  -- wrk itself would wait out -d
+      if seen >= limit then os.exit(0) end  -- wrk would wait out -d after the threads stopped
     end
   end
 end
@@ -248,13 +248,19 @@ def write_targets(workdir: Path, users: int) -> tuple[Path, Path]:
     return targets, script
 
 
+def warm_up(url: str, targets: tuple[Path, Path], connections: int, sends: int) -> None:
+    """About `sends` unmeasured sends (wrk ends itself after its threads' share; 5 minutes at most)."""
+    subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", "300s", "--timeout", "5s",
+                    "-s", str(targets[1]), url, "--", str(targets[0]), str(-(-sends // 2))],
+                   capture_output=True, check=False)
+
+
 def run_api(url: str, targets: tuple[Path, Path], connections: int, duration: int, service_pid: int,
-            pg_pid: int | None, stop_after: int = 0) -> dict[str, Any]:
-    """wrk for `duration` seconds, or until `stop_after` responses (then `duration` is the bound)."""
+            pg_pid: int | None) -> dict[str, Any]:
     meter = CpuMeter(service_pid, pg_pid)
     meter.begin()
     proc = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{duration}s", "--timeout", "5s",
-                           "-s", str(targets[1]), url, "--", str(targets[0]), str(-(-stop_after // 2))],
+                           "-s", str(targets[1]), url, "--", str(targets[0])],
                           capture_output=True, text=True, check=False)
     cpu = meter.end()
     line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
@@ -375,8 +381,7 @@ def main() -> None:
             httpx.post(f"{base}/conversations/{conversation_id(1)}/messages", json={"content": "warm-up"},
                        headers={"Authorization": f"Bearer {mint_token(SECRET, user_id(1))}"})
             if args.warmup > 0:  # each worker sees each sender about warmup times: 1/e^warmup of them not yet
-                run_api(base, targets, args.connections, 300, proc.pid, None,
-                        stop_after=args.warmup * args.users * args.workers)
+                warm_up(base, targets, args.connections, args.warmup * args.users * args.workers)
         results: dict[str, list[dict[str, Any]]] = {"pgbench": [], **{label: [] for label in roots}}
         stored: list[tuple[int, int]] = []
         for i in range(args.rounds):
