@@ -1,7 +1,8 @@
 """Sustained message sends through the API, beside raw pgbench on the identical SQL transaction.
 
-Both runs use the same database, the same users and conversations, and the same transaction: one
-autocommit statement that takes the caller's role and claims for its own transaction and sends,
+Both runs use the same schema, users and conversations (each in a database of its own), and the
+same transaction: one autocommit statement that takes the caller's role and claims for its own
+transaction and sends,
 
     SELECT * FROM public.send_room_message_as('authenticated', <claims>, 'conversation', <conversation>,
                                               <content>, <client_msg_id>, NULL, '{}', '{}', '{}');
@@ -365,7 +366,10 @@ def main() -> None:
         embedded.start()
         admin = embedded.admin_url()
     roots = {"API": ROOT, **({"compared": compare} if compare is not None else {})}
-    urls: dict[str, str] = {}
+    # pgbench on a database of its own: its inserts (and the autovacuum they set off) must not land
+    # on one of the services' databases and slow whichever runs next.
+    urls: dict[str, str] = {"pgbench": new_database(admin, ROOT)}
+    provision(urls["pgbench"], args.users)
     services: dict[str, tuple[subprocess.Popen, str]] = {}
     try:
         for label, root in roots.items():
@@ -385,7 +389,7 @@ def main() -> None:
         results: dict[str, list[dict[str, Any]]] = {"pgbench": [], **{label: [] for label in roots}}
         stored: list[tuple[int, int]] = []
         for i in range(args.rounds):
-            results["pgbench"].append(run_pgbench(urls["API"], args.users, args.clients, args.duration, workdir))
+            results["pgbench"].append(run_pgbench(urls["pgbench"], args.users, args.clients, args.duration, workdir))
             order = list(roots) if i % 2 == 0 else list(reversed(roots))  # neither always runs right after pgbench
             for label in order:
                 proc, base = services[label]
