@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import psycopg
 from fastapi import FastAPI
@@ -36,6 +38,11 @@ from service.settings import Settings
 from service.state import AppState
 
 log = logging.getLogger("service")
+
+# The service reports through Prometheus (/metrics) and its JSON log. FastAPI's own OpenTelemetry
+# hook (newer FastAPI) otherwise looks up three global OpenTelemetry providers on every request.
+_NO_OTEL: dict[str, Any] = ({"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+                            if "telemetry" in inspect.signature(FastAPI.__init__).parameters else {})
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -72,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Conversations, communities, messages, moderation and realtime, authorized by "
                     "PostgreSQL Row Level Security.",
         lifespan=lifespan,
+        **_NO_OTEL,
     )
     app.state.msgops = state
     app.add_exception_handler(psycopg.Error, database_error_handler)

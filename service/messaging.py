@@ -8,7 +8,9 @@ statuses, and realtime events are published only after the transaction has commi
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections.abc import Iterable
 from typing import Any, Literal
 
 import psycopg
@@ -42,9 +44,9 @@ MESSAGE_COLUMNS = """
                      where x.message_id = m.id group by x.emoji) r), '{}'::jsonb) as reactions,
   (select count(*) from public.messages c where c.parent_id = m.id) as reply_count"""
 
-# The caller's role and claims, then: kind, room, body, client_msg_id, parent, rate limits.
-_SEND = ("select * from public.send_room_message_as(%s, %s, %s, %s, %s, %s, %s, %s::text[], %s::int[], "
-         "%s::int[])")
+# The caller's role and claims, then: kind, room, body, client_msg_id, parent; the rate limits are
+# written into the statement (see _send_statement).
+_SEND = "select * from public.send_room_message_as(%s, %s, %s, %s, %s, %s, %s, {actions}, {hits}, {windows})"
 # Keyset pages over the unique (conversation_id, seq) index: bounds are exclusive.
 _PAGE_ASC = (f"select {MESSAGE_COLUMNS} from public.messages m "
              "where m.conversation_id = %s and m.seq > %s and m.seq < %s order by m.seq limit %s")
@@ -133,9 +135,23 @@ _IN: dict[str, str] = {"conversation": "", "community": " in another community"}
 _CREATED_EVENT: dict[str, str] = {"conversation": "message_created", "community": "community_message_created"}
 
 
-def _send_limits(state: AppState) -> tuple[list[str], list[int], list[int]]:
-    limits = [(a, state.settings.rate_limits[a]) for a in SEND_LIMITS if a in state.settings.rate_limits]
-    return [a for a, _ in limits], [lim.max_hits for _, lim in limits], [lim.window_seconds for _, lim in limits]
+def _send_sql(state: AppState) -> str:
+    limits = state.settings.rate_limits
+    return _send_statement(tuple((a, limits[a].max_hits, limits[a].window_seconds) for a in SEND_LIMITS
+                                 if a in limits))
+
+
+@functools.cache
+def _send_statement(limits: tuple[tuple[str, int, int], ...]) -> str:
+    """The send statement with this process's send limits as array literals: the same text on every
+    send (one prepared statement), and no arrays to encode per send. The action names are SEND_LIMITS'
+    own, the numbers integers, so the literals need no quoting."""
+    def array(values: Iterable[object], cast: str) -> str:
+        return "'{" + ",".join(str(v) for v in values) + "}'::" + cast
+
+    return _SEND.format(actions=array((a for a, _, _ in limits), "text[]"),
+                        hits=array((int(h) for _, h, _ in limits), "int[]"),
+                        windows=array((int(w) for _, _, w in limits), "int[]"))
 
 
 async def send_to_room(state: AppState, user: Claims, kind: RoomKind, room: uuid.UUID, content: str,
@@ -147,17 +163,17 @@ async def send_to_room(state: AppState, user: Claims, kind: RoomKind, room: uuid
     already went through sanitize.clean_text (cleaning twice would escape twice)."""
     body = content if cleaned else clean_content(content)
     _check_client_msg_id(client_msg_id)
-    actions, hits, windows = _send_limits(state)
-    params = (kind, room, body, client_msg_id, parent_id, actions, hits, windows)
+    sql = _send_sql(state)
+    params = (kind, room, body, client_msg_id, parent_id)
     try:
         try:
-            row = await state.db.fetch_one_as(user, _SEND, params)
+            row = await state.db.fetch_one_as(user, sql, params)
         except psycopg.errors.UniqueViolation as exc:
             if exc.diag.constraint_name is None:  # the function's own: the id names another room
                 raise
             # A writer outside this function stored the same client_msg_id first; this statement rolled
             # back with its seq. Sending again finds that message and answers with it.
-            row = await state.db.fetch_one_as(user, _SEND, params)
+            row = await state.db.fetch_one_as(user, sql, params)
     except psycopg.Error as exc:
         raise (_send_error(exc, kind) or exc) from None
     if row is None:  # the function answers with a row or raises

@@ -112,6 +112,30 @@ async def test_memory_bus_delivers_to_its_handler_in_order() -> None:
     await bus.stop()
 
 
+async def test_postgres_bus_notifies_at_once_when_idle_and_batches_a_burst(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The NOTIFY side alone (the round trip itself is covered by the realtime tests)."""
+    bus = PostgresBus("postgresql://unused")
+    rounds: list[tuple[float, list[Any]]] = []
+
+    async def notify(payloads: list[str]) -> None:
+        rounds.append((asyncio.get_running_loop().time(), [e for x in payloads for e in orjson.loads(x)]))
+
+    monkeypatch.setattr(bus, "_notify", notify)
+    monkeypatch.setattr("service.realtime.bus.FLUSH_INTERVAL_S", 0.05)
+    flusher = asyncio.create_task(bus._flush())
+    start = asyncio.get_running_loop().time()
+    await bus.publish({"kind": "x", "n": 0})
+    await asyncio.sleep(0.01)
+    assert len(rounds) == 1 and rounds[0][0] - start < 0.04  # idle: no wait
+    for n in range(1, 6):  # a burst right after: one round, one interval after the first
+        await bus.publish({"kind": "x", "n": n})
+        await asyncio.sleep(0.001)
+    await asyncio.sleep(0.08)
+    flusher.cancel()
+    assert [[e["n"] for e in events] for _, events in rounds] == [[0], [1, 2, 3, 4, 5]]
+    assert rounds[1][0] - rounds[0][0] >= 0.045
+
+
 def test_auto_bus_is_memory_only_on_a_private_database_with_one_worker(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MSGOPS_WORKERS", "1")
     assert isinstance(make_bus("auto", "postgresql://x", database_private=True), MemoryBus)

@@ -3,7 +3,8 @@
 `MemoryBus` is for one process. `PostgresBus` is for several processes or machines on one
 database: events are sent with NOTIFY on a connection of their own, after the writer's commit
 (NOTIFY inside the write transaction serialises commits), batched into as few notifications as fit
-in 8000 bytes; a dedicated LISTEN connection receives them and reconnects when it is lost.
+in 8000 bytes, at most one round of them every FLUSH_INTERVAL_S; a dedicated LISTEN connection
+receives them and reconnects when it is lost.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ Event = dict[str, Any]
 Handler = Callable[[Event], None]  # must not block: the hub only queues work
 CHANNEL = "msgops_realtime"
 MAX_PAYLOAD = 7900  # PostgreSQL's NOTIFY limit is 8000 bytes
+FLUSH_INTERVAL_S = 0.01  # at most one NOTIFY round per interval and instance
 
 
 class Bus(Protocol):
@@ -200,11 +202,19 @@ class PostgresBus:
     # The notifying side -----------------------------------------------------------------------
 
     async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        last = 0.0
         while True:
             await self._wake.wait()
+            # Under load, one NOTIFY round per FLUSH_INTERVAL_S carries what was published meanwhile
+            # (fewer, fuller notifications for PostgreSQL and every listener); when idle, at once.
+            wait = last + FLUSH_INTERVAL_S - loop.time()
+            if wait > 0 and not self._closing:
+                await asyncio.sleep(wait)
             self._wake.clear()
             if not self._pending:
                 continue
+            last = loop.time()
             batch, self._pending = self._pending, []
             payloads = pack(coalesce(batch))
             try:
