@@ -13,6 +13,7 @@ from typing import Any
 from locust.contrib.fasthttp import FastHttpSession
 
 from msgload.runstate import RUN, WORDS, content
+from msgops.load.accounting import TAIL_MARGIN_S
 
 SEND_PATH = "/conversations/{id}/messages"
 INTENDED = "msgops_intended"  # request context: the open model's intended start (epoch seconds)
@@ -27,15 +28,21 @@ def send_message(client: FastHttpSession, identity_index: int, n: int, intended:
     plan = RUN.require_plan()
     ident = plan.identities[identity_index]
     conversation = plan.conversations[ident.conversation]
-    key = RUN.next_key()
+    recorder = RUN.recorder
     started = time.time()
+    seq = recorder.send_started(ident.conversation, started)
+    key = RUN.message_key(ident.conversation, seq)
     stamp = intended if intended is not None else started
     context: dict[str, Any] = {INTENDED: intended} if intended is not None else {}
-    response = client.post(f"/conversations/{conversation}/messages", name=SEND_PATH, headers=_auth(ident.token),
-                           json={"content": content(key, stamp, n), "client_msg_id": f"{plan.run_id}.{key}"},
-                           context=context)
-    if response.status_code == 201 and RUN.counted():
-        RUN.recorder.message_sent(key, ident.conversation, started, time.time())
+    accepted = False
+    try:  # a send killed at the end of the run ends too (not accepted)
+        response = client.post(f"/conversations/{conversation}/messages", name=SEND_PATH, headers=_auth(ident.token),
+                               json={"content": content(key, stamp, n), "client_msg_id": f"{plan.run_id}.{key}"},
+                               context=context)
+        accepted = response.status_code == 201 and RUN.counted()
+    finally:
+        recorder.send_finished(ident.conversation, seq, accepted, key, started, time.time(),
+                               plan.delivery_timeout_s + TAIL_MARGIN_S)
 
 
 def send_broadcast(client: FastHttpSession, organizer_index: int, n: int, intended: float | None = None) -> None:

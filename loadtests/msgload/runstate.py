@@ -18,7 +18,8 @@ import gevent
 import gevent.event
 import gevent.lock
 
-from msgops.load.measure import Measurements
+from msgops.load.accounting import message_key
+from msgops.load.measure import RAW_ENV, Measurements
 from msgops.load.plan import PLAN_ENV, Identity, Plan
 
 LISTENER_WAIT_S = 30.0  # the longest the send window waits, past its planned start, for sockets to open
@@ -47,10 +48,9 @@ class Run:
     def new_process(self) -> None:
         """Fresh names for this process: Locust's --processes forks after this module is imported."""
         self.tag = uuid.uuid4().hex[:8]    # names this process's keys and sockets
-        self._keys = count()
         self._sockets = count()
         self._slots: dict[str, count[int]] = {}
-        self.recorder = Measurements()
+        self.recorder = Measurements(tag=self.tag, raw=os.environ.get(RAW_ENV) == "1")
 
     def counted(self) -> bool:
         """False in a request the end of the run has already counted as failed (see openloop)."""
@@ -98,8 +98,8 @@ class Run:
 
     # Names ---------------------------------------------------------------------------------------
 
-    def next_key(self) -> str:
-        return f"{self.tag}.{next(self._keys)}"
+    def message_key(self, conversation: int, seq: int) -> str:
+        return message_key(self.tag, conversation, seq)
 
     def next_socket(self) -> str:
         return f"{self.tag}.s{next(self._sockets)}"

@@ -105,7 +105,7 @@ def _live(environment: Environment) -> None:
         now = time.time()
         runner = environment.runner
         if RUN.role == "local":
-            _aggregate.merge(RUN.recorder.take_delta())
+            _aggregate.merge(RUN.recorder.take_delta(now))
         users = runner.user_count if runner is not None else 0
         _aggregate.mark_second(now, users=users)
         last = _aggregate.seconds.get(int(now) - 1)
@@ -124,8 +124,8 @@ def _live(environment: Environment) -> None:
             "error_rate": failures / requests if requests else 0.0,
             "p95_ms": percentile_ms(overall, 95) if overall is not None else None,
             "delivery_p95_ms": percentile_ms(_aggregate.delivery, 95),
-            "ws_open": len(_aggregate.opened) - len(_aggregate.closed),
-            "sends": len(_aggregate.sent), "generator_cpu": cpu,
+            "ws_open": _aggregate.ledger.opened - _aggregate.ledger.closed,
+            "sends": _aggregate.ledger.accepted, "generator_cpu": cpu,
         })
 
 
@@ -150,11 +150,11 @@ def _finish(environment: Environment) -> None:
 def _write_final(stopped_at: float) -> None:
     plan = RUN.require_plan()
     if RUN.role == "local":
-        _aggregate.merge(RUN.recorder.take_delta())
+        _aggregate.merge(RUN.recorder.take_delta(final=True))
     _aggregate.meta.update({"t0": RUN.t0, "stopped_at": stopped_at, "send_after_s": plan.send_after_s,
                             "send_for_s": plan.send_for_s, "drain_s": plan.drain_s,
                             "delivery_timeout_s": plan.delivery_timeout_s, "generators": plan.generators})
-    _write(_out_dir() / "final.json", _aggregate.to_dict())
+    _write(_out_dir() / "final.json", _aggregate.final(stopped_at))
 
 
 def _on_delta(environment: Environment, msg: Any, **_: Any) -> None:
@@ -193,7 +193,7 @@ def _on_init(environment: Environment, **_: Any) -> None:
         RUN.role = "master"
         runner.register_message(DELTA, _on_delta)
         runner.register_message(PLAN_REQUEST, _on_plan_request)
-        RUN.require_plan(timeout=0)
+        _aggregate.ledger.timeout = RUN.require_plan(timeout=0).delivery_timeout_s
         _greenlets.append(gevent.spawn(_sample_cpu, _aggregate))
         return
     environment.events.request.add_listener(_on_request)
@@ -205,7 +205,7 @@ def _on_init(environment: Environment, **_: Any) -> None:
         _greenlets.append(gevent.spawn(_sample_cpu, None))
     else:
         RUN.role = "local"
-        RUN.require_plan(timeout=0)
+        _aggregate.ledger.timeout = RUN.require_plan(timeout=0).delivery_timeout_s
         _greenlets.append(gevent.spawn(_sample_cpu, _aggregate))
 
 
@@ -244,4 +244,4 @@ def _on_test_stopping(environment: Environment, **_: Any) -> None:
 def _on_test_stop(environment: Environment, **_: Any) -> None:
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
-        runner.send_message(DELTA, RUN.recorder.take_delta())  # before Locust's client_stopped
+        runner.send_message(DELTA, RUN.recorder.take_delta(final=True))  # before Locust's client_stopped
