@@ -4,6 +4,8 @@ delivery accounting, generator health and the verdict."""
 from __future__ import annotations
 
 import json
+import math
+import random
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,9 +18,19 @@ from msgops.cli_load import load
 from msgops.errors import UserError
 from msgops.load import summary
 from msgops.load.accounting import message_key
-from msgops.load.measure import SEND, WS_CONNECT, Measurements, percentile_ms
+from msgops.load.measure import (
+    SEND,
+    WS_CONNECT,
+    Measurements,
+    decode_into,
+    encode,
+    new_histogram,
+    percentile_ms,
+    to_us,
+)
 from msgops.load.plan import seed_limit_problem
 from msgops.load.profile import ProfileError, available, load_profile, parse_profile
+from msgops.load.seqset import SeqSet
 from msgops.verdict import evaluate
 
 # Profiles ----------------------------------------------------------------------------------------
@@ -120,6 +132,50 @@ def test_deltas_from_several_processes_merge_to_the_exact_distribution() -> None
         assert percentile_ms(merged.endpoints[SEND].hist, pct) == percentile_ms(single.endpoints[SEND].hist, pct)
     assert merged.endpoints[SEND].requests == 3000 and merged.endpoints[SEND].failures == 60
     assert sum(s.requests for s in merged.seconds.values()) == 3000
+
+
+def test_merged_histograms_equal_one_histogram_of_everything() -> None:
+    """Merging is exact: the same counts in the same buckets, however the values were split, and
+    through the encoding that travels between processes."""
+    rng = random.Random(7)
+    values = [to_us(rng.lognormvariate(3, 1.5)) for _ in range(20_000)]
+    whole = new_histogram()
+    parts = [new_histogram() for _ in range(4)]
+    for i, v in enumerate(values):
+        whole.record_value(v)
+        parts[i % 4].record_value(v)
+    merged = new_histogram()
+    for part in parts:
+        decode_into(merged, encode(part))
+    assert merged.get_total_count() == whole.get_total_count() == len(values)
+    assert [(b.value_iterated_to, b.count_at_value_iterated_to) for b in merged.get_recorded_iterator()] == \
+        [(b.value_iterated_to, b.count_at_value_iterated_to) for b in whole.get_recorded_iterator()]
+
+
+def test_percentiles_are_within_a_tenth_of_a_percent_above_the_true_value() -> None:
+    rng = random.Random(11)
+    values = sorted(to_us(rng.uniform(0.05, 30_000)) for _ in range(10_001))
+    hist = new_histogram()
+    for v in values:
+        hist.record_value(v)
+    for pct in (1, 50, 90, 95, 99, 99.9):
+        true = values[max(1, math.floor(pct / 100 * len(values) + 0.5)) - 1]  # the rank HDR uses: rounded
+        measured = hist.get_value_at_percentile(pct)
+        assert true <= measured <= true * 1.001, (pct, true, measured)
+
+
+def test_sequence_sets_count_ranges_and_their_overlap() -> None:
+    s = SeqSet()
+    assert all(s.add(n) for n in range(0, 100))      # in order: one range
+    assert not s.add(42) and s.ranges() == [[0, 99]]
+    s.add_range(150, 160)
+    s.add(120)
+    assert s.ranges() == [[0, 99], [120, 120], [150, 160]] and len(s) == 112
+    s.add_range(100, 149)                              # fills the gaps: one range again
+    assert s.ranges() == [[0, 160]] and len(s) == 161
+    other = SeqSet([[10, 19], [155, 170]])
+    assert s.count_between(150) == 11 and s.count_between(5, 9) == 5
+    assert s.common_between(other, 0) == 16 and s.common_between(other, 15, 156) == 7
 
 
 # Deliveries --------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from msgops.load.plan import Plan
 
 log = logging.getLogger("msgops.load")
 DELTA, PLAN_REQUEST, PLAN = "msgops_delta", "msgops_plan_request", "msgops_plan"
+TOKENS_REQUEST, TOKENS = "msgops_tokens_request", "msgops_tokens"
 
 _aggregate = Measurements()          # master / local: the whole run
 _greenlets: list[gevent.Greenlet[Any, Any]] = []
@@ -167,11 +168,24 @@ def _on_plan_request(environment: Environment, msg: Any, **_: Any) -> None:
         runner.send_message(PLAN, RUN.require_plan().to_dict(), client_id=msg.node_id)
 
 
+def _on_tokens_request(environment: Environment, msg: Any, **_: Any) -> None:
+    """A worker without the signing key: the tokens of the users it acts as, and no others."""
+    runner = environment.runner
+    if isinstance(runner, MasterRunner):
+        plan = RUN.require_plan()
+        share = plan.layout.partition(int(msg.data["index"]), plan.generators)
+        runner.send_message(TOKENS, {str(n): RUN.identity(n).token for n in share}, client_id=msg.node_id)
+
+
 # Worker ----------------------------------------------------------------------------------------
 
 
 def _on_plan(environment: Environment, msg: Any, **_: Any) -> None:
     RUN.set_plan(Plan.from_dict(msg.data))
+
+
+def _on_tokens(environment: Environment, msg: Any, **_: Any) -> None:
+    RUN.set_tokens({int(n): token for n, token in msg.data.items()})
 
 
 def _report(environment: Environment) -> None:
@@ -193,6 +207,7 @@ def _on_init(environment: Environment, **_: Any) -> None:
         RUN.role = "master"
         runner.register_message(DELTA, _on_delta)
         runner.register_message(PLAN_REQUEST, _on_plan_request)
+        runner.register_message(TOKENS_REQUEST, _on_tokens_request)
         _aggregate.ledger.timeout = RUN.require_plan(timeout=0).delivery_timeout_s
         _greenlets.append(gevent.spawn(_sample_cpu, _aggregate))
         return
@@ -200,6 +215,7 @@ def _on_init(environment: Environment, **_: Any) -> None:
     if isinstance(runner, WorkerRunner):
         RUN.role = "worker"
         runner.register_message(PLAN, _on_plan)
+        runner.register_message(TOKENS, _on_tokens)
         if RUN.plan is None:  # a worker on another machine: the master has the plan
             runner.send_message(PLAN_REQUEST, {})
         _greenlets.append(gevent.spawn(_sample_cpu, None))
@@ -221,6 +237,9 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
     RUN.listeners_ready = listeners_ready
     if isinstance(runner, WorkerRunner):
         RUN.index = max(0, runner.worker_index)
+        RUN.require_plan()
+        if not RUN.can_sign:
+            runner.send_message(TOKENS_REQUEST, {"index": RUN.index})
     if RUN.role in ("local", "master"):
         _greenlets.append(gevent.spawn(_live, environment))
         _greenlets.append(gevent.spawn(_finish, environment))
