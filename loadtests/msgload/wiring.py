@@ -109,6 +109,7 @@ def _live(environment: Environment) -> None:
             _aggregate.merge(RUN.recorder.take_delta(now))
         users = runner.user_count if runner is not None else 0
         _aggregate.mark_second(now, users=users)
+        _aggregate.pack_seconds(now - 30)  # late deltas may still add to the last seconds
         last = _aggregate.seconds.get(int(now) - 1)
         http = [e for n, e in _aggregate.endpoints.items() if n != WS_CONNECT]
         requests = sum(e.requests for e in http)

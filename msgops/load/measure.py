@@ -72,16 +72,43 @@ class Endpoint:
 
 @dataclass
 class Second:
-    """What completed within one wall-clock second, merged over processes."""
+    """What completed within one wall-clock second, merged over processes.
+
+    Its two histograms take ~25 KB each while in use; `pack()` keeps them encoded (~200 bytes) once
+    the second is past, so a long run's series does not grow the master by megabytes."""
 
     requests: int = 0
     failures: int = 0
     sends: int = 0  # messages accepted (201)
     deliveries: int = 0
-    http: HdrHistogram = field(default_factory=lambda: new_histogram(SERIES_DIGITS))
-    delivery: HdrHistogram = field(default_factory=lambda: new_histogram(SERIES_DIGITS))
     users: int | None = None
     machine_cpu: float | None = None
+    _hists: dict[str, HdrHistogram] = field(default_factory=dict)
+    _packed: dict[str, str] = field(default_factory=dict)
+
+    def _hist(self, name: str) -> HdrHistogram:
+        hist = self._hists.get(name)
+        if hist is None:
+            hist = self._hists[name] = new_histogram(SERIES_DIGITS)
+            decode_into(hist, self._packed.pop(name, ""))
+        return hist
+
+    @property
+    def http(self) -> HdrHistogram:
+        return self._hist("http")
+
+    @property
+    def delivery(self) -> HdrHistogram:
+        return self._hist("delivery")
+
+    def encoded(self, name: str) -> str:
+        hist = self._hists.get(name)
+        return encode(hist) if hist is not None else self._packed.get(name, "")
+
+    def pack(self) -> None:
+        for name, hist in self._hists.items():
+            self._packed[name] = encode(hist)
+        self._hists = {}
 
 
 RAW_ENV = "MSGOPS_LOAD_RAW_RECORDS"
@@ -107,6 +134,7 @@ class Measurements:
         self.open_service = new_histogram()  # open-model sends measured from their actual start
         self.open: dict[str, int] = {"scheduled": 0, "late": 0, "dropped": 0}
         self.seconds: dict[int, Second] = {}
+        self._unpacked: set[int] = set()
         self.cpu: dict[str, list[list[float]]] = {}  # process tag -> [[epoch second, percent], ...]
         self.meta: dict[str, Any] = {}       # set by the master: run phases, stop time, users
 
@@ -117,7 +145,14 @@ class Measurements:
         bucket = self.seconds.get(sec)
         if bucket is None:
             bucket = self.seconds[sec] = Second()
+        self._unpacked.add(sec)
         return bucket
+
+    def pack_seconds(self, before: float) -> None:
+        """Encode the series histograms of the seconds before `before` (they are done)."""
+        for sec in [s for s in self._unpacked if s < before]:
+            self.seconds[sec].pack()
+            self._unpacked.discard(sec)
 
     def request(self, name: str, latency_ms: float, ok: bool, status: int | str | None, t_end: float) -> None:
         """One finished request; `status` is the HTTP status, or what went wrong (e.g. TimeoutError)."""
@@ -218,7 +253,8 @@ class Measurements:
             "open_service": encode(self.open_service),
             "open": dict(self.open),
             "seconds": {str(s): {"requests": b.requests, "failures": b.failures, "sends": b.sends,
-                                 "deliveries": b.deliveries, "http": encode(b.http), "delivery": encode(b.delivery),
+                                 "deliveries": b.deliveries, "http": b.encoded("http"),
+                                 "delivery": b.encoded("delivery"),
                                  "users": b.users, "machine_cpu": b.machine_cpu}
                         for s, b in self.seconds.items()},
             "cpu": self.cpu, "meta": self.meta, "delivered": self.delivered,
