@@ -145,7 +145,7 @@ class Measurements:
         bucket = self.seconds.get(sec)
         if bucket is None:
             bucket = self.seconds[sec] = Second()
-        self._unpacked.add(sec)
+            self._unpacked.add(sec)
         return bucket
 
     def pack_seconds(self, before: float) -> None:
