@@ -171,7 +171,10 @@ class Sockets:
         if not got.add(seq):
             s.duplicates += 1
             return
-        s.new.setdefault(stream, SeqSet()).add(seq)
+        new = s.new.get(stream)
+        if new is None:
+            new = s.new[stream] = SeqSet()
+        new.add(seq)
         if seq < s.top.get(stream, -1):
             s.out_of_order += 1
         else:
