@@ -63,13 +63,16 @@ class Run:
 
     def set_plan(self, plan: Plan) -> None:
         self.plan = plan
-        key = os.environ.get(KEY_ENV)
-        self._signer = LoadSigner.from_plan(plan.signing, key) if key else None
         self.plan_ready.set()
 
     @property
     def can_sign(self) -> bool:
-        return self._signer is not None
+        return bool(os.environ.get(KEY_ENV))
+
+    def _sign(self, sub: str) -> str:
+        if self._signer is None:
+            self._signer = LoadSigner.from_plan(self.require_plan().signing, os.environ[KEY_ENV])
+        return self._signer.token(sub)
 
     def set_tokens(self, tokens: dict[int, str]) -> None:
         self.tokens.update(tokens)
@@ -139,8 +142,8 @@ class Run:
         ident = self._identities.get(n)
         if ident is None:
             layout = self.require_plan().layout
-            if self._signer is not None:
-                token = self._signer.token(layout.user_id(n))
+            if self.can_sign:
+                token = self._sign(layout.user_id(n))
             else:
                 if not self.tokens_ready.wait(60):
                     raise RuntimeError("no tokens from the master: this process has no signing key")

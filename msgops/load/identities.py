@@ -25,8 +25,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from msgops.errors import UserError
-from msgops.personas import model
-from msgops.personas import tokens as persona_tokens
 
 KEY_ENV = "MSGOPS_LOAD_SIGNING_KEY"  # the signing key, for the Locust processes on this machine
 
@@ -123,6 +121,9 @@ class LoadSigner:
     """Mints the load users' tokens with the target's signing personas source (hs256 or private_key)."""
 
     def __init__(self, config: dict[str, Any], key: str, ttl_s: int, label: str, issued_at: int | None = None) -> None:
+        from msgops.personas import model  # here: a Locust process that does not sign does without them
+        from msgops.personas import tokens as persona_tokens
+
         parsed = model.parse(config)
         if not isinstance(parsed, model.HS256Source | model.PrivateKeySource):
             raise UserError(f"load users need tokens msgops can sign; personas source {config.get('source')} "
@@ -151,6 +152,8 @@ class LoadSigner:
 def signing_source(personas: Mapping[str, Any] | None, env: Mapping[str, str],
                    jwt_secret: str | None) -> tuple[dict[str, Any], str]:
     """The personas source to mint load users with and its key; UserError when the target has none."""
+    from msgops.personas import model
+
     if personas is None:
         if not jwt_secret:
             raise UserError("no way to mint load users: set MSGOPS_JWT_SECRET (the target's HS256 secret) or "
