@@ -56,10 +56,16 @@ def abandon_inflight() -> None:
 def _stream(clients: list[FastHttpSession], pool: Pool, rate: float, action: Action, identities: range,
             name: str) -> None:
     plan = RUN.require_plan()
+    generators = max(1, plan.generators)
+    # Tokens are minted on first use: mint those this stream will use before its window opens, so
+    # that the schedule never waits for a signature.
+    for k, user in enumerate(identities[:int(rate * plan.send_for_s / generators) + 1]):
+        RUN.identity(user)
+        if k % 100 == 99:
+            gevent.sleep(0)
     start, end = RUN.window()
     late_after = float(plan.open.get("late_after", 0.05))
     drop_after = float(plan.open.get("drop_after", 5.0))
-    generators = max(1, plan.generators)
     n = RUN.index
     while not RUN.stopping:
         intended = start + n / rate

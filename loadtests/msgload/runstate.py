@@ -69,9 +69,14 @@ class Run:
     def can_sign(self) -> bool:
         return bool(os.environ.get(KEY_ENV))
 
-    def _sign(self, sub: str) -> str:
-        if self._signer is None:
+    def prepare_signer(self) -> None:
+        """Build the signer now (it imports the signing code), not in the middle of the first request."""
+        if self._signer is None and self.can_sign:
             self._signer = LoadSigner.from_plan(self.require_plan().signing, os.environ[KEY_ENV])
+
+    def _sign(self, sub: str) -> str:
+        self.prepare_signer()
+        assert self._signer is not None
         return self._signer.token(sub)
 
     def set_tokens(self, tokens: dict[int, str]) -> None:

@@ -248,6 +248,7 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         _greenlets.append(gevent.spawn(_report, environment))
     if RUN.role in ("local", "worker"):
         RUN.require_plan()
+        RUN.prepare_signer()
         _streams.extend(openloop.start(environment))
 
 
