@@ -31,6 +31,12 @@ def _count(name: str) -> int:
     return int(_PLAN.users.get(name, 0)) if _PLAN is not None else 0
 
 
+def _local_count(name: str) -> int:
+    """About how many users of this kind each generator process runs."""
+    generators = max(1, _PLAN.generators) if _PLAN is not None else 1
+    return max(1, -(-_count(name) // generators))
+
+
 def _pacing(name: str) -> float:
     return float(_PLAN.pacing.get(name, 1.0)) if _PLAN is not None else 1.0
 
@@ -75,12 +81,11 @@ class Sender(_Http):
         if not RUN.wait_for_window():
             gevent.sleep(3600)  # the send window is over: stay idle until the run ends
             return
-        plan = RUN.require_plan()
-        senders = plan.senders
+        senders = RUN.senders()
         actions.send_message(self.client, senders[self.slot % len(senders)], self.slot)
-        # Next time, the identity as many places on as there are senders: all identities take turns,
-        # which keeps each under a per-user rate limit.
-        self.slot += max(1, plan.generators) * max(1, _count("sender"))
+        # Next time, the user as many places on as this process has senders: all its users take
+        # turns, which keeps each under a per-user rate limit.
+        self.slot += _local_count("sender")
 
 
 class Reader(_Http):
@@ -89,7 +94,7 @@ class Reader(_Http):
 
     @task
     def read(self) -> None:
-        senders = RUN.require_plan().senders
+        senders = RUN.senders()
         actions.read(self.client, senders[self.slot % len(senders)])
 
 
@@ -102,10 +107,9 @@ class Broadcaster(_Http):
         if not RUN.wait_for_window():
             gevent.sleep(3600)
             return
-        plan = RUN.require_plan()
-        organizers = plan.organizers
+        organizers = RUN.organizers()
         actions.send_broadcast(self.client, organizers[self.slot % len(organizers)], self.slot)
-        self.slot += max(1, plan.generators) * max(1, _count("broadcaster"))
+        self.slot += _local_count("broadcaster")
 
 
 class Uploader(_Http):
@@ -117,7 +121,7 @@ class Uploader(_Http):
         if not RUN.wait_for_window():
             gevent.sleep(3600)
             return
-        senders = RUN.require_plan().senders
+        senders = RUN.senders()
         actions.upload(self.client, senders[self.slot % len(senders)])
 
 
@@ -126,7 +130,7 @@ class Listener(User):
     wait_time = constant(1)
 
     def on_start(self) -> None:
-        senders = RUN.require_plan().senders
+        senders = RUN.senders()
         self.socket = RealtimeSocket(self.environment, senders[RUN.next_slot("listener") % len(senders)])
         self.failures = 0
         self._connect()

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from msgops.load.identities import LoadSigner
 from msgops.load.plan import organizers_needed
 from msgops.load.profile import parse_profile
 from msgops.load.provision import Provisioned, Provisioner
@@ -23,7 +24,7 @@ pacing: {{broadcaster: 1s}}
 
 
 def counts(svc: RunningService, p: Provisioned) -> tuple[int, int, int]:
-    ids = [i.id for i in p.identities]
+    ids = p.user_ids()
     profiles = svc.sql("select count(*) from public.profiles where id = any(%s::uuid[])", (ids,))[0][0]
     conversations = svc.sql("select count(*) from public.conversations where id = any(%s::uuid[])",
                             (p.conversations,))[0][0]
@@ -36,16 +37,18 @@ def counts(svc: RunningService, p: Provisioned) -> tuple[int, int, int]:
 def test_provisioned_users_can_talk_and_cleanup_removes_them(make_service: Any, via: str) -> None:
     svc = make_service()  # seed rate limits on: provisioning stays within them
     profile = parse_profile(PROFILE.format(via=via), "p")
-    provisioner = Provisioner(svc.url, JWT_SECRET, "t3st", token_ttl_s=600, database_url=svc.database_url)
+    signer = LoadSigner({"source": "hs256"}, JWT_SECRET, ttl_s=600, label="msgops load t3st")
+    provisioner = Provisioner(svc.url, signer, "t3st", database_url=svc.database_url)
     organizers = organizers_needed(profile)
     assert organizers == 2  # 10 planned broadcasts (+20 %) at 10 per organizer
     made = asyncio.run(provisioner.provision(profile, organizers))
     assert made.via == via
-    members = [i for i in made.identities if i.role != "organizer"]
+    everyone = [provisioner.identity(made.layout, n) for n in range(made.layout.total)]
+    members = [i for i in everyone if i.role != "organizer"]
     # 7 users in groups of 3: the last group of one is folded into the one before it.
     assert len(members) == 7 and len(made.conversations) == 2
     assert sorted(sum(1 for m in members if m.conversation == c) for c in range(2)) == [3, 4]
-    assert {i.role for i in made.identities} == {"attendee", "organizer"}
+    assert {i.role for i in everyone} == {"attendee", "organizer"}
     assert counts(svc, made) == (9, 2, 2)
 
     alice, bob = members[0], next(m for m in members[1:] if m.conversation == members[0].conversation)
@@ -58,7 +61,7 @@ def test_provisioned_users_can_talk_and_cleanup_removes_them(make_service: Any, 
     community = made.communities[alice.community]
     page = svc.http.get(f"/communities/{community}/messages", headers={"Authorization": f"Bearer {alice.token}"})
     assert page.status_code == 200, page.text
-    organizer = next(i for i in made.identities if i.role == "organizer")
+    organizer = next(i for i in everyone if i.role == "organizer")
     broadcast = svc.http.post("/broadcasts", headers={"Authorization": f"Bearer {organizer.token}"},
                               json={"audience": "attendees", "phase": "during_show", "content": "hi all"})
     assert broadcast.status_code == 201, broadcast.text

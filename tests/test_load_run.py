@@ -360,3 +360,36 @@ thresholds: ['http.error_rate < 0.01']
     used = arrivals[0].send_connections
     assert len(used) >= 50, f"only {len(used)} sends"
     assert len(set(used)) == 12, f"{len(set(used))} connections carried the sends"
+
+
+SEEDED = """
+name: seeded
+requires: {rate_limits: off}
+provision: {via: database, users: 12, group_size: 4}
+spawn_rate: 100
+settle: 0.5s
+duration: 4s
+delivery_timeout: 2s
+users: {listener: 12}
+open: {messages: 10}
+thresholds: ['delivery.loss_rate <= 0', 'delivery.p95_ms < 5000']
+"""
+
+
+def test_a_websocket_run_over_two_workers_with_users_from_a_seed(make_service: Any, tmp_path: Path) -> None:
+    """Users, conversations and tokens derived on each worker from the plan's seed; deliveries counted
+    from the workers' ranges of sequence numbers: the same results as per-message records gave."""
+    svc = make_service(rate_limits={})
+    code, output, out = run_load(tmp_path, svc.url, "--profile", profile_file(tmp_path, SEEDED), "--processes", "2",
+                                 "--database-url", svc.database_url)
+    assert code == 0, output
+    results = load_results(out)
+    accepted = results.metric("messages.accepted")
+    assert accepted == 40 and results.metric("delivery.expected") == accepted * 4  # every member's socket
+    assert results.metric("delivery.lost") == 0 and results.metric("delivery.duplicates") == 0
+    assert results.metric("delivery.out_of_order") is not None
+    for pct in ("p50", "p95", "p99"):
+        assert (results.metric(f"delivery.{pct}_ms") or 0) > 0
+    assert results.metric("ws.connections") == 12 and results.metric("ws.connect_failures") == 0
+    assert len(results.generator.model_dump()["processes"]) >= 2
+    assert leftovers(svc) == 0

@@ -3,6 +3,10 @@ delivery accounting, generator health and the verdict."""
 
 from __future__ import annotations
 
+import json
+import math
+import random
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,10 +16,21 @@ from typer.testing import CliRunner
 
 from msgops.cli_load import load
 from msgops.errors import UserError
-from msgops.load import accounting, summary
-from msgops.load.measure import SEND, WS_CONNECT, Measurements, percentile_ms
+from msgops.load import summary
+from msgops.load.accounting import message_key
+from msgops.load.measure import (
+    SEND,
+    WS_CONNECT,
+    Measurements,
+    decode_into,
+    encode,
+    new_histogram,
+    percentile_ms,
+    to_us,
+)
 from msgops.load.plan import seed_limit_problem
 from msgops.load.profile import ProfileError, available, load_profile, parse_profile
+from msgops.load.seqset import SeqSet
 from msgops.verdict import evaluate
 
 # Profiles ----------------------------------------------------------------------------------------
@@ -119,20 +134,132 @@ def test_deltas_from_several_processes_merge_to_the_exact_distribution() -> None
     assert sum(s.requests for s in merged.seconds.values()) == 3000
 
 
+def test_merged_histograms_equal_one_histogram_of_everything() -> None:
+    """Merging is exact: the same counts in the same buckets, however the values were split, and
+    through the encoding that travels between processes."""
+    rng = random.Random(7)
+    values = [to_us(rng.lognormvariate(3, 1.5)) for _ in range(20_000)]
+    whole = new_histogram()
+    parts = [new_histogram() for _ in range(4)]
+    for i, v in enumerate(values):
+        whole.record_value(v)
+        parts[i % 4].record_value(v)
+    merged = new_histogram()
+    for part in parts:
+        decode_into(merged, encode(part))
+    assert merged.get_total_count() == whole.get_total_count() == len(values)
+    assert [(b.value_iterated_to, b.count_at_value_iterated_to) for b in merged.get_recorded_iterator()] == \
+        [(b.value_iterated_to, b.count_at_value_iterated_to) for b in whole.get_recorded_iterator()]
+
+
+def test_percentiles_are_within_a_tenth_of_a_percent_above_the_true_value() -> None:
+    rng = random.Random(11)
+    values = sorted(to_us(rng.uniform(0.05, 30_000)) for _ in range(10_001))
+    hist = new_histogram()
+    for v in values:
+        hist.record_value(v)
+    for pct in (1, 50, 90, 95, 99, 99.9):
+        true = values[max(1, math.floor(pct / 100 * len(values) + 0.5)) - 1]  # the rank HDR uses: rounded
+        measured = hist.get_value_at_percentile(pct)
+        assert true <= measured <= true * 1.001, (pct, true, measured)
+
+
+def test_sequence_sets_count_ranges_and_their_overlap() -> None:
+    s = SeqSet()
+    assert all(s.add(n) for n in range(0, 100))      # in order: one range
+    assert not s.add(42) and s.ranges() == [[0, 99]]
+    s.add_range(150, 160)
+    s.add(120)
+    assert s.ranges() == [[0, 99], [120, 120], [150, 160]] and len(s) == 112
+    s.add_range(100, 149)                              # fills the gaps: one range again
+    assert s.ranges() == [[0, 160]] and len(s) == 161
+    other = SeqSet([[10, 19], [155, 170]])
+    assert s.count_between(150) == 11 and s.count_between(5, 9) == 5
+    assert s.common_between(other, 0) == 16 and s.common_between(other, 15, 156) == 7
+
+
 # Deliveries --------------------------------------------------------------------------------------
 
 
+Events = list[tuple[float, Callable[[], object]]]
+
+
+def _replay(events: Events, processes: list[Measurements], end: float) -> Measurements:
+    """Play timed events, with every process reporting a delta once a second (the last one final)."""
+    merged = Measurements(timeout=3.0)
+    pending = sorted(events, key=lambda e: e[0])
+    t = 0.0
+    while t <= end:
+        while pending and pending[0][0] <= t:
+            pending.pop(0)[1]()
+        for proc in processes:
+            merged.merge(proc.take_delta(t, final=t >= end))
+        t += 1.0
+    return merged
+
+
+def _send(proc: Measurements, conversation: int, t_start: float, t_done: float, accepted: bool = True) -> None:
+    seq = proc.send_started(conversation, t_start)
+    proc.send_finished(conversation, seq, accepted, message_key(proc.tag, conversation, seq), t_start, t_done, 13.0)
+
+
 def test_lost_and_duplicated_deliveries_against_what_each_socket_should_get() -> None:
-    sent = [["m1", 0, 10.0, 10.1], ["m2", 0, 20.0, 20.1], ["m3", 1, 20.0, 20.1], ["late", 0, 98.5, 98.6]]
-    opened = [["a", 0, 5.0], ["b", 0, 15.0], ["c", 1, 5.0], ["gone", 1, 5.0]]
-    closed = [["gone", 21.0]]  # closed before m3 was due (20.1 + 3 s): not expected there
-    received = [["m1", "a"], ["m2", "a"], ["m2", "a"], ["m2", "b"]]  # m3 never reached c; m2 twice on a
-    d = accounting.count(sent, opened, closed, received, run_end=100.0, timeout=3.0)
-    # m1 -> a (b joined later); m2 -> a, b; m3 -> c; "late" is due after the end: unjudged for a and b.
-    assert (d.expected, d.lost, d.duplicates, d.unjudged) == (4, 1, 1, 2)
+    p, r = Measurements(tag="p"), Measurements(tag="r")  # the sending process, the receiving one
+    m1, m2 = "p.0.0", "p.0.1"  # m3 ("p.1.0") never arrives
+    merged = _replay([
+        (5.0, lambda: [r.socket_opened(k, c, 5.0) for k, c in (("a", 0), ("c", 1), ("gone", 1))]),
+        (10.0, lambda: _send(p, 0, 10.0, 10.1)),                       # m1
+        (10.5, lambda: r.message_received(m1, "a", 100, 10.5)),
+        (15.0, lambda: r.socket_opened("b", 0, 15.0)),                 # b joins after m1
+        (20.0, lambda: (_send(p, 0, 20.0, 20.1), _send(p, 1, 20.0, 20.1))),  # m2, m3
+        (20.5, lambda: [r.message_received(m2, s, 100, 20.5) for s in ("a", "a", "b")]),  # m2 twice on a
+        (21.0, lambda: r.socket_closed("gone", 21.0)),                 # before m3 was due (20.1 + 3 s)
+        (30.0, lambda: _send(p, 0, 30.0, 30.1, accepted=False)),       # refused: expected nowhere
+        (98.5, lambda: _send(p, 0, 98.5, 98.6)),                       # due after the end
+    ], [p, r], end=100.0)
+    d = merged.ledger.result(run_end=100.0)
+    # m1 -> a (b joined later); m2 -> a, b; m3 -> c (never arrived); the last is unjudged for a and b.
+    assert (d.messages, d.expected, d.lost, d.duplicates, d.unjudged, d.received) == (4, 4, 1, 1, 2, 4)
     assert d.loss_rate == pytest.approx(0.25)
-    peak, per_second = accounting.peak_open(opened, closed, run_end=100.0)
+    peak, per_second = merged.ledger.open_sockets(run_end=100.0)
     assert peak == 4 and per_second[21] == 3
+
+
+def test_out_of_order_and_several_senders_per_conversation() -> None:
+    senders = [Measurements(tag=f"s{i}") for i in range(2)]
+    r = Measurements(tag="r")
+    events: Events = [(1.0, lambda: r.socket_opened("x", 0, 1.0))]
+    for n in range(10):
+        for s in senders:
+            events.append((2.0 + n, lambda s=s, n=n: _send(s, 0, 2.0 + n, 2.05 + n)))
+    keys = [message_key(s.tag, 0, n) for n in range(10) for s in senders]
+    order = [*keys[:5], keys[6], keys[5], *keys[7:-1]]  # two swapped, the last lost
+    events.append((12.5, lambda: [r.message_received(k, "x", 50, 12.5) for k in order]))
+    merged = _replay(events, [*senders, r], end=20.0)
+    d = merged.ledger.result(run_end=20.0)
+    assert (d.messages, d.expected, d.lost, d.out_of_order, d.duplicates) == (20, 20, 1, 0, 0)
+    # Numbers count per sender: swapping two senders' messages is not out of order, one sender's is.
+    r2 = Measurements(tag="r2")
+    r2.socket_opened("y", 0, 1.0)
+    for k in ("s0.0.0", "s0.0.2", "s0.0.1", "s0.0.1"):
+        r2.message_received(k, "y", 5, 3.0)
+    row = r2.take_delta(3.0)["sockets"]["y"]
+    assert (row["n"], row["dup"], row["ooo"], row["got"]) == (4, 1, 1, {"s0:0": [[0, 2]]})
+
+
+def test_a_delta_is_the_same_size_however_many_messages() -> None:
+    sizes = []
+    for messages in (100, 10_000):
+        p, r = Measurements(tag="p"), Measurements(tag="r")
+        for k in range(20):
+            r.socket_opened(f"k{k}", k % 4, 1.0)
+        for n in range(messages):
+            conversation = n % 4
+            _send(p, conversation, 2.0, 2.1)
+            for k in range(conversation, 20, 4):
+                r.message_received(message_key("p", conversation, n // 4), f"k{k}", 30, 2.2)
+        sizes.append(len(json.dumps(p.take_delta(3.0))) + len(json.dumps(r.take_delta(3.0))))
+    assert sizes[1] < sizes[0] * 1.2, sizes
 
 
 # Generator health and the verdict ----------------------------------------------------------------

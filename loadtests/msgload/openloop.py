@@ -53,13 +53,19 @@ def abandon_inflight() -> None:
         RUN.recorder.request(name, (now - intended) * 1000, False, "unfinished", now)
 
 
-def _stream(clients: list[FastHttpSession], pool: Pool, rate: float, action: Action, identities: list[int],
+def _stream(clients: list[FastHttpSession], pool: Pool, rate: float, action: Action, identities: range,
             name: str) -> None:
     plan = RUN.require_plan()
+    generators = max(1, plan.generators)
+    # Tokens are minted on first use: mint those this stream will use before its window opens, so
+    # that the schedule never waits for a signature.
+    for k, user in enumerate(identities[:int(rate * plan.send_for_s / generators) + 1]):
+        RUN.identity(user)
+        if k % 100 == 99:
+            gevent.sleep(0)
     start, end = RUN.window()
     late_after = float(plan.open.get("late_after", 0.05))
     drop_after = float(plan.open.get("drop_after", 5.0))
-    generators = max(1, plan.generators)
     n = RUN.index
     while not RUN.stopping:
         intended = start + n / rate
@@ -77,7 +83,7 @@ def _stream(clients: list[FastHttpSession], pool: Pool, rate: float, action: Act
         else:
             RUN.recorder.scheduled(late=lateness > late_after)
             client = clients[(n // generators) % len(clients)]
-            pool.spawn(_tracked, action, name, client, identities[n % len(identities)], n, intended)
+            pool.spawn(_tracked, action, name, client, identities[(n // generators) % len(identities)], n, intended)
         n += generators
 
 
@@ -97,8 +103,8 @@ def start(environment: Environment) -> list[gevent.Greenlet[Any, Any]]:
                                connection_timeout=plan.http_timeout_s) for _ in range(connections)]
     greenlets = []
     for rate, action, identities, name in (
-            (rates["messages"], actions.send_message, plan.senders, "POST " + actions.SEND_PATH),
-            (rates["broadcasts"], actions.send_broadcast, plan.organizers, "POST /broadcasts")):
+            (rates["messages"], actions.send_message, RUN.senders(), "POST " + actions.SEND_PATH),
+            (rates["broadcasts"], actions.send_broadcast, RUN.organizers(), "POST /broadcasts")):
         if rate and identities:
             pool = Pool(inflight)
             _pools.append(pool)

@@ -62,7 +62,7 @@ class RealtimeSocket:
         plan = RUN.require_plan()
         if plan.realtime_protocol == "socketio":
             return self._open_socketio()
-        ident = plan.identities[self.identity_index]
+        ident = RUN.identity(self.identity_index)
         started, perf = time.time(), time.perf_counter()
         error: Exception | None = None
         try:
@@ -73,7 +73,7 @@ class RealtimeSocket:
                 ws.send(orjson.dumps({"type": "auth", "token": ident.token}).decode())
                 _await(ws, "authenticated", deadline)
                 ws.send(orjson.dumps({"type": "join_conversation",
-                                      "conversation_id": plan.conversations[ident.conversation]}).decode())
+                                      "conversation_id": plan.conversation_id(ident.conversation)}).decode())
                 _await(ws, "joined", deadline)
             except BaseException:
                 ws.close()
@@ -98,7 +98,7 @@ class RealtimeSocket:
         import socketio
 
         plan = RUN.require_plan()
-        ident = plan.identities[self.identity_index]
+        ident = RUN.identity(self.identity_index)
         name = f"{plan.realtime_path} {plan.realtime_namespace}"
         client = socketio.Client(reconnection=False)
         key = RUN.next_socket()
@@ -123,7 +123,7 @@ class RealtimeSocket:
             client.connect(plan.api_url, namespaces=[plan.realtime_namespace], auth={"token": ident.token},
                            socketio_path=plan.realtime_path.strip("/"), transports=["websocket"],
                            wait_timeout=OPEN_TIMEOUT)
-            joined = client.call("join_conversation", {"conversation_id": plan.conversations[ident.conversation]},
+            joined = client.call("join_conversation", {"conversation_id": plan.conversation_id(ident.conversation)},
                                  namespace=plan.realtime_namespace, timeout=OPEN_TIMEOUT)
             if not isinstance(joined, dict) or joined.get("type") != "joined":
                 raise HandshakeError(f"join answered {joined}")

@@ -18,8 +18,10 @@ import gevent
 import gevent.event
 import gevent.lock
 
-from msgops.load.measure import Measurements
-from msgops.load.plan import PLAN_ENV, Identity, Plan
+from msgops.load.accounting import message_key
+from msgops.load.identities import KEY_ENV, Identity, LoadSigner
+from msgops.load.measure import RAW_ENV, Measurements
+from msgops.load.plan import PLAN_ENV, Plan
 
 LISTENER_WAIT_S = 30.0  # the longest the send window waits, past its planned start, for sockets to open
 MARK = "msgops-load"  # first word of every load message: "msgops-load <key> <epoch stamp> <word>"
@@ -37,6 +39,10 @@ class Run:
         self.abandoned: set[int] = set()   # greenlets whose request was already counted as failed
         self.open_sockets = 0              # this process's joined WebSockets
         self.listeners_ready: Callable[[], bool] = lambda: True
+        self.tokens: dict[int, str] = {}   # tokens received from the master (a process that cannot sign)
+        self.tokens_ready = gevent.event.Event()
+        self._signer: LoadSigner | None = None
+        self._identities: dict[int, Identity] = {}
         self._window: tuple[float, float] | None = None
         self._window_lock = gevent.lock.Semaphore()
         self.new_process()
@@ -47,10 +53,9 @@ class Run:
     def new_process(self) -> None:
         """Fresh names for this process: Locust's --processes forks after this module is imported."""
         self.tag = uuid.uuid4().hex[:8]    # names this process's keys and sockets
-        self._keys = count()
         self._sockets = count()
         self._slots: dict[str, count[int]] = {}
-        self.recorder = Measurements()
+        self.recorder = Measurements(tag=self.tag, raw=os.environ.get(RAW_ENV) == "1")
 
     def counted(self) -> bool:
         """False in a request the end of the run has already counted as failed (see openloop)."""
@@ -59,6 +64,24 @@ class Run:
     def set_plan(self, plan: Plan) -> None:
         self.plan = plan
         self.plan_ready.set()
+
+    @property
+    def can_sign(self) -> bool:
+        return bool(os.environ.get(KEY_ENV))
+
+    def prepare_signer(self) -> None:
+        """Build the signer now (it imports the signing code), not in the middle of the first request."""
+        if self._signer is None and self.can_sign:
+            self._signer = LoadSigner.from_plan(self.require_plan().signing, os.environ[KEY_ENV])
+
+    def _sign(self, sub: str) -> str:
+        self.prepare_signer()
+        assert self._signer is not None
+        return self._signer.token(sub)
+
+    def set_tokens(self, tokens: dict[int, str]) -> None:
+        self.tokens.update(tokens)
+        self.tokens_ready.set()
 
     def require_plan(self, timeout: float = 60) -> Plan:
         if not self.plan_ready.wait(timeout) or self.plan is None:
@@ -98,20 +121,40 @@ class Run:
 
     # Names ---------------------------------------------------------------------------------------
 
-    def next_key(self) -> str:
-        return f"{self.tag}.{next(self._keys)}"
+    def message_key(self, conversation: int, seq: int) -> str:
+        return message_key(self.tag, conversation, seq)
 
     def next_socket(self) -> str:
         return f"{self.tag}.s{next(self._sockets)}"
 
     def next_slot(self, kind: str) -> int:
-        """A run-wide distinct number for the next user of `kind`: spreads users over identities."""
-        plan = self.require_plan()
-        counter = self._slots.setdefault(kind, count())
-        return next(counter) * max(1, plan.generators) + self.index
+        """0, 1, 2 ... for this process's users of `kind`: spreads them over the users it acts as."""
+        return next(self._slots.setdefault(kind, count()))
 
-    def identity(self, index: int) -> Identity:
-        return self.require_plan().identities[index]
+    # Users -----------------------------------------------------------------------------------------
+
+    def senders(self) -> range:
+        """The users in conversations this process acts as (its share: msgops.load.identities)."""
+        plan = self.require_plan()
+        return plan.layout.senders(self.index, plan.generators)
+
+    def organizers(self) -> range:
+        plan = self.require_plan()
+        return plan.layout.organizer_share(self.index, plan.generators)
+
+    def identity(self, n: int) -> Identity:
+        """User n with its token: minted here, or (without a key) as the master sent it."""
+        ident = self._identities.get(n)
+        if ident is None:
+            layout = self.require_plan().layout
+            if self.can_sign:
+                token = self._sign(layout.user_id(n))
+            else:
+                if not self.tokens_ready.wait(60):
+                    raise RuntimeError("no tokens from the master: this process has no signing key")
+                token = self.tokens[n]
+            ident = self._identities[n] = layout.identity(n, token)
+        return ident
 
 
 def content(key: str, stamp: float, n: int) -> str:

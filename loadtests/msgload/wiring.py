@@ -32,6 +32,7 @@ from msgops.load.plan import Plan
 
 log = logging.getLogger("msgops.load")
 DELTA, PLAN_REQUEST, PLAN = "msgops_delta", "msgops_plan_request", "msgops_plan"
+TOKENS_REQUEST, TOKENS = "msgops_tokens_request", "msgops_tokens"
 
 _aggregate = Measurements()          # master / local: the whole run
 _greenlets: list[gevent.Greenlet[Any, Any]] = []
@@ -105,9 +106,10 @@ def _live(environment: Environment) -> None:
         now = time.time()
         runner = environment.runner
         if RUN.role == "local":
-            _aggregate.merge(RUN.recorder.take_delta())
+            _aggregate.merge(RUN.recorder.take_delta(now))
         users = runner.user_count if runner is not None else 0
         _aggregate.mark_second(now, users=users)
+        _aggregate.pack_seconds(now - 30)  # late deltas may still add to the last seconds
         last = _aggregate.seconds.get(int(now) - 1)
         http = [e for n, e in _aggregate.endpoints.items() if n != WS_CONNECT]
         requests = sum(e.requests for e in http)
@@ -124,8 +126,8 @@ def _live(environment: Environment) -> None:
             "error_rate": failures / requests if requests else 0.0,
             "p95_ms": percentile_ms(overall, 95) if overall is not None else None,
             "delivery_p95_ms": percentile_ms(_aggregate.delivery, 95),
-            "ws_open": len(_aggregate.opened) - len(_aggregate.closed),
-            "sends": len(_aggregate.sent), "generator_cpu": cpu,
+            "ws_open": _aggregate.ledger.opened - _aggregate.ledger.closed,
+            "sends": _aggregate.ledger.accepted, "generator_cpu": cpu,
         })
 
 
@@ -150,11 +152,11 @@ def _finish(environment: Environment) -> None:
 def _write_final(stopped_at: float) -> None:
     plan = RUN.require_plan()
     if RUN.role == "local":
-        _aggregate.merge(RUN.recorder.take_delta())
+        _aggregate.merge(RUN.recorder.take_delta(final=True))
     _aggregate.meta.update({"t0": RUN.t0, "stopped_at": stopped_at, "send_after_s": plan.send_after_s,
                             "send_for_s": plan.send_for_s, "drain_s": plan.drain_s,
                             "delivery_timeout_s": plan.delivery_timeout_s, "generators": plan.generators})
-    _write(_out_dir() / "final.json", _aggregate.to_dict())
+    _write(_out_dir() / "final.json", _aggregate.final(stopped_at))
 
 
 def _on_delta(environment: Environment, msg: Any, **_: Any) -> None:
@@ -167,11 +169,24 @@ def _on_plan_request(environment: Environment, msg: Any, **_: Any) -> None:
         runner.send_message(PLAN, RUN.require_plan().to_dict(), client_id=msg.node_id)
 
 
+def _on_tokens_request(environment: Environment, msg: Any, **_: Any) -> None:
+    """A worker without the signing key: the tokens of the users it acts as, and no others."""
+    runner = environment.runner
+    if isinstance(runner, MasterRunner):
+        plan = RUN.require_plan()
+        share = plan.layout.partition(int(msg.data["index"]), plan.generators)
+        runner.send_message(TOKENS, {str(n): RUN.identity(n).token for n in share}, client_id=msg.node_id)
+
+
 # Worker ----------------------------------------------------------------------------------------
 
 
 def _on_plan(environment: Environment, msg: Any, **_: Any) -> None:
     RUN.set_plan(Plan.from_dict(msg.data))
+
+
+def _on_tokens(environment: Environment, msg: Any, **_: Any) -> None:
+    RUN.set_tokens({int(n): token for n, token in msg.data.items()})
 
 
 def _report(environment: Environment) -> None:
@@ -193,19 +208,21 @@ def _on_init(environment: Environment, **_: Any) -> None:
         RUN.role = "master"
         runner.register_message(DELTA, _on_delta)
         runner.register_message(PLAN_REQUEST, _on_plan_request)
-        RUN.require_plan(timeout=0)
+        runner.register_message(TOKENS_REQUEST, _on_tokens_request)
+        _aggregate.ledger.timeout = RUN.require_plan(timeout=0).delivery_timeout_s
         _greenlets.append(gevent.spawn(_sample_cpu, _aggregate))
         return
     environment.events.request.add_listener(_on_request)
     if isinstance(runner, WorkerRunner):
         RUN.role = "worker"
         runner.register_message(PLAN, _on_plan)
+        runner.register_message(TOKENS, _on_tokens)
         if RUN.plan is None:  # a worker on another machine: the master has the plan
             runner.send_message(PLAN_REQUEST, {})
         _greenlets.append(gevent.spawn(_sample_cpu, None))
     else:
         RUN.role = "local"
-        RUN.require_plan(timeout=0)
+        _aggregate.ledger.timeout = RUN.require_plan(timeout=0).delivery_timeout_s
         _greenlets.append(gevent.spawn(_sample_cpu, _aggregate))
 
 
@@ -221,6 +238,9 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
     RUN.listeners_ready = listeners_ready
     if isinstance(runner, WorkerRunner):
         RUN.index = max(0, runner.worker_index)
+        RUN.require_plan()
+        if not RUN.can_sign:
+            runner.send_message(TOKENS_REQUEST, {"index": RUN.index})
     if RUN.role in ("local", "master"):
         _greenlets.append(gevent.spawn(_live, environment))
         _greenlets.append(gevent.spawn(_finish, environment))
@@ -228,6 +248,7 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         _greenlets.append(gevent.spawn(_report, environment))
     if RUN.role in ("local", "worker"):
         RUN.require_plan()
+        RUN.prepare_signer()
         _streams.extend(openloop.start(environment))
 
 
@@ -244,4 +265,4 @@ def _on_test_stopping(environment: Environment, **_: Any) -> None:
 def _on_test_stop(environment: Environment, **_: Any) -> None:
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
-        runner.send_message(DELTA, RUN.recorder.take_delta())  # before Locust's client_stopped
+        runner.send_message(DELTA, RUN.recorder.take_delta(final=True))  # before Locust's client_stopped

@@ -108,10 +108,11 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 def run(options: LocustOptions, run_dir: Path, plan_file: Path | None,
         on_tick: Callable[[dict[str, Any] | None], None] | None = None,
-        timeout_s: float | None = None) -> dict[str, Any] | None:
-    """Run Locust to the end; the final measurements (None for a worker, which has none)."""
+        timeout_s: float | None = None, env: dict[str, str] | None = None) -> dict[str, Any] | None:
+    """Run Locust to the end; the final measurements (None for a worker, which has none).
+    `env`: variables for the Locust processes besides this process's own."""
     log_path = run_dir / "locust.log"
-    env = dict(os.environ)
+    env = {**os.environ, **(env or {})}
     if plan_file is not None:
         env[PLAN_ENV] = str(plan_file)
     env["PYTHONUNBUFFERED"] = "1"

@@ -7,6 +7,12 @@ local runner, merges the deltas into one `Measurements` and writes it as JSON. `
 then reads that file (msgops.load.summary) to compute metrics. One class on both sides keeps the
 format in one place; nothing here imports Locust or gevent.
 
+A delta's size does not grow with the number of messages: latencies are histograms, deliveries
+ranges of sequence numbers per socket and conversation (msgops.load.accounting). With `raw=True`
+(MSGOPS_LOAD_RAW_RECORDS=1) every send, socket and delivery also travels as a record and the
+master keeps them all, as msgops load did before it aggregated on the workers: only to measure
+what that costs (bench/load_master_memory.py).
+
 Latencies are HDR histograms in microseconds with 3 significant digits (at most 0.1 % relative
 error, never Locust's two-digit rounding, which stores a true 196 ms as 200); per-second series use
 2 digits, enough for charts.
@@ -14,11 +20,14 @@ error, never Locust's two-digit rounding, which stores a true 196 ms as 200); pe
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
+
+from msgops.load.accounting import Ledger, Senders, Sockets
 
 LOWEST_US = 1
 HIGHEST_US = 600_000_000  # 10 minutes: anything slower is recorded as 10 minutes
@@ -63,22 +72,59 @@ class Endpoint:
 
 @dataclass
 class Second:
-    """What completed within one wall-clock second, merged over processes."""
+    """What completed within one wall-clock second, merged over processes.
+
+    Its two histograms take ~25 KB each while in use; `pack()` keeps them encoded (~200 bytes) once
+    the second is past, so a long run's series does not grow the master by megabytes."""
 
     requests: int = 0
     failures: int = 0
     sends: int = 0  # messages accepted (201)
     deliveries: int = 0
-    http: HdrHistogram = field(default_factory=lambda: new_histogram(SERIES_DIGITS))
-    delivery: HdrHistogram = field(default_factory=lambda: new_histogram(SERIES_DIGITS))
     users: int | None = None
     machine_cpu: float | None = None
+    _hists: dict[str, HdrHistogram] = field(default_factory=dict)
+    _packed: dict[str, str] = field(default_factory=dict)
+
+    def _hist(self, name: str) -> HdrHistogram:
+        hist = self._hists.get(name)
+        if hist is None:
+            hist = self._hists[name] = new_histogram(SERIES_DIGITS)
+            decode_into(hist, self._packed.pop(name, ""))
+        return hist
+
+    @property
+    def http(self) -> HdrHistogram:
+        return self._hist("http")
+
+    @property
+    def delivery(self) -> HdrHistogram:
+        return self._hist("delivery")
+
+    def encoded(self, name: str) -> str:
+        hist = self._hists.get(name)
+        return encode(hist) if hist is not None else self._packed.get(name, "")
+
+    def pack(self) -> None:
+        for name, hist in self._hists.items():
+            self._packed[name] = encode(hist)
+        self._hists = {}
+
+
+RAW_ENV = "MSGOPS_LOAD_RAW_RECORDS"
+RAW_KINDS = ("sent", "opened", "closed", "received")
 
 
 class Measurements:
     """One process's measurements (or the merge of many). `take_delta()` empties it."""
 
-    def __init__(self) -> None:
+    def __init__(self, tag: str = "local", raw: bool = False, timeout: float = 3.0) -> None:
+        self.tag = tag
+        self.senders = Senders()   # this process's sends and sockets: kept across deltas (they count
+        self.sockets = Sockets()   # sequence numbers), reported as what changed since the last delta
+        self.ledger = Ledger(timeout)  # the merge of every process's sends and sockets
+        self.delivered: dict[str, Any] | None = None  # the ledger's summary, once the run has ended
+        self.raw: dict[str, list[list[Any]]] | None = {k: [] for k in RAW_KINDS} if raw else None
         self._reset()
 
     def _reset(self) -> None:
@@ -88,10 +134,7 @@ class Measurements:
         self.open_service = new_histogram()  # open-model sends measured from their actual start
         self.open: dict[str, int] = {"scheduled": 0, "late": 0, "dropped": 0}
         self.seconds: dict[int, Second] = {}
-        self.sent: list[list[Any]] = []      # [key, conversation index, t_start, t_done] of accepted sends
-        self.opened: list[list[Any]] = []    # [socket key, conversation index, t_joined]
-        self.closed: list[list[Any]] = []    # [socket key, t_closed]
-        self.received: list[list[Any]] = []  # [message key, socket key]
+        self._unpacked: set[int] = set()
         self.cpu: dict[str, list[list[float]]] = {}  # process tag -> [[epoch second, percent], ...]
         self.meta: dict[str, Any] = {}       # set by the master: run phases, stop time, users
 
@@ -102,7 +145,14 @@ class Measurements:
         bucket = self.seconds.get(sec)
         if bucket is None:
             bucket = self.seconds[sec] = Second()
+            self._unpacked.add(sec)
         return bucket
+
+    def pack_seconds(self, before: float) -> None:
+        """Encode the series histograms of the seconds before `before` (they are done)."""
+        for sec in [s for s in self._unpacked if s < before]:
+            self.seconds[sec].pack()
+            self._unpacked.discard(sec)
 
     def request(self, name: str, latency_ms: float, ok: bool, status: int | str | None, t_end: float) -> None:
         """One finished request; `status` is the HTTP status, or what went wrong (e.g. TimeoutError)."""
@@ -147,18 +197,34 @@ class Measurements:
     def service_time(self, ms: float) -> None:
         self.open_service.record_value(to_us(ms))
 
-    def message_sent(self, key: str, conversation: int, t_start: float, t_done: float) -> None:
-        self.sent.append([key, conversation, round(t_start, 6), round(t_done, 6)])
-        self._second(t_done).sends += 1
+    def send_started(self, conversation: int, t: float) -> int:
+        """A message send begins; its sequence number in the conversation (for its key)."""
+        return self.senders.start(conversation, t)
+
+    def send_finished(self, conversation: int, seq: int, accepted: bool, key: str, t_start: float, t_done: float,
+                      keep_s: float) -> None:
+        """The send ended; `accepted`: the target stored it. `keep_s`: how long to remember it for the
+        end of the run (the delivery timeout and some)."""
+        self.senders.finish(conversation, seq, accepted, t_done, keep_s)
+        if accepted:
+            self._second(t_done).sends += 1
+            if self.raw is not None:
+                self.raw["sent"].append([key, conversation, round(t_start, 6), round(t_done, 6)])
 
     def socket_opened(self, sock: str, conversation: int, t: float) -> None:
-        self.opened.append([sock, conversation, round(t, 6)])
+        self.sockets.opened(sock, conversation, t)
+        if self.raw is not None:
+            self.raw["opened"].append([sock, conversation, round(t, 6)])
 
     def socket_closed(self, sock: str, t: float) -> None:
-        self.closed.append([sock, round(t, 6)])
+        self.sockets.closed(sock, t)
+        if self.raw is not None:
+            self.raw["closed"].append([sock, round(t, 6)])
 
     def message_received(self, key: str, sock: str, latency_ms: float, t: float) -> None:
-        self.received.append([key, sock])
+        self.sockets.received(sock, key)
+        if self.raw is not None:
+            self.raw["received"].append([key, sock])
         us = to_us(latency_ms)
         self.delivery.record_value(us)
         sec = self._second(t)
@@ -178,6 +244,7 @@ class Measurements:
     # Moving between processes --------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
+        """The merged measurements (the master's, or a local runner's)."""
         return {
             "endpoints": {n: {"requests": e.requests, "failures": e.failures, "statuses": e.statuses,
                               "hist": encode(e.hist)} for n, e in self.endpoints.items()},
@@ -186,16 +253,27 @@ class Measurements:
             "open_service": encode(self.open_service),
             "open": dict(self.open),
             "seconds": {str(s): {"requests": b.requests, "failures": b.failures, "sends": b.sends,
-                                 "deliveries": b.deliveries, "http": encode(b.http), "delivery": encode(b.delivery),
+                                 "deliveries": b.deliveries, "http": b.encoded("http"),
+                                 "delivery": b.encoded("delivery"),
                                  "users": b.users, "machine_cpu": b.machine_cpu}
                         for s, b in self.seconds.items()},
-            "sent": self.sent, "opened": self.opened, "closed": self.closed, "received": self.received,
-            "cpu": self.cpu, "meta": self.meta,
+            "cpu": self.cpu, "meta": self.meta, "delivered": self.delivered,
+            **({"raw": self.raw} if self.raw is not None else {}),
         }
 
-    def take_delta(self) -> dict[str, Any]:
-        """Everything recorded since the last call, ready to send; this object starts over."""
+    def final(self, run_end: float) -> dict[str, Any]:
+        """The merged measurements at the end of the run, deliveries decided."""
+        self.delivered = self.ledger.summary(run_end)
+        return self.to_dict()
+
+    def take_delta(self, now: float | None = None, final: bool = False) -> dict[str, Any]:
+        """Everything recorded since the last call, ready to send; this object starts over.
+        `final`: the process's last delta (it carries the last sends, to judge the run's end)."""
         delta = self.to_dict()
+        delta.update(proc=self.tag, t=time.time() if now is None else now, senders=self.senders.take_report(final),
+                     sockets=self.sockets.take_report(), levels=self.sockets.take_levels())
+        if self.raw is not None:
+            self.raw = {k: [] for k in RAW_KINDS}
         self._reset()
         return delta
 
@@ -224,13 +302,23 @@ class Measurements:
             decode_into(sec.delivery, b["delivery"])
             if b.get("users") is not None or b.get("machine_cpu") is not None:
                 self.mark_second(int(s), b.get("users"), b.get("machine_cpu"))
-        self.sent.extend(data.get("sent", []))
-        self.opened.extend(data.get("opened", []))
-        self.closed.extend(data.get("closed", []))
-        self.received.extend(data.get("received", []))
+        if "proc" in data:
+            self.ledger.merge(str(data["proc"]), float(data["t"]), data.get("senders", {}), data.get("sockets", {}),
+                              data.get("levels", {}))
+        if data.get("delivered") is not None:
+            self.delivered = data["delivered"]
+        if data.get("raw"):
+            if self.raw is None:
+                self.raw = {k: [] for k in RAW_KINDS}
+            for kind, records in data["raw"].items():
+                self.raw.setdefault(kind, []).extend(records)
         for tag, samples in data.get("cpu", {}).items():
             self.cpu.setdefault(tag, []).extend(samples)
         self.meta.update(data.get("meta", {}))
+
+    def deliveries(self, run_end: float) -> dict[str, Any]:
+        """Deliveries and sockets: as decided at the end of the run, or from the ledger now."""
+        return self.delivered if self.delivered is not None else self.ledger.summary(run_end)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Measurements:

@@ -1,9 +1,11 @@
 """The run plan: everything the locustfile needs, written by `msgops load` before Locust starts.
 
-Provisioned identities (user id, token, the conversation they belong to), the conversations, the
-workload (classes, pacing, open-model rates) and the run's phases. Locust processes on this
-machine read it from the file named by MSGOPS_LOAD_PLAN; workers on other machines ask the master
-for it (a Locust custom message), so only the master needs the file.
+The users as a seed and a layout (msgops.load.identities: every process derives the same ids and
+mints its own share's tokens), the conversations when the target chose their ids, the workload
+(classes, pacing, open-model rates) and the run's phases: a few kilobytes whatever the number of
+users. Locust processes on this machine read it from the file named by MSGOPS_LOAD_PLAN; workers
+on other machines ask the master for it (a Locust custom message), so only the master needs the
+file.
 
 Phases, relative to each process's test start: users spawn and settle for `send_after_s`, then
 messages are sent for `send_for_s`, then `drain_s` lets the last deliveries arrive.
@@ -17,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from msgops.load.identities import Layout
 from msgops.load.profile import Profile
 
 PLAN_ENV = "MSGOPS_LOAD_PLAN"
@@ -26,23 +29,15 @@ BROADCAST_QUOTA = 10            # an organizer's during_show broadcasts between 
 
 
 @dataclass
-class Identity:
-    id: str
-    token: str
-    role: str = "attendee"
-    conversation: int = -1      # index into Plan.conversations; -1: none (organizers)
-    community: int = -1         # index into Plan.communities
-
-
-@dataclass
 class Plan:
     run_id: str
     api_url: str
     out_dir: str
     generators: int                     # processes that generate load (open-model sends are split across them)
-    identities: list[Identity]
-    conversations: list[str]            # conversation ids
-    communities: list[str] = field(default_factory=list)
+    layout: Layout                      # the users, from a seed
+    signing: dict[str, Any]             # how to mint their tokens (msgops.load.identities.LoadSigner), no key
+    conversations: list[str] = field(default_factory=list)  # conversation ids, when the target chose them
+    communities: list[str] = field(default_factory=list)    # community ids, likewise
     users: dict[str, int] = field(default_factory=dict)
     pacing: dict[str, float] = field(default_factory=dict)
     reader_mix: dict[str, int] = field(default_factory=dict)
@@ -65,13 +60,11 @@ class Plan:
     def run_s(self) -> float:
         return self.send_after_s + self.send_for_s + self.drain_s
 
-    @property
-    def senders(self) -> list[int]:
-        return [i for i, ident in enumerate(self.identities) if ident.conversation >= 0]
+    def conversation_id(self, c: int) -> str:
+        return self.conversations[c] if self.conversations else self.layout.conversation_id(c)
 
-    @property
-    def organizers(self) -> list[int]:
-        return [i for i, ident in enumerate(self.identities) if ident.role == "organizer"]
+    def community_id(self, k: int) -> str:
+        return self.communities[k] if self.communities else self.layout.community_id(k)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,7 +72,7 @@ class Plan:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Plan:
         values = dict(data)
-        values["identities"] = [Identity(**i) for i in data["identities"]]
+        values["layout"] = Layout(**data["layout"])
         return cls(**values)
 
     def write(self, path: Path) -> None:

@@ -19,7 +19,7 @@ import httpx
 import psycopg
 
 from msgops.errors import UserError
-from msgops.load.plan import Identity
+from msgops.load.identities import Identity, Layout, LoadSigner, new_seed
 from msgops.load.profile import Profile
 
 CONCURRENCY = 32
@@ -30,52 +30,50 @@ _AS_SERVICE = "select set_config('role', 'service_role', true)"
 
 @dataclass
 class Provisioned:
-    identities: list[Identity]
+    layout: Layout
     conversations: list[str]
     communities: list[str] = field(default_factory=list)
     via: str = "api"
+
+    @property
+    def ids_from_seed(self) -> bool:
+        """True when conversation and community ids are the layout's own (nothing to ship in the plan)."""
+        return self.via == "database"
+
+    def user_ids(self) -> list[str]:
+        return [self.layout.user_id(n) for n in range(self.layout.total)]
 
 
 @dataclass
 class Provisioner:
     api_url: str
-    secret: str
+    signer: LoadSigner
     run_id: str
-    token_ttl_s: int
     database_url: str | None = None
+    seed: str = field(default_factory=new_seed)
 
     def mint(self, sub: str, role: str = "authenticated") -> str:
-        from msgops.tokens import mint_token
+        return self.signer.token(sub, role)
 
-        extra = None if role == "service_role" else {"email": f"load-{sub}@load.invalid",
-                                                     "name": f"msgops load {self.run_id}"}
-        return mint_token(self.secret, sub, role=role, ttl=self.token_ttl_s, extra=extra)
+    def identity(self, layout: Layout, n: int) -> Identity:
+        """User n, with a token."""
+        ident = layout.identity(n)
+        ident.token = self.mint(ident.id)
+        return ident
 
-    def _new_identities(self, profile: Profile, organizers: int) -> list[Identity]:
+    def layout(self, profile: Profile, organizers: int) -> Layout:
         users = profile.provision.users + (profile.provision.users % 2 if profile.provision.group_size == 2 else 0)
-        ids = [str(uuid.uuid4()) for _ in range(users + organizers)]
-        out = [Identity(i, self.mint(i)) for i in ids[:users]]
-        out += [Identity(i, self.mint(i), role="organizer") for i in ids[users:]]
-        return out
-
-    @staticmethod
-    def _groups(members: list[int], size: int) -> list[list[int]]:
-        groups = [members[i:i + size] for i in range(0, len(members), size)]
-        if len(groups) > 1 and len(groups[-1]) < 2:  # a group of one cannot talk: fold it into the previous
-            groups[-2].extend(groups.pop())
-        return groups
+        return Layout(self.seed, users, organizers, profile.provision.group_size,
+                      min(profile.provision.communities, users))
 
     # Public -------------------------------------------------------------------------------------
 
     async def provision(self, profile: Profile, organizers: int,
                         progress: Callable[[str], None] | None = None) -> Provisioned:
-        identities = self._new_identities(profile, organizers)
-        members = [i for i, ident in enumerate(identities) if ident.role != "organizer"]
-        groups = self._groups(members, profile.provision.group_size)
-        communities = min(profile.provision.communities, len(members))
+        layout = self.layout(profile, organizers)
         if profile.provision.via == "database":
-            return await self._via_database(identities, groups, communities, progress)
-        return await self._via_api(identities, groups, communities, progress)
+            return await self._via_database(layout, progress)
+        return await self._via_api(layout, progress)
 
     async def cleanup(self, provisioned: Provisioned) -> int:
         """Remove everything the run created; returns how many users were erased."""
@@ -111,69 +109,68 @@ class Provisioner:
             raise UserError(f"provisioning failed: {what} answered {r.status_code}{hint}: {r.text[:200]}", 2)
         return r.json() if r.content else {}
 
-    async def _via_api(self, identities: list[Identity], groups: list[list[int]], communities: int,
-                       progress: Callable[[str], None] | None) -> Provisioned:
+    async def _via_api(self, layout: Layout, progress: Callable[[str], None] | None) -> Provisioned:
         service = {"Authorization": f"Bearer {self.mint(str(uuid.uuid4()), 'service_role')}"}
 
-        def auth(ident: Identity) -> dict[str, str]:
-            return {"Authorization": f"Bearer {ident.token}"}
+        def auth(n: int) -> dict[str, str]:
+            return {"Authorization": f"Bearer {self.mint(layout.user_id(n))}"}
 
         async with self._client() as http:
             if progress:
-                progress(f"creating {len(identities)} users through the API")
+                progress(f"creating {layout.total} users through the API")
 
-            async def create_user(ident: Identity) -> None:
-                self._expect(await http.get("/conversations", headers=auth(ident)), "GET /conversations", 200)
-                if ident.role != "attendee":
-                    self._expect(await http.put(f"/admin/users/{ident.id}/role", json={"role": ident.role},
+            async def create_user(n: int) -> None:
+                self._expect(await http.get("/conversations", headers=auth(n)), "GET /conversations", 200)
+                role = layout.role(n)
+                if role != "attendee":
+                    self._expect(await http.put(f"/admin/users/{layout.user_id(n)}/role", json={"role": role},
                                                 headers=service), "PUT /admin/users/{id}/role", 200)
 
-            await self._bounded([create_user(i) for i in identities])
+            await self._bounded([create_user(n) for n in range(layout.total)])
             if progress:
-                progress(f"creating {len(groups)} conversations")
+                progress(f"creating {layout.conversations} conversations")
 
-            async def create_conversation(group: list[int]) -> str:
-                owner, others = identities[group[0]], [identities[g].id for g in group[1:]]
-                body: dict[str, Any] = ({"kind": "direct", "user_id": others[0]} if len(group) == 2 else
-                                        {"kind": "group", "title": f"load {self.run_id}", "member_ids": others})
+            async def create_conversation(c: int) -> str:
+                owner, *others = layout.members_of(c)
+                ids = [layout.user_id(n) for n in others]
+                body: dict[str, Any] = ({"kind": "direct", "user_id": ids[0]} if len(ids) == 1 else
+                                        {"kind": "group", "title": f"load {self.run_id}", "member_ids": ids})
                 created = self._expect(await http.post("/conversations", json=body, headers=auth(owner)),
                                        "POST /conversations", 200, 201)
                 return str(created["id"])
 
-            conversations = await self._bounded([create_conversation(g) for g in groups])
+            conversations = await self._bounded([create_conversation(c) for c in range(layout.conversations)])
             community_ids: list[str] = []
-            if communities:
+            if layout.communities:
                 if progress:
-                    progress(f"creating {communities} communities")
+                    progress(f"creating {layout.communities} communities")
 
                 async def create_community(n: int) -> str:
                     created = self._expect(await http.post("/communities", json={
-                        "name": f"load {self.run_id} {n}"}, headers=auth(identities[n])), "POST /communities", 201)
+                        "name": f"load {self.run_id} {n}"}, headers=auth(n)), "POST /communities", 201)
                     return str(created["id"])
 
-                community_ids = await self._bounded([create_community(n) for n in range(communities)])
-                members = [i for g in groups for i in g]
+                community_ids = await self._bounded([create_community(n) for n in range(layout.communities)])
 
-                async def join(n: int, index: int) -> None:
-                    self._expect(await http.post(f"/communities/{community_ids[index]}/join",
-                                                 headers=auth(identities[n])),
-                                 "POST /communities/{id}/join", 200, 201)
+                async def join(n: int) -> None:
+                    self._expect(await http.post(f"/communities/{community_ids[layout.community_of(n)]}/join",
+                                                 headers=auth(n)), "POST /communities/{id}/join", 200, 201)
 
-                await self._bounded([join(n, k % communities) for k, n in enumerate(members) if k >= communities])
-        return self._assemble(identities, groups, conversations, community_ids, "api")
+                await self._bounded([join(n) for n in range(layout.communities, layout.members)])
+        return Provisioned(layout, conversations, community_ids, "api")
 
     async def _cleanup_api(self, provisioned: Provisioned) -> int:
         service = {"Authorization": f"Bearer {self.mint(str(uuid.uuid4()), 'service_role')}"}
         async with self._client() as http:
 
-            async def erase(ident: Identity) -> bool:
+            async def erase(user_id: str) -> bool:
                 try:
-                    r = await http.delete(f"/admin/users/{ident.id}", headers=service)
+                    r = await http.delete(f"/admin/users/{user_id}", headers=service)
                 except httpx.HTTPError:
                     return False
                 return r.status_code in (200, 204)
 
-            done = await self._bounded([erase(i) for i in provisioned.identities])
+            done = await self._bounded([erase(u) for u in provisioned.user_ids()])
         return sum(done)
 
     # Directly in the database ---------------------------------------------------------------------
@@ -184,60 +181,62 @@ class Provisioner:
                             "set DATABASE_URL or pass --database-url")
         return self.database_url
 
-    async def _via_database(self, identities: list[Identity], groups: list[list[int]], communities: int,
-                            progress: Callable[[str], None] | None) -> Provisioned:
+    async def _via_database(self, layout: Layout, progress: Callable[[str], None] | None) -> Provisioned:
         url = self._need_db()
         if progress:
-            progress(f"creating {len(identities)} users and {len(groups)} conversations in the database")
-        conversations = [str(uuid.uuid4()) for _ in groups]
-        community_ids = [str(uuid.uuid4()) for _ in range(communities)]
+            progress(f"creating {layout.total} users and {layout.conversations} conversations in the database")
+        conversations = [layout.conversation_id(c) for c in range(layout.conversations)]
+        communities = layout.communities
+        community_ids = [layout.community_id(k) for k in range(communities)]
+        user_ids = [layout.user_id(n) for n in range(layout.total)]
+        roles = [layout.role(n) for n in range(layout.total)]
         conv_rows: list[tuple[str, str, str | None, str | None]] = []
         member_rows: list[tuple[str, str, str]] = []
-        for conv, group in zip(conversations, groups, strict=True):
-            ids = [identities[g].id for g in group]
-            direct = len(group) == 2
+        for c, conv in enumerate(conversations):
+            ids = [user_ids[n] for n in layout.members_of(c)]
+            direct = len(ids) == 2
             key = f"{min(ids)}:{max(ids)}" if direct else None
             conv_rows.append((conv, "direct" if direct else "group", None if direct else f"load {self.run_id}", key))
             member_rows += [(conv, uid, "owner" if n == 0 else "member") for n, uid in enumerate(ids)]
-        members = [i for g in groups for i in g]
         try:
             async with await psycopg.AsyncConnection.connect(url) as conn, conn.transaction():
                 await conn.execute(_AS_SERVICE)
                 await conn.execute(
                     "insert into public.profiles (id, email, display_name, role) "
                     "select * from unnest(%s::uuid[], %s::text[], %s::text[], %s::text[])",
-                    ([i.id for i in identities], [f"load-{i.id}@load.invalid" for i in identities],
-                     [f"msgops load {self.run_id}"] * len(identities), [i.role for i in identities]))
+                    (user_ids, [f"load-{u}@load.invalid" for u in user_ids],
+                     [f"msgops load {self.run_id}"] * len(user_ids), roles))
                 await conn.execute(
                     "insert into public.conversations (id, kind, title, direct_key, created_by) "
                     "select c.id, c.kind, c.title, c.key, m.user_id "
                     "from unnest(%s::uuid[], %s::text[], %s::text[], %s::text[]) as c(id, kind, title, key) "
                     "join unnest(%s::uuid[], %s::uuid[]) as m(conv, user_id) on m.conv = c.id",
                     ([r[0] for r in conv_rows], [r[1] for r in conv_rows], [r[2] for r in conv_rows],
-                     [r[3] for r in conv_rows], conversations, [identities[g[0]].id for g in groups]))
+                     [r[3] for r in conv_rows], conversations,
+                     [user_ids[layout.members_of(c)[0]] for c in range(len(conversations))]))
                 await conn.execute(
                     "insert into public.conversation_members (conversation_id, user_id, role) "
                     "select * from unnest(%s::uuid[], %s::uuid[], %s::text[])",
                     ([r[0] for r in member_rows], [r[1] for r in member_rows], [r[2] for r in member_rows]))
                 if community_ids:
-                    owners = [identities[members[n]].id for n in range(communities)]
+                    owners = user_ids[:communities]
                     await conn.execute(  # the add_community_owner trigger makes each creator its owner
                         "insert into public.communities (id, name, created_by) "
                         "select * from unnest(%s::uuid[], %s::text[], %s::uuid[])",
                         (community_ids, [f"load {self.run_id} {n}" for n in range(communities)], owners))
-                    joins = [(community_ids[k % communities], identities[n].id)
-                             for k, n in enumerate(members) if k >= communities]
+                    joins = [(community_ids[layout.community_of(n)], user_ids[n])
+                             for n in range(communities, layout.members)]
                     await conn.execute(
                         "insert into public.community_members (community_id, user_id) "
                         "select * from unnest(%s::uuid[], %s::uuid[])",
                         ([j[0] for j in joins], [j[1] for j in joins]))
         except psycopg.Error as exc:
             raise UserError(f"provisioning in the database failed: {str(exc).strip().splitlines()[0]}", 2) from None
-        return self._assemble(identities, groups, conversations, community_ids, "database")
+        return Provisioned(layout, conversations, community_ids, "database")
 
     async def _cleanup_database(self, provisioned: Provisioned) -> int:
         url = self._need_db()
-        users = [i.id for i in provisioned.identities]
+        users = provisioned.user_ids()
         async with await psycopg.AsyncConnection.connect(url) as conn, conn.transaction():
             await conn.execute(_AS_SERVICE)
             # Conversations first: their messages go with them (on delete cascade).
@@ -248,17 +247,3 @@ class Provisioner:
             await conn.execute("delete from public.rate_limit_counters where user_id = any(%s::uuid[])", (users,))
             cur = await conn.execute("delete from public.profiles where id = any(%s::uuid[])", (users,))
             return cur.rowcount
-
-    # ------------------------------------------------------------------------------------------------
-
-    @staticmethod
-    def _assemble(identities: list[Identity], groups: list[list[int]], conversations: list[str],
-                  communities: list[str], via: str) -> Provisioned:
-        for index, group in enumerate(groups):
-            for member in group:
-                identities[member].conversation = index
-        members = [i for g in groups for i in g]
-        if communities:
-            for k, n in enumerate(members):
-                identities[n].community = k % len(communities)
-        return Provisioned(identities, conversations, communities, via)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import shutil
 import tempfile
 import uuid
@@ -16,7 +17,7 @@ from rich.console import Console
 
 from msgops import config
 from msgops.errors import EXIT_NOT_EVALUATED, UserError
-from msgops.load import locust_process, summary
+from msgops.load import identities, locust_process, summary
 from msgops.load.display import render
 from msgops.load.measure import Measurements
 from msgops.load.memory import MemoryProbe
@@ -121,15 +122,14 @@ def execute(opts: LoadOptions, console: Console) -> tuple[LoadResults, Verdict]:
     target = opts.target or config.resolve(opts.target_file, api_url=opts.api_url, database_url=opts.database_url)
     if not target.api_url:
         raise UserError("no target: pass --api-url, set MSGOPS_API_URL, or start `msgops serve`")
-    if not target.jwt_secret:
-        raise UserError("no JWT secret to mint load users: set MSGOPS_JWT_SECRET (the target's HS256 secret)")
+    signing, key = identities.signing_source(target.personas, {**os.environ, **dict(target.env)}, target.jwt_secret)
     if not opts.master:  # a master's workers run elsewhere, under their own limits
         locust_process.file_descriptors(profile.users.listener, _generators(opts))
     api_url = target.api_url.rstrip("/")
     health = _health(api_url)
     run_id = uuid.uuid4().hex[:8]
-    provisioner = Provisioner(api_url, target.jwt_secret, run_id, token_ttl_s=int(profile.run_s) + 3600,
-                              database_url=target.database_url)
+    signer = identities.LoadSigner(signing, key, ttl_s=int(profile.run_s) + 3600, label=f"msgops load {run_id}")
+    provisioner = Provisioner(api_url, signer, run_id, database_url=target.database_url)
     if profile.requires.rate_limits == "off":
         console.print("[dim]this profile needs the target's rate limits off (MSGOPS_RATE_LIMITS=off)[/]")
     run_dir = Path(tempfile.mkdtemp(prefix=f"msgops-load-{run_id}-"))
@@ -138,7 +138,7 @@ def execute(opts: LoadOptions, console: Console) -> tuple[LoadResults, Verdict]:
         provisioned = asyncio.run(provisioner.provision(profile, organizers, lambda s: status.update(s)))
     ok = False
     try:
-        plan = _plan(profile, provisioned, run_id, api_url, run_dir, _generators(opts))
+        plan = _plan(profile, provisioned, signer, run_id, api_url, run_dir, _generators(opts))
         realtime = realtime_settings.parse(target.realtime)  # msgops.yaml realtime: (the probes' adapter)
         plan.realtime_protocol, plan.realtime_path = realtime.protocol, realtime.path
         plan.realtime_namespace = realtime.namespace
@@ -146,7 +146,7 @@ def execute(opts: LoadOptions, console: Console) -> tuple[LoadResults, Verdict]:
                           if realtime.protocol == "socketio" else f"WebSocket ({realtime.path})")
         plan_file = run_dir / "plan.json"
         plan.write(plan_file)
-        final, started, finished, memory = _run_locust(opts, profile, plan, plan_file, run_dir, console)
+        final, started, finished, memory = _run_locust(opts, profile, plan, plan_file, run_dir, console, key)
         ok = True
     finally:
         if not opts.keep_data:
@@ -173,12 +173,14 @@ def execute(opts: LoadOptions, console: Console) -> tuple[LoadResults, Verdict]:
     return results, verdict
 
 
-def _plan(profile: Profile, provisioned: Provisioned, run_id: str, api_url: str, run_dir: Path,
-          generators: int) -> Plan:
+def _plan(profile: Profile, provisioned: Provisioned, signer: identities.LoadSigner, run_id: str, api_url: str,
+          run_dir: Path, generators: int) -> Plan:
+    seeded = provisioned.ids_from_seed
     return Plan(
         run_id=run_id, api_url=api_url, out_dir=str(run_dir), generators=generators,
-        identities=provisioned.identities, conversations=provisioned.conversations,
-        communities=provisioned.communities,
+        layout=provisioned.layout, signing=signer.plan_entry(),
+        conversations=[] if seeded else provisioned.conversations,
+        communities=[] if seeded else provisioned.communities,
         users=profile.users.model_dump(),
         pacing=profile.pacing.model_dump(), reader_mix=profile.reader_mix.model_dump(),
         open=profile.open.model_dump(), send_after_s=profile.send_after_s, send_for_s=profile.duration,
@@ -187,7 +189,7 @@ def _plan(profile: Profile, provisioned: Provisioned, run_id: str, api_url: str,
 
 
 def _run_locust(opts: LoadOptions, profile: Profile, plan: Plan, plan_file: Path, run_dir: Path,
-                console: Console) -> tuple[dict[str, Any], Any, Any, float | None]:
+                console: Console, key: str) -> tuple[dict[str, Any], Any, Any, float | None]:
     users = profile.users.total or 1  # the Idle class stands in for a pure open-model profile
     options = locust_process.LocustOptions(
         locustfile=loadtests_dir() / "messaging.py", host=plan.api_url, users=users,
@@ -203,8 +205,11 @@ def _run_locust(opts: LoadOptions, profile: Profile, plan: Plan, plan_file: Path
                 memory.sample()
                 progress.update(live)
 
+            # The signing key reaches the Locust processes on this machine through their environment
+            # only; workers elsewhere without it receive their share's tokens from the master.
             final = locust_process.run(options, run_dir, plan_file, tick,
-                                       timeout_s=plan.run_s + math.ceil(max(120.0, plan.run_s)))
+                                       timeout_s=plan.run_s + math.ceil(max(120.0, plan.run_s)),
+                                       env={identities.KEY_ENV: key})
     except locust_process.LocustFailed as exc:
         raise UserError(str(exc), EXIT_NOT_EVALUATED) from None
     finally:

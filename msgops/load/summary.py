@@ -1,8 +1,9 @@
 """From the merged measurements of a run to the results document (msgops.loadresults).
 
 Metrics are computed here, once, from exact data: percentiles from the merged HDR histograms,
-rates over the send window the plan defined, deliveries from per-socket accounting, open sockets
-from their open/close times, and generator health from every Locust process's own CPU samples.
+rates over the send window the plan defined, deliveries and open sockets from the per-socket
+accounting (msgops.load.accounting), and generator health from every Locust process's own CPU
+samples.
 """
 
 from __future__ import annotations
@@ -108,9 +109,14 @@ def build(m: Measurements, info: RunInfo) -> LoadResults:
             statuses[code] = statuses.get(code, 0) + n
     ws = m.endpoints.get(WS_CONNECT)
     attempts = ws.requests if ws else 0
-    deliveries = accounting.count(m.sent, m.opened, m.closed, m.received, stopped, timeout)
-    peak, open_by_second = accounting.peak_open(m.opened, m.closed, stopped)
-    listening = bool(m.opened) or attempts > 0
+    if not m.delivered:
+        m.ledger.timeout = timeout
+    delivered = m.deliveries(stopped)
+    deliveries = accounting.Deliveries(**delivered["deliveries"])
+    peak = int(delivered["peak_open"])
+    open_by_second = {int(k): int(v) for k, v in delivered["open_by_second"].items()}
+    listening = bool(delivered["opened"]) or attempts > 0
+    accepted = deliveries.messages
     users_seen = [s.users for s in m.seconds.values() if s.users is not None]
     health = generator_health(m, t0, stopped)
 
@@ -120,8 +126,8 @@ def build(m: Measurements, info: RunInfo) -> LoadResults:
         "http.error_rate": round(failures / requests, 6) if requests else None,
         "http.rps": _rate(requests, run_s),
         "http.requests": requests, "http.failures": failures, "http.rate_limited": statuses.get("429", 0),
-        "messages_per_s": _rate(len(m.sent), send_for) if (SEND in m.endpoints) else None,
-        "messages.accepted": len(m.sent) if SEND in m.endpoints else None,
+        "messages_per_s": _rate(accepted, send_for) if (SEND in m.endpoints) else None,
+        "messages.accepted": accepted if SEND in m.endpoints else None,
         "broadcasts.accepted": (m.endpoints[BROADCAST].statuses.get("201", 0) if BROADCAST in m.endpoints else None),
         "ws.connections": peak if listening else None,
         "ws.connect_failures": m.ws_connect_failures if listening else None,
@@ -133,6 +139,7 @@ def build(m: Measurements, info: RunInfo) -> LoadResults:
         "delivery.expected": deliveries.expected if listening else None,
         "delivery.lost": deliveries.lost if listening else None,
         "delivery.duplicates": deliveries.duplicates if listening else None,
+        "delivery.out_of_order": deliveries.out_of_order if listening else None,
         "open.scheduled": m.open.get("scheduled") or None, "open.late": m.open.get("late") if m.open.get("scheduled")
         else None, "open.dropped": m.open.get("dropped") if m.open.get("scheduled") else None,
         "open.service_p95_ms": percentile_ms(m.open_service, 95),
@@ -172,7 +179,7 @@ def build(m: Measurements, info: RunInfo) -> LoadResults:
             "ws_connect": {"attempts": attempts, "failures": m.ws_connect_failures,
                            "p50_ms": percentile_ms(ws.hist, 50) if ws else None,
                            "p95_ms": percentile_ms(ws.hist, 95) if ws else None},
-            "ws_closed_early": len(m.closed),
+            "ws_closed_early": int(delivered["closed"]),
         } if listening else None,
         "phases": {"send_start_s": round(send_start - t0, 3), "send_for_s": send_for,
                    "delivery_timeout_s": timeout, "stopped_s": round(run_s, 3)},

@@ -8,15 +8,33 @@ configuration), `tokens` (the sources), `provider` (users for probes, set-up and
 
 from __future__ import annotations
 
-from msgops.config import Target
-from msgops.personas.provider import NO_PERSONAS, Personas
-from msgops.personas.tokens import PersonaError
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from msgops.config import Target
+    from msgops.personas.provider import NO_PERSONAS, Personas
+    from msgops.personas.tokens import PersonaError
 
 __all__ = ["NO_PERSONAS", "PersonaError", "Personas", "describe", "verify"]
 
 
+def __getattr__(name: str) -> Any:
+    """The provider on first use: the load generator's processes need only `model` and `tokens`."""
+    if name in ("NO_PERSONAS", "Personas"):
+        from msgops.personas import provider
+
+        return getattr(provider, name)
+    if name == "PersonaError":
+        from msgops.personas import tokens
+
+        return tokens.PersonaError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def describe(target: Target) -> str | None:
     """How this run gets test users, for the preflight; None when it has no way. UserError on a mistake."""
+    from msgops.personas.provider import Personas
+
     personas = Personas.of(target)
     return personas.describe() if personas else None
 
@@ -25,5 +43,7 @@ async def verify(target: Target) -> str | None:
     """Before a run: one persona's token (None when there is no way to get test users), so a source that
     runs something (a command, a sign-in) stops the run with exit 3 on a mistake instead of erroring
     every check."""
+    from msgops.personas.provider import Personas
+
     personas = Personas.of(target)
     return await personas.trial() if personas is not None else None
