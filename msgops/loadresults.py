@@ -34,7 +34,7 @@ they do not understand instead of misreading it::
                     "saturated": false},        # true: the generator, not the target, was the limit
       "endpoints": {"POST /conversations/{id}/messages":
                     {"requests": 36000, "failures": 2, "p50_ms": 14.0, "p95_ms": 51.0,
-                     "p99_ms": 99.0, "rps": 120.0}},
+                     "p99_ms": 99.0, "rps": 120.0, "operation": "send_message"}},
       "timeseries": [{"t_s": 10.0, "users": 100, "rps": 80.0, "p95_ms": 40.0,
                       "error_rate": 0.0, "ws_connections": 100}]
     }
@@ -108,6 +108,7 @@ class EndpointStats(_Model):
     p95_ms: float | None = None
     p99_ms: float | None = None
     rps: float | None = None
+    operation: str | None = None  # the API map's operation behind this endpoint (send_message, ...)
 
 
 class LoadResults(_Model):

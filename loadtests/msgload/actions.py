@@ -1,7 +1,9 @@
 """The requests of the messaging workload, shared by closed-model users and the open-model loop.
 
-Every request carries a stable `name` (the route template) so that statistics group by endpoint.
-A send stamps its content with the intended send time; receivers measure delivery against it.
+Each is an operation of the target's API map, prepared once per process from the plan
+(msgops.load.operations): method, filled path, JSON body. Every request carries a stable `name` (the
+method and the route template) so that statistics group by endpoint. A send stamps its content with
+the intended send time; receivers measure delivery against it.
 """
 
 from __future__ import annotations
@@ -14,13 +16,17 @@ from locust.contrib.fasthttp import FastHttpSession
 
 from msgload.runstate import RUN, WORDS, content
 from msgops.load.accounting import TAIL_MARGIN_S
+from msgops.load.operations import Prepared
 
-SEND_PATH = "/conversations/{id}/messages"
 INTENDED = "msgops_intended"  # request context: the open model's intended start (epoch seconds)
 
 
 def _auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def _op(action: str) -> Prepared:
+    return RUN.operations()[action]
 
 
 def send_message(client: FastHttpSession, identity_index: int, n: int, intended: float | None = None) -> None:
@@ -29,6 +35,7 @@ def send_message(client: FastHttpSession, identity_index: int, n: int, intended:
     ident = RUN.identity(identity_index)
     conversation = plan.conversation_id(ident.conversation)
     recorder = RUN.recorder
+    op = _op("send")
     started = time.time()
     seq = recorder.send_started(ident.conversation, started)
     key = RUN.message_key(ident.conversation, seq)
@@ -36,10 +43,11 @@ def send_message(client: FastHttpSession, identity_index: int, n: int, intended:
     context: dict[str, Any] = {INTENDED: intended} if intended is not None else {}
     accepted = False
     try:  # a send killed at the end of the run ends too (not accepted)
-        response = client.post(f"/conversations/{conversation}/messages", name=SEND_PATH, headers=_auth(ident.token),
-                               json={"content": content(key, stamp, n), "client_msg_id": f"{plan.run_id}.{key}"},
-                               context=context)
-        accepted = response.status_code == 201 and RUN.counted()
+        values = {"conversation_id": conversation, "content": content(key, stamp, n),
+                  "client_msg_id": f"{plan.run_id}.{key}"}
+        response = client.request(op.method, op.url(values), name=op.name, headers=_auth(ident.token),
+                                  json=op.json(values), context=context)
+        accepted = op.accepted(response.status_code) and RUN.counted()
     finally:
         recorder.send_finished(ident.conversation, seq, accepted, key, started, time.time(),
                                plan.delivery_timeout_s + TAIL_MARGIN_S)
@@ -49,9 +57,10 @@ def send_broadcast(client: FastHttpSession, organizer_index: int, n: int, intend
     plan = RUN.require_plan()
     ident = RUN.identity(organizer_index)
     context: dict[str, Any] = {INTENDED: intended} if intended is not None else {}
-    client.post("/broadcasts", name="/broadcasts", headers=_auth(ident.token), context=context,
-                json={"audience": "attendees", "phase": "during_show",
-                      "content": f"msgops load broadcast {plan.run_id} {n}"})
+    op = _op("broadcast")
+    values = {"audience": "attendees", "phase": "during_show", "content": f"msgops load broadcast {plan.run_id} {n}"}
+    client.request(op.method, op.url(values), name=op.name, headers=_auth(ident.token), context=context,
+                   json=op.json(values))
 
 
 def read(client: FastHttpSession, identity_index: int) -> None:
@@ -65,20 +74,21 @@ def read(client: FastHttpSession, identity_index: int) -> None:
         return
     action = random.choices(actions, weights=[mix[a] for a in actions])[0]
     conversation = plan.conversation_id(ident.conversation) if ident.conversation >= 0 else None
+    values: dict[str, Any]
     if action == "conversations" or conversation is None:
-        client.get("/conversations?limit=20", name="/conversations", headers=headers)
+        action, values = "conversations", {"limit": 20}
     elif action == "history":
-        client.get(f"/conversations/{conversation}/messages?limit=50", name="/conversations/{id}/messages",
-                   headers=headers)
+        values = {"conversation_id": conversation, "limit": 50}
     elif action == "search":
-        client.get(f"/conversations/{conversation}/messages/search?q={random.choice(WORDS)}",
-                   name="/conversations/{id}/messages/search", headers=headers)
+        values = {"conversation_id": conversation, "query": random.choice(WORDS)}
     elif ident.community >= 0:
-        client.get(f"/communities/{plan.community_id(ident.community)}/messages?limit=50",
-                   name="/communities/{id}/messages", headers=headers)
+        values = {"community_id": plan.community_id(ident.community), "limit": 50}
+    else:
+        return
+    op = _op(action)
+    client.request(op.method, op.url(values), name=op.name, headers=headers, json=op.json(values))
 
 
-UPLOAD_PATH = "/conversations/{id}/attachments"
 UPLOAD_BYTES = 10 * 1024 * 1024 - 1024  # seed 001: "File Upload Time < 5s for 10MB files", under the 10 MB limit
 _UPLOAD_BODY: bytes | None = None
 
@@ -97,5 +107,8 @@ def upload(client: FastHttpSession, identity_index: int) -> None:
     plan = RUN.require_plan()
     ident = RUN.identity(identity_index)
     conversation = plan.conversation_id(ident.conversation)
-    client.post(f"/conversations/{conversation}/attachments?filename=load.pdf", name=UPLOAD_PATH,
-                headers={**_auth(ident.token), "Content-Type": "application/octet-stream"}, data=_upload_body())
+    op = _op("upload")
+    values = {"conversation_id": conversation, "filename": "load.pdf", "content_type": "application/octet-stream"}
+    client.request(op.method, op.url(values), name=op.name, data=_upload_body(),
+                   headers={**_auth(ident.token), "Content-Type": "application/octet-stream",
+                            **op.header_values(values)})

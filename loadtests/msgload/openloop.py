@@ -102,10 +102,11 @@ def start(environment: Environment) -> list[gevent.Greenlet[Any, Any]]:
                                concurrency=inflight, network_timeout=plan.http_timeout_s,
                                connection_timeout=plan.http_timeout_s) for _ in range(connections)]
     greenlets = []
-    for rate, action, identities, name in (
-            (rates["messages"], actions.send_message, RUN.senders(), "POST " + actions.SEND_PATH),
-            (rates["broadcasts"], actions.send_broadcast, RUN.organizers(), "POST /broadcasts")):
+    for rate, action, identities, kind in (
+            (rates["messages"], actions.send_message, RUN.senders(), "send"),
+            (rates["broadcasts"], actions.send_broadcast, RUN.organizers(), "broadcast")):
         if rate and identities:
+            name = RUN.operations()[kind].endpoint
             pool = Pool(inflight)
             _pools.append(pool)
             greenlets.append(gevent.spawn(_stream, clients, pool, rate, action, identities, name))

@@ -21,6 +21,7 @@ import gevent.lock
 from msgops.load.accounting import message_key
 from msgops.load.identities import KEY_ENV, Identity, LoadSigner
 from msgops.load.measure import RAW_ENV, Measurements
+from msgops.load.operations import Prepared
 from msgops.load.plan import PLAN_ENV, Plan
 
 LISTENER_WAIT_S = 30.0  # the longest the send window waits, past its planned start, for sockets to open
@@ -43,6 +44,7 @@ class Run:
         self.tokens_ready = gevent.event.Event()
         self._signer: LoadSigner | None = None
         self._identities: dict[int, Identity] = {}
+        self._operations: dict[str, Prepared] | None = None
         self._window: tuple[float, float] | None = None
         self._window_lock = gevent.lock.Semaphore()
         self.new_process()
@@ -63,6 +65,7 @@ class Run:
 
     def set_plan(self, plan: Plan) -> None:
         self.plan = plan
+        self._operations = None
         self.plan_ready.set()
 
     @property
@@ -130,6 +133,12 @@ class Run:
     def next_slot(self, kind: str) -> int:
         """0, 1, 2 ... for this process's users of `kind`: spreads them over the users it acts as."""
         return next(self._slots.setdefault(kind, count()))
+
+    def operations(self) -> dict[str, Prepared]:
+        """The workload's requests, prepared once from the plan (msgops.load.operations)."""
+        if self._operations is None:
+            self._operations = {a: Prepared.from_dict(d) for a, d in self.require_plan().operations.items()}
+        return self._operations
 
     # Users -----------------------------------------------------------------------------------------
 

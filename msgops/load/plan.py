@@ -38,6 +38,7 @@ class Plan:
     signing: dict[str, Any]             # how to mint their tokens (msgops.load.identities.LoadSigner), no key
     conversations: list[str] = field(default_factory=list)  # conversation ids, when the target chose them
     communities: list[str] = field(default_factory=list)    # community ids, likewise
+    operations: dict[str, dict[str, Any]] = field(default_factory=dict)  # action -> its prepared request
     users: dict[str, int] = field(default_factory=dict)
     pacing: dict[str, float] = field(default_factory=dict)
     reader_mix: dict[str, int] = field(default_factory=dict)

@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from msgops import config
+from msgops import apimap, config
 from msgops.errors import EXIT_NOT_EVALUATED, UserError
-from msgops.load import identities, locust_process, summary
+from msgops.load import identities, locust_process, operations, summary
 from msgops.load.display import render
 from msgops.load.measure import Measurements
 from msgops.load.memory import MemoryProbe
@@ -27,6 +27,7 @@ from msgops.load.progress import LiveProgress
 from msgops.load.provision import Provisioned, Provisioner
 from msgops.loadresults import LoadResults, write_results
 from msgops.paths import loadtests_dir
+from msgops.personas import model as personas_model
 from msgops.probes.realtime import settings as realtime_settings
 from msgops.verdict import Verdict, evaluate
 
@@ -129,7 +130,11 @@ def execute(opts: LoadOptions, console: Console) -> tuple[LoadResults, Verdict]:
     health = _health(api_url)
     run_id = uuid.uuid4().hex[:8]
     signer = identities.LoadSigner(signing, key, ttl_s=int(profile.run_s) + 3600, label=f"msgops load {run_id}")
-    provisioner = Provisioner(api_url, signer, run_id, database_url=target.database_url)
+    api = apimap.parse(target.api)
+    requests = operations.bind(api, operations.workload(profile))  # exit 3 before anything is made
+    people = personas_model.parse(target.personas or {"source": "hs256"})
+    provisioner = Provisioner(api_url, signer, run_id, database_url=target.database_url, api=api, people=people)
+    provisioner.check(profile)
     if profile.requires.rate_limits == "off":
         console.print("[dim]this profile needs the target's rate limits off (MSGOPS_RATE_LIMITS=off)[/]")
     run_dir = Path(tempfile.mkdtemp(prefix=f"msgops-load-{run_id}-"))
@@ -139,6 +144,7 @@ def execute(opts: LoadOptions, console: Console) -> tuple[LoadResults, Verdict]:
     ok = False
     try:
         plan = _plan(profile, provisioned, signer, run_id, api_url, run_dir, _generators(opts))
+        plan.operations = {action: op.to_dict() for action, op in requests.items()}
         realtime = realtime_settings.parse(target.realtime)  # msgops.yaml realtime: (the probes' adapter)
         plan.realtime_protocol, plan.realtime_path = realtime.protocol, realtime.path
         plan.realtime_namespace = realtime.namespace
@@ -152,13 +158,15 @@ def execute(opts: LoadOptions, console: Console) -> tuple[LoadResults, Verdict]:
         if not opts.keep_data:
             with console.status("removing the run's users and conversations"):
                 asyncio.run(provisioner.cleanup(provisioned))
+            for line in provisioner.leftovers:
+                console.print(f"[yellow]{line}[/]")
         if not ok:
             console.print(f"[dim]run files kept in {run_dir}[/]")
     environment = health.get("environment") or target.environment
     info = summary.RunInfo(profile=profile, api_url=api_url, environment=environment,
                            version=health.get("version"), started_at=started, finished_at=finished,
                            memory_mb=memory, users_planned=max(1, profile.users.total),
-                           realtime=realtime_label)
+                           realtime=realtime_label, operations=requests)
     results = summary.build(Measurements.from_dict(final), info)
     write_results(results, opts.json_out)
     # The profile's own copy, so that checks of several profiles each find their run.

@@ -8,7 +8,7 @@ samples.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +16,7 @@ from hdrh.histogram import HdrHistogram
 
 from msgops.load import accounting
 from msgops.load.measure import BROADCAST, SEND, WS_CONNECT, Endpoint, Measurements, new_histogram, percentile_ms
+from msgops.load.operations import Prepared
 from msgops.load.profile import Profile
 from msgops.loadresults import SCHEMA, VERSION, LoadResults, TargetInfo, Threshold, compare, parse
 
@@ -86,6 +87,17 @@ class RunInfo:
     memory_mb: float | None
     users_planned: int
     realtime: str | None = None  # the protocol the listeners used
+    operations: dict[str, Prepared] = field(default_factory=dict)  # the workload's requests (plan.operations)
+
+    def endpoint(self, action: str, reference: str) -> str:
+        op = self.operations.get(action)
+        return op.endpoint if op is not None else reference
+
+
+def _accepted(e: Endpoint, op: Prepared | None) -> int:
+    if op is None:
+        return e.statuses.get("201", 0)
+    return sum(n for code, n in e.statuses.items() if code.isdigit() and op.accepted(int(code)))
 
 
 def build(m: Measurements, info: RunInfo) -> LoadResults:
@@ -99,6 +111,8 @@ def build(m: Measurements, info: RunInfo) -> LoadResults:
     timeout = float(meta.get("delivery_timeout_s", info.profile.delivery_timeout))
     run_s = max(0.0, stopped - t0)
 
+    send, broadcast = info.endpoint("send", SEND), info.endpoint("broadcast", BROADCAST)
+    operation_of = {op.endpoint: op.operation for op in info.operations.values()}
     http = _http(m)
     overall = _merged(http)
     requests = sum(e.requests for e in http.values())
@@ -126,9 +140,10 @@ def build(m: Measurements, info: RunInfo) -> LoadResults:
         "http.error_rate": round(failures / requests, 6) if requests else None,
         "http.rps": _rate(requests, run_s),
         "http.requests": requests, "http.failures": failures, "http.rate_limited": statuses.get("429", 0),
-        "messages_per_s": _rate(accepted, send_for) if (SEND in m.endpoints) else None,
-        "messages.accepted": accepted if SEND in m.endpoints else None,
-        "broadcasts.accepted": (m.endpoints[BROADCAST].statuses.get("201", 0) if BROADCAST in m.endpoints else None),
+        "messages_per_s": _rate(accepted, send_for) if (send in m.endpoints) else None,
+        "messages.accepted": accepted if send in m.endpoints else None,
+        "broadcasts.accepted": (_accepted(m.endpoints[broadcast], info.operations.get("broadcast"))
+                                if broadcast in m.endpoints else None),
         "ws.connections": peak if listening else None,
         "ws.connect_failures": m.ws_connect_failures if listening else None,
         "ws.connect_error_rate": round(m.ws_connect_failures / attempts, 6) if attempts else None,
@@ -150,7 +165,8 @@ def build(m: Measurements, info: RunInfo) -> LoadResults:
 
     endpoints = {name: {"requests": e.requests, "failures": e.failures, "p50_ms": percentile_ms(e.hist, 50),
                         "p95_ms": percentile_ms(e.hist, 95), "p99_ms": percentile_ms(e.hist, 99),
-                        "rps": _rate(e.requests, run_s), "statuses": dict(sorted(e.statuses.items()))}
+                        "rps": _rate(e.requests, run_s), "statuses": dict(sorted(e.statuses.items())),
+                        **({"operation": operation_of[name]} if name in operation_of else {})}
                  for name, e in sorted(m.endpoints.items())}
 
     thresholds = []
