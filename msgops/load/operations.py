@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
@@ -56,6 +57,12 @@ def _path_template(path: str, provided: frozenset[str]) -> str:
     base, _, query = path.partition("?")
     pairs = [p for p in query.split("&") if p and all(n in provided for n in _PATTERN.findall(p))]
     return _format_template(base) + ("?" + "&".join(_format_template(p) for p in pairs) if pairs else "")
+
+
+@lru_cache(maxsize=1 << 16)
+def _quoted(text: str) -> str:
+    """A path or query value, URL-quoted; the same ids and words come back request after request."""
+    return quote(text, safe="")
 
 
 _DROP = object()
@@ -105,7 +112,7 @@ class Prepared:
         self._in_path = tuple(dict.fromkeys(_FIELD.findall(self.path)))
 
     def url(self, values: Mapping[str, Any]) -> str:
-        return self.path.format_map({n: quote(str(values.get(n, "")), safe="") for n in self._in_path})
+        return self.path.format_map({n: _quoted(str(values.get(n, ""))) for n in self._in_path})
 
     def json(self, values: Mapping[str, Any]) -> Any:
         return self._build(values) if self._build is not None else None
