@@ -1,5 +1,6 @@
 """`msgops load` against a chat service it did not build (tests/foreign_chat): users from its personas,
-conversations made and messages sent and read through its API map. A map that lacks an operation the
+conversations made and messages sent and read through its API map, deliveries timed over its
+Socket.IO under its own event and field names. A map that lacks an operation the
 profile needs is refused before anything is made."""
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ settle: 0.5s
 duration: 5s
 delivery_timeout: 2s
 drain: 2s
-users: {sender: 3, reader: 1}
+users: {sender: 3, reader: 1, listener: 4}
 pacing: {sender: 1s, reader: 1s}
 reader_mix: {conversations: 1, history: 1, search: 1}
 thresholds:
@@ -63,6 +64,9 @@ def test_a_short_load_run_sends_through_the_map_and_personas(chat: Target, tmp_p
     m = results.metrics
     assert m["http.error_rate"] == 0 and m["http.failures"] == 0, output
     assert m["messages.accepted"] and m["messages.accepted"] >= 9, output  # 3 senders, about 5 s at 1/s
+    assert m["ws.connections"] == 4 and m["delivery.loss_rate"] == 0, output  # over its Socket.IO adapter
+    # both members of each direct room listen, the sender too
+    assert m["delivery.expected"] == 2 * m["messages.accepted"] and m["delivery.p95_ms"] is not None
     send = results.endpoints[SEND]
     assert send.requests == m["messages.accepted"] and send.operation == "send_message"
     assert {"GET /api/rooms", "GET /api/rooms/{id}/posts", "GET /api/rooms/{id}/search"} <= set(results.endpoints)

@@ -41,6 +41,27 @@ def _await(ws: ClientConnection, kind: str, deadline: float) -> dict[str, Any]:
             raise HandshakeError(f"{frame.get('code')}: {frame.get('message')}")
 
 
+def _with_token(template: Any, token: str) -> Any:
+    """The connect payload with "{token}" filled in."""
+    if isinstance(template, str):
+        return template.replace("{token}", token)
+    if isinstance(template, dict):
+        return {k: _with_token(v, token) for k, v in template.items()}
+    if isinstance(template, list):
+        return [_with_token(v, token) for v in template]
+    return template
+
+
+def _joined(reply: Any, joined: str) -> bool:
+    """A join's acknowledgement says joined: by its type, or, without one, by not failing (as the
+    realtime checks read acknowledgements)."""
+    if not isinstance(reply, dict):
+        return False
+    if "type" in reply:
+        return bool(reply["type"] == joined)
+    return reply.get("ok") is not False and "error" not in reply
+
+
 class RealtimeSocket:
     """A socket for one identity, joined to that identity's conversation."""
 
@@ -94,7 +115,8 @@ class RealtimeSocket:
         return True
 
     def _open_socketio(self) -> bool:
-        """Socket.IO: connect to the namespace with `auth: {token}`, join, and record `message_received`."""
+        """Socket.IO: connect to the namespace with msgops.yaml's `auth:` payload, join, and record
+        `message_received`, under the target's event and field names (realtime `events:`, `fields:`)."""
         import socketio
 
         plan = RUN.require_plan()
@@ -103,11 +125,13 @@ class RealtimeSocket:
         client = socketio.Client(reconnection=False)
         key = RUN.next_socket()
         recorder = RUN.recorder
+        events, fields = plan.realtime_events, plan.realtime_fields
+        message_field, content_field = fields.get("message", "message"), fields.get("content", "content")
 
-        @client.on("message_received", namespace=plan.realtime_namespace)
+        @client.on(events.get("message_received", "message_received"), namespace=plan.realtime_namespace)
         def received(frame: Any) -> None:
             now = time.time()
-            stamped = parse_content(((frame or {}).get("message") or {}).get("content"))
+            stamped = parse_content(((frame or {}).get(message_field) or {}).get(content_field))
             if stamped is not None:
                 recorder.message_received(stamped[0], key, (now - stamped[1]) * 1000, now)
 
@@ -120,12 +144,15 @@ class RealtimeSocket:
         started, perf = time.time(), time.perf_counter()
         error: Exception | None = None
         try:
-            client.connect(plan.api_url, namespaces=[plan.realtime_namespace], auth={"token": ident.token},
+            client.connect(plan.api_url, namespaces=[plan.realtime_namespace],
+                           auth=_with_token(plan.realtime_auth, ident.token),
                            socketio_path=plan.realtime_path.strip("/"), transports=["websocket"],
                            wait_timeout=OPEN_TIMEOUT)
-            joined = client.call("join_conversation", {"conversation_id": plan.conversation_id(ident.conversation)},
+            joined = client.call(events.get("join_conversation", "join_conversation"),
+                                 {fields.get("conversation_id", "conversation_id"):
+                                  plan.conversation_id(ident.conversation)},
                                  namespace=plan.realtime_namespace, timeout=OPEN_TIMEOUT)
-            if not isinstance(joined, dict) or joined.get("type") != "joined":
+            if not _joined(joined, events.get("joined", "joined")):
                 raise HandshakeError(f"join answered {joined}")
         except (OSError, socketio.exceptions.SocketIOError, HandshakeError, TimeoutError, ValueError) as exc:
             error = exc

@@ -51,6 +51,11 @@ class Plan:
     realtime_protocol: str = "reference"  # reference (a WebSocket at /realtime) | socketio
     realtime_path: str = "/realtime"
     realtime_namespace: str = "/messaging"  # Socket.IO only
+    # Socket.IO only, from msgops.yaml realtime: the connect payload ("{token}": the user's token),
+    # msgops's event names -> the target's, msgops's payload field names -> the target's
+    realtime_auth: dict[str, Any] = field(default_factory=lambda: {"token": "{token}"})
+    realtime_events: dict[str, str] = field(default_factory=dict)
+    realtime_fields: dict[str, str] = field(default_factory=dict)
 
     @property
     def ws_url(self) -> str:

@@ -148,6 +148,8 @@ def execute(opts: LoadOptions, console: Console) -> tuple[LoadResults, Verdict]:
         realtime = realtime_settings.parse(target.realtime)  # msgops.yaml realtime: (the probes' adapter)
         plan.realtime_protocol, plan.realtime_path = realtime.protocol, realtime.path
         plan.realtime_namespace = realtime.namespace
+        plan.realtime_auth, plan.realtime_events = dict(realtime.auth), dict(realtime.events)
+        plan.realtime_fields = dict(realtime.fields)
         realtime_label = (f"Socket.IO ({realtime.path}, namespace {realtime.namespace})"
                           if realtime.protocol == "socketio" else f"WebSocket ({realtime.path})")
         plan_file = run_dir / "plan.json"
