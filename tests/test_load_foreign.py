@@ -13,9 +13,11 @@ import pytest
 import uvicorn
 from rich.console import Console
 
+from msgops import apimap
 from msgops.config import Target
 from msgops.embedded import free_port
 from msgops.errors import UserError
+from msgops.load.operations import Prepared, prepare
 from msgops.load.run import LoadOptions, execute
 from tests.foreign_chat import app as foreign
 from tests.support import run_in_thread
@@ -90,3 +92,35 @@ def test_database_provisioning_is_refused_on_a_target_without_the_reference_map(
     with pytest.raises(UserError) as refused:
         run(chat, tmp_path, TINY.replace("{users: 4,", "{via: database, users: 4,"))
     assert refused.value.exit_code == 3 and "provision.via: database" in str(refused.value)
+
+
+def test_sends_the_target_refuses_are_counted_as_errors(chat: Target, tmp_path: Path) -> None:
+    """The run reports what the target answered: a send_message mapped to a route it does not have fails."""
+    operations = {**foreign.API["operations"], "send_message": {
+        **foreign.API["operations"]["send_message"], "request": "POST /api/rooms/{conversation_id}/nope"}}
+    wrong = Target(api_url=chat.api_url, personas=chat.personas, api={**foreign.API, "operations": operations},
+                   realtime=chat.realtime, env=chat.env)
+    results, output = run(wrong, tmp_path, TINY.replace("listener: 4", "listener: 0"))
+    failed = results.endpoints["POST /api/rooms/{id}/nope"]
+    assert failed.requests > 0 and failed.failures == failed.requests, output
+    assert not results.metrics["messages.accepted"] and results.metrics["http.error_rate"] > 0
+
+
+def test_a_profile_with_communities_needs_the_maps_community_operations(chat: Target, tmp_path: Path) -> None:
+    with pytest.raises(UserError) as refused:
+        run(chat, tmp_path, TINY.replace("group_size: 2}", "group_size: 2, communities: 1}"))
+    assert refused.value.exit_code == 3 and "operation create_community" in str(refused.value)
+
+
+def test_a_prepared_request_fills_only_what_the_workload_passes() -> None:
+    op = apimap.Operation.model_validate({
+        "request": "GET /r/{conversation_id}/p?limit={limit}&before={before}",
+        "json": {"text": "{content}", "to": ["{conversation_id}"], "note": "re {content}", "parent": "{parent_id}"},
+        "status": [201]})
+    prepared = Prepared.from_dict(prepare("send_message", op, frozenset({"conversation_id", "content", "limit"}))
+                                  .to_dict())  # as the plan carries it to the Locust processes
+    values = {"conversation_id": "a b", "content": "hi", "limit": 5}
+    assert prepared.name == "/r/{id}/p" and prepared.endpoint == "GET /r/{id}/p"
+    assert prepared.url(values) == "/r/a%20b/p?limit=5"  # before= has no value: left out
+    assert prepared.json(values) == {"text": "hi", "to": ["a b"], "note": "re hi"}  # parent_id not passed
+    assert prepared.accepted(201) and not prepared.accepted(200)
