@@ -161,7 +161,8 @@ class Provisioner:
         return apimap.read(op, data)
 
     def needed(self, profile: Profile) -> list[str]:
-        """The operations provisioning this profile uses (checked before anything is made)."""
+        """The operations provisioning this profile uses (checked before anything is made); a map without
+        create_direct makes conversations of two with create_group."""
         if profile.provision.via == "database":
             return []
         ops = ["create_direct" if profile.provision.group_size == 2 else "create_group"]
@@ -175,7 +176,7 @@ class Provisioner:
             raise UserError("provision.via: database writes the reference service's tables, and this target's API "
                             "map has defaults: none: use provision.via: api for this target")
         for name in self.needed(profile):
-            if self.api.get(name) is None:
+            if self.api.get(name) is None and not (name == "create_direct" and self.api.get("create_group")):
                 raise missing(name, f"provisioning this profile ({profile.name})")
 
     async def _via_api(self, layout: Layout, progress: Callable[[str], None] | None) -> Provisioned:
