@@ -124,17 +124,17 @@ def execute(opts: LoadOptions, console: Console) -> tuple[LoadResults, Verdict]:
     if not target.api_url:
         raise UserError("no target: pass --api-url, set MSGOPS_API_URL, or start `msgops serve`")
     signing, key = identities.signing_source(target.personas, {**os.environ, **dict(target.env)}, target.jwt_secret)
+    api = apimap.parse(target.api)
+    requests = operations.bind(api, operations.workload(profile))  # exit 3 before the target is contacted
+    people = personas_model.parse(target.personas or {"source": "hs256"})
     if not opts.master:  # a master's workers run elsewhere, under their own limits
         locust_process.file_descriptors(profile.users.listener, _generators(opts))
     api_url = target.api_url.rstrip("/")
-    health = _health(api_url)
     run_id = uuid.uuid4().hex[:8]
     signer = identities.LoadSigner(signing, key, ttl_s=int(profile.run_s) + 3600, label=f"msgops load {run_id}")
-    api = apimap.parse(target.api)
-    requests = operations.bind(api, operations.workload(profile))  # exit 3 before anything is made
-    people = personas_model.parse(target.personas or {"source": "hs256"})
     provisioner = Provisioner(api_url, signer, run_id, database_url=target.database_url, api=api, people=people)
-    provisioner.check(profile)
+    provisioner.check(profile)  # exit 3 before the target is contacted
+    health = _health(api_url)
     if profile.requires.rate_limits == "off":
         console.print("[dim]this profile needs the target's rate limits off (MSGOPS_RATE_LIMITS=off)[/]")
     run_dir = Path(tempfile.mkdtemp(prefix=f"msgops-load-{run_id}-"))
