@@ -144,12 +144,12 @@ def test_only_members_get_signed_urls_and_urls_are_signed(svc: RunningService) -
 
 
 def test_signed_urls_expire(new_database: Callable[..., str], tmp_path: Path) -> None:
-    svc = start_service(new_database(), rate_limits={}, attachments=local_settings(tmp_path, url_ttl_s=1))
+    svc = start_service(new_database(), rate_limits={}, attachments=local_settings(tmp_path, url_ttl_s=2))
     try:
         alice = svc.user()
         a = upload(svc, alice, group(svc, alice), media.png()).json()
-        assert httpx.get(a["url"]).status_code == 200
-        time.sleep(2.1)
+        assert httpx.get(a["url"]).status_code == 200  # a URL lives at least its TTL (whole seconds, rounded up)
+        time.sleep(3.1)
         r = httpx.get(a["url"])
         assert r.status_code == 403 and "expired" in r.json()["detail"]
     finally:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tempfile
-import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -30,7 +29,7 @@ from service.schemas.attachments import Attachment, AttachRequest, PresignedUplo
 from service.state import AppState
 from service.storage import ObjectTooLarge, Storage, open_storage
 from service.storage.local import LocalStorage
-from service.storage.signing import BadToken, verify
+from service.storage.signing import BadToken, expires_in, verify
 
 router = APIRouter(tags=["attachments"])
 
@@ -152,7 +151,7 @@ def _out(row: dict[str, Any], state: AppState, request: Request, with_urls: bool
         out.url = storage.download_url(row["storage_key"], row["filename"], row["content_type"], ttl, base)
         if row["thumbnail_key"]:
             out.thumbnail_url = storage.download_url(row["thumbnail_key"], "thumbnail.jpg", "image/jpeg", ttl, base)
-        out.url_expires_at = datetime.fromtimestamp(int(time.time()) + ttl, UTC)
+        out.url_expires_at = datetime.fromtimestamp(expires_in(ttl), UTC)
     return out
 
 
@@ -196,7 +195,7 @@ async def presign(conversation_id: str, body: PresignRequest, request: Request, 
     await storage.ready()
     url = storage.upload_url(key, "application/octet-stream", settings.url_ttl_s, str(request.base_url))
     return PresignedUpload(attachment_id=attachment_id, upload_url=url, max_bytes=settings.max_bytes,
-                           expires_at=datetime.fromtimestamp(int(time.time()) + settings.url_ttl_s, UTC))
+                           expires_at=datetime.fromtimestamp(expires_in(settings.url_ttl_s), UTC))
 
 
 @router.post("/attachments/{attachment_id}/confirm", response_model=Attachment, responses=_REFUSED)

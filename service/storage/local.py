@@ -6,13 +6,12 @@ import asyncio
 import os
 import secrets
 import shutil
-import time
 from pathlib import Path
 from urllib.parse import quote
 
 from service.storage.base import ObjectTooLarge
 from service.storage.config import StorageSettings
-from service.storage.signing import Grant, sign
+from service.storage.signing import Grant, expires_in, sign
 
 BLOB_PATH = "/attachments/blob/"  # the service's route for local objects (service/routes/attachments.py)
 
@@ -59,9 +58,9 @@ class LocalStorage:
         self.path(key).unlink(missing_ok=True)
 
     def download_url(self, key: str, filename: str, content_type: str, expires_s: int, base_url: str) -> str:
-        token = sign(self.secret, Grant(key, "get", int(time.time()) + expires_s, filename, content_type))
+        token = sign(self.secret, Grant(key, "get", expires_in(expires_s), filename, content_type))
         return f"{base_url.rstrip('/')}{BLOB_PATH}{quote(token)}"
 
     def upload_url(self, key: str, content_type: str, expires_s: int, base_url: str) -> str:
-        token = sign(self.secret, Grant(key, "put", int(time.time()) + expires_s, "", content_type))
+        token = sign(self.secret, Grant(key, "put", expires_in(expires_s), "", content_type))
         return f"{base_url.rstrip('/')}{BLOB_PATH}{quote(token)}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -25,6 +26,11 @@ class Grant:
     expires: int
     filename: str = ""
     content_type: str = "application/octet-stream"
+
+
+def expires_in(ttl_s: int) -> int:
+    """The expiry (epoch seconds) of a URL made now: whole seconds, rounded up, so it lives at least `ttl_s`."""
+    return math.ceil(time.time()) + ttl_s
 
 
 def _b64(data: bytes) -> str:
