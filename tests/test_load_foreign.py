@@ -34,7 +34,7 @@ duration: 5s
 delivery_timeout: 2s
 drain: 2s
 users: {sender: 3, reader: 1, listener: 4}
-pacing: {sender: 1s, reader: 1s}
+pacing: {sender: 1s, reader: 0.2s}  # ~25 reads: each of the three kinds almost surely drawn
 reader_mix: {conversations: 1, history: 1, search: 1}
 thresholds:
   - http.error_rate <= 0

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import psycopg
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from pydantic import Field
 
 from msgops.probes import OneOf, probe
@@ -178,13 +178,13 @@ async def _params(conn: AsyncConnection[Any], setup: dict[str, Any]) -> dict[str
     """Parameters for the queries: the busiest synthetic rows, or some existing row of a real dataset."""
     params: dict[str, Any] = {"words": "launch pricing"}
     salt = setup.get("salt")
-    for key, sql in _PARAMS.items():
+    for key, lookup in _PARAMS.items():
         if salt:
             params[key] = _synthetic_id(salt, {"conversation": "c", "community": "m", "user": "u"}[key])
             continue
         try:
             async with conn.transaction():
-                cur = await conn.execute(sql)
+                cur = await conn.execute(lookup)
                 row = await cur.fetchone()
             params[key] = row["v"] if row else uuid.uuid4()
         except psycopg.errors.UndefinedTable:
@@ -201,8 +201,11 @@ async def _observe_all(ctx: Context) -> dict[str, Any]:
         from msgops.dbmodel.target import target_model
         from msgops.probes.db.model_plans import observe_model
 
+        model = await target_model(ctx)
         async with ctx.db() as conn:
-            return await observe_model(conn, await target_model(ctx))
+            observed = await observe_model(conn, model)
+        await _restore_statistics(ctx, [m.table for m in model.messages])
+        return observed
     async with ctx.db() as conn:
         applicable = {}
         for name, query in QUERIES.items():
@@ -222,7 +225,18 @@ async def _observe_all(ctx: Context) -> dict[str, Any]:
             document = next(iter(row.values()))[0]
             observed[name] = {"setup": setup, "params": {k: str(v) for k, v in params.items()},
                               "document": document}
+    if setup["synthetic_rows"]:
+        await _restore_statistics(ctx, [t.strip() for t in _ANALYZE.removeprefix("analyze ").split(",")])
     return observed
+
+
+async def _restore_statistics(ctx: Context, tables: list[str]) -> None:
+    """ANALYZE again once the synthetic rows are rolled back. PostgreSQL writes a table's row and page
+    estimates (pg_class.reltuples, relpages) in place, so a rollback does not undo what an ANALYZE of the
+    synthetic rows left there; the planner of the user's database would go on believing them."""
+    if tables:
+        async with ctx.db() as conn:
+            await conn.execute(sql.SQL("analyze {}").format(sql.SQL(", ").join(sql.SQL(t) for t in tables)))
 
 
 async def observe(ctx: Context) -> dict[str, Any]:
