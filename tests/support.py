@@ -12,8 +12,11 @@ import httpx
 import psycopg
 import uvicorn
 
+from msgops import probes
+from msgops.config import Target
 from msgops.embedded import free_port
-from msgops.probes.context import ProbeUser
+from msgops.probes.context import Context, ProbeUser
+from msgops.results import Outcome
 from service import serving
 from service.app import create_app
 from service.auth import mint_token
@@ -95,3 +98,14 @@ def run_in_thread(server: uvicorn.Server, what: str = "test service") -> threadi
             raise RuntimeError(f"{what} did not start")
         time.sleep(0.02)
     return thread
+
+
+async def run_probe(target: Target, kind: str, **params: Any) -> tuple[Outcome, Context]:
+    """Probe `kind` once against `target`: its outcome, and the context (users made, leftovers)."""
+    ctx = Context(target)
+    implementation = probes.get(kind)
+    assert implementation is not None
+    try:
+        return await implementation.fn(ctx, **params), ctx
+    finally:
+        await ctx.close()

@@ -17,11 +17,10 @@ from msgops import apimap, probes
 from msgops.config import Target
 from msgops.embedded import free_port
 from msgops.errors import UserError
-from msgops.probes import Context
 from msgops.probes.context import CannotEvaluate
-from msgops.results import Outcome
 from tests.foreign_chat import app as foreign
 from tests.support import run_in_thread
+from tests.support import run_probe as run
 
 pytestmark = pytest.mark.timeout(120)
 HEADERS = ["Content-Security-Policy", "X-Frame-Options", "X-Content-Type-Options", "Referrer-Policy",
@@ -49,16 +48,6 @@ def chat() -> Iterator[Any]:
     yield make
     for server in servers:
         server.should_exit = True
-
-
-async def run(target: Target, kind: str, **params: Any) -> tuple[Outcome, Context]:
-    ctx = Context(target)
-    implementation = probes.get(kind)
-    assert implementation is not None
-    try:
-        return await implementation.fn(ctx, **params), ctx
-    finally:
-        await ctx.close()
 
 
 CHECKS: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [

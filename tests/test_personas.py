@@ -30,9 +30,9 @@ from msgops.config import Target
 from msgops.engine import RunOptions, run_items
 from msgops.errors import UserError
 from msgops.probes import Context
-from msgops.results import Outcome
 from service.auth import mint_token
 from tests.support import JWT_SECRET, RunningService
+from tests.support import run_probe as run
 from tests.test_cli import assert_one_line_error, msgops
 
 pytestmark = pytest.mark.timeout(300)
@@ -126,16 +126,6 @@ def foreign(svc: RunningService, personas_config: dict[str, Any], env: dict[str,
             realtime: dict[str, Any] | None = None) -> Target:
     return Target(api_url=svc.url, database_url=svc.database_url, jwt_secret=None, personas=personas_config,
                   env=env or {}, realtime=realtime)
-
-
-async def run(target: Target, kind: str, **params: Any) -> tuple[Outcome, Context]:
-    ctx = Context(target)
-    implementation = probes.get(kind)
-    assert implementation is not None
-    try:
-        return await implementation.fn(ctx, **params), ctx
-    finally:
-        await ctx.close()
 
 
 # --- the reference as a foreign target -------------------------------------------------------------
