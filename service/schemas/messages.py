@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 import uuid
 from datetime import datetime
@@ -17,9 +18,12 @@ MAX_EMOJI_PICTOGRAPHS = 7  # a family of four with joiners; a flag is two region
 MAX_QUERY_CHARS = 200
 
 
+_CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc, exactly
+
+
 def no_control_chars(value: str) -> str:
     """PostgreSQL text cannot hold NUL, and identifiers with control characters are never intended."""
-    if any(unicodedata.category(ch) == "Cc" for ch in value):
+    if _CONTROL_CHARS.search(value):
         raise ValueError("must not contain control characters")
     return value
 
