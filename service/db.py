@@ -4,14 +4,15 @@ claims with set_config(..., true): transaction-local, so a pooled connection nev
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import DictRow, dict_row
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from service.auth import Claims
 
@@ -37,6 +38,12 @@ class Database:
             kwargs={"row_factory": dict_row, "autocommit": True, "connect_timeout": max(2, int(timeout_s))},
             connection_class=AsyncConnection[DictRow],
         )
+        self.timeout_s = timeout_s
+        # Requests queue here, not in the pool: waiting on a semaphore costs a future, the pool's own
+        # wait a task and a wait_for per waiter (a send under load spent ~4 % of its CPU there).
+        self._slots = asyncio.Semaphore(max_size)
+        # One cursor per pooled connection for single statements: it keeps its adapters' lookups.
+        self._cursors: weakref.WeakKeyDictionary[Conn, AsyncCursor[DictRow]] = weakref.WeakKeyDictionary()
         self._checking: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
@@ -46,9 +53,26 @@ class Database:
         await self.pool.close()
 
     @asynccontextmanager
+    async def connection(self, timeout_s: float | None = None) -> AsyncIterator[Conn]:
+        """A pooled connection, after a turn in the queue of at most timeout_s (PoolTimeout then)."""
+        if self._slots.locked():
+            try:
+                async with asyncio.timeout(self.timeout_s if timeout_s is None else timeout_s):
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise PoolTimeout("no database connection became free in time") from None
+        else:
+            await self._slots.acquire()  # free: returns at once
+        try:
+            async with self.pool.connection(timeout=timeout_s) as conn:
+                yield conn
+        finally:
+            self._slots.release()
+
+    @asynccontextmanager
     async def transaction(self, claims: Claims | None) -> AsyncIterator[Conn]:
         """A transaction as `claims` (None: as anon). Rolled back on any exception."""
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self.connection() as conn, conn.transaction():
             await conn.execute(_SET_CLAIMS, _role_and_claims(claims))
             yield conn
 
@@ -56,14 +80,17 @@ class Database:
         """One statement, its own transaction, in one round trip. Its first two parameters are filled in
         with the caller's role and JWT claims: the statement must call a function that takes them for
         its transaction before anything else, such as public.send_room_message_as()."""
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(sql, (*_role_and_claims(claims), *params))
+        async with self.connection() as conn:
+            cur = self._cursors.get(conn)
+            if cur is None or cur.closed:
+                cur = self._cursors[conn] = conn.cursor()
+            await cur.execute(sql, (*_role_and_claims(claims), *params))
             return await cur.fetchone()
 
     @asynccontextmanager
     async def privileged(self, timeout_s: float | None = None) -> AsyncIterator[Conn]:
         """A transaction as the connecting (owner) role: jobs, migrations checks, health."""
-        async with self.pool.connection(timeout=timeout_s) as conn, conn.transaction():
+        async with self.connection(timeout_s) as conn, conn.transaction():
             yield conn
 
     def connection_lost(self) -> None:
