@@ -80,6 +80,13 @@ class Notifier:
             return
         if len(self.delivered) > _MAX_ROOMS:
             self.delivered.clear()
+        hub, push = self.state.hub, getattr(self.state, "push", None)
+        if push is None and (hub is None or not hub.by_user):
+            # No socket on this instance and no web push: nothing to deliver, nothing to read. What
+            # was stored meanwhile stays in the feed, and a socket that opens later resumes from it.
+            for room, seq in batch.items():
+                self.delivered[room] = max(seq, self.delivered.get(room, 0))
+            return
         parts: list[str] = []
         params: list[Any] = []
         for column in sorted({c for c, _ in batch}):
@@ -94,13 +101,11 @@ class Notifier:
                                    tuple(params))
         for room, seq in batch.items():
             self.delivered[room] = max(seq, self.delivered.get(room, 0))
-        hub = self.state.hub
         offline: list[dict[str, Any]] = []
         for row in rows:
             sent = hub.send_to_user(row["user_id"], _frame(row), "notification") if hub is not None else 0
             if not sent and (hub is None or hub.directory.status(row["user_id"]) == "offline"):
                 offline.append(row)
-        push = getattr(self.state, "push", None)
         if offline and push is not None:
             await push.send(offline)
 

@@ -48,14 +48,17 @@ class PushSender:
     async def send(self, rows: list[dict[str, Any]]) -> None:
         """Push `rows` (notifications, with user_id) that no other instance has claimed yet."""
         async with self.state.db.privileged() as conn:
-            claimed = {r["id"] for r in await fetch_all(
-                conn, "update public.notifications set pushed_at = now() where id = any(%s) and pushed_at is null "
-                      "returning id", ([r["id"] for r in rows],))}
             subs = await fetch_all(conn, "select id, user_id, endpoint, p256dh, auth from public.push_subscriptions "
                                          "where user_id = any(%s)", (list({r["user_id"] for r in rows}),))
-        by_user: dict[Any, list[dict[str, Any]]] = {}
-        for sub in subs:
-            by_user.setdefault(sub["user_id"], []).append(sub)
+            by_user: dict[Any, list[dict[str, Any]]] = {}
+            for sub in subs:
+                by_user.setdefault(sub["user_id"], []).append(sub)
+            # Claimed only where there is somewhere to push: most recipients have no subscription, and
+            # a claim is a row update per notification.
+            wanted = [r["id"] for r in rows if r["user_id"] in by_user]
+            claimed = {r["id"] for r in await fetch_all(
+                conn, "update public.notifications set pushed_at = now() where id = any(%s) and pushed_at is null "
+                      "returning id", (wanted,))} if wanted else set()
         jobs = [self._one(sub, _payload(row)) for row in rows if row["id"] in claimed
                 for sub in by_user.get(row["user_id"], [])]
         await asyncio.gather(*jobs)
