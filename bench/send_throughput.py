@@ -50,6 +50,9 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import profile_groups  # noqa: E402
 
 from msgops.embedded import EmbeddedPostgres, bin_dir, free_port  # noqa: E402
 from service.auth import mint_token  # noqa: E402
@@ -274,12 +277,16 @@ def run_api(url: str, targets: tuple[Path, Path], connections: int, duration: in
 
 
 def start_service(url: str, workers: int, workdir: Path, root: Path = ROOT,
-                  pool_max: int | None = None) -> tuple[subprocess.Popen, str]:
-    """`msgops serve` from the checkout at `root` (this one by default)."""
+                  pool_max: int | None = None, profile: bool = False) -> tuple[subprocess.Popen, str]:
+    """`msgops serve` from the checkout at `root` (this one by default); `profile`: its processes
+    sample their CPU into workdir/cpu (see profile_groups)."""
     port = free_port()
+    sampling = profile_groups.sampling_env(workdir / "cpu") if profile else {}
     env = dict(os.environ, MSGOPS_JWT_SECRET=SECRET, MSGOPS_RATE_LIMITS="off", MSGOPS_LOG_LEVEL="WARNING",
                MSGOPS_JOBS="off", MSGOPS_POOL_MAX=str(pool_max or max(8, 32 // workers)),
-               PYTHONPATH=os.pathsep.join([str(root), *filter(None, [os.environ.get("PYTHONPATH")])]))
+               MSGOPS_CPU_SAMPLE_DIR=sampling.get("MSGOPS_CPU_SAMPLE_DIR", ""),
+               PYTHONPATH=os.pathsep.join([str(root), *filter(None, [sampling.get("PYTHONPATH"),
+                                                                    os.environ.get("PYTHONPATH")])]))
     workdir.mkdir(parents=True, exist_ok=True)
     log = open(workdir / "service.log", "w")  # noqa: SIM115 - lives as long as the service
     proc = subprocess.Popen([sys.executable, "-m", "msgops.cli", "serve", "--port", str(port), "--database-url",
@@ -349,8 +356,14 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=500, help="senders, each in its own conversation")
     parser.add_argument("--compare", type=Path, default=None,
                         help="another checkout of this repository, measured in the same rounds")
+    parser.add_argument("--profile", action="store_true",
+                        help="the services sample their CPU: where it went, by kind of work, at the end")
+    parser.add_argument("--verbose-profile", action="store_true", help="--profile, and the hottest lines")
+    parser.add_argument("--profile-out", type=Path, default=None,
+                        help="--profile, and keep the samples there (collapsed stacks, for flame graphs)")
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     args = parser.parse_args()
+    args.profile = args.profile or args.verbose_profile or args.profile_out is not None
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
     compare = args.compare.resolve() if args.compare else None
@@ -380,7 +393,8 @@ def main() -> None:
               + (f"; compared: {compare}" if compare else ""))
         targets = write_targets(workdir, args.users)
         for label, root in roots.items():
-            services[label] = start_service(urls[label], args.workers, workdir / label, root, args.pool_max)
+            services[label] = start_service(urls[label], args.workers, workdir / label, root, args.pool_max,
+                                            args.profile)
             proc, base = services[label]
             httpx.post(f"{base}/conversations/{conversation_id(1)}/messages", json={"content": "warm-up"},
                        headers={"Authorization": f"Bearer {mint_token(SECRET, user_id(1))}"})
@@ -402,6 +416,8 @@ def main() -> None:
                             for label in results)
             print(f"round {i + 1}: {row}", flush=True)
         report(args, results, stored)
+        if args.profile:
+            print_profiles(services, workdir, args.verbose_profile, args.profile_out)
     finally:
         for proc, _ in services.values():
             stop(proc)
@@ -410,6 +426,24 @@ def main() -> None:
         if embedded is not None:
             embedded.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def print_profiles(services: dict[str, tuple[subprocess.Popen, str]], workdir: Path, verbose: bool,
+                   keep: Path | None) -> None:
+    """Stop the services (their CPU samples are written at exit) and say where their CPU went."""
+    profiles = {}
+    for label, (proc, _) in services.items():
+        stop(proc)
+        files = list((workdir / label / "cpu").glob("cpu-*.txt"))
+        if keep is not None:
+            shutil.copytree(workdir / label / "cpu", keep / label, dirs_exist_ok=True)
+        profiles["this" if label == "API" else "compared"] = profile_groups.grouped(files)
+        if verbose:
+            print(f"\nhottest lines ({label}, share of its CPU samples):")
+            for frame, share in profile_groups.hottest(files, 30):
+                print(f"  {share:5.1f}%  {frame}")
+    print("\nwhere the service's CPU went (all its processes, start to end):")
+    profile_groups.print_table(profiles)
 
 
 def report(args: argparse.Namespace, results: dict[str, list[dict[str, Any]]], stored: list[tuple[int, int]]) -> None:
