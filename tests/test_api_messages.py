@@ -524,3 +524,35 @@ async def test_messaging_functions_for_the_realtime_side(quiet: RunningService) 
     assert kinds == [("message_created", 1), ("message_created", 2), ("message_read", 1), ("message_read", 2)]
     assert state.bus.events[0]["conversation_id"] == str(conv)
     assert state.bus.events[2]["user_id"] == str(bob.id)
+
+
+def test_requests_queue_for_a_database_connection_and_time_out_as_pool_timeout(database_url: str) -> None:
+    """With every connection taken, the next request waits its turn and, past the timeout, fails as a
+    PoolTimeout (answered 503 by the service); once a connection is back it is served at once."""
+    import asyncio
+    import time
+
+    from psycopg_pool import PoolTimeout
+
+    from service.db import Database
+
+    async def scenario() -> tuple[float, int]:
+        db = Database(database_url, min_size=1, max_size=1, timeout_s=0.3)
+        await db.open()
+        try:
+            async with db.connection():
+                started = time.monotonic()
+                with pytest.raises(PoolTimeout):
+                    async with db.connection():
+                        pass
+                waited = time.monotonic() - started
+            async with db.privileged() as conn:
+                cur = await conn.execute("select 41 + 1 as n")
+                row = await cur.fetchone()
+            return waited, row["n"] if row else 0
+        finally:
+            await db.close()
+
+    waited, answer = asyncio.run(scenario())
+    assert 0.25 <= waited < 3, waited
+    assert answer == 42

@@ -173,3 +173,88 @@ def test_a_consumer_that_stops_reading_gets_4008(make_service: Callable[..., Run
     sock.close()
     frames = stream[stream.index(b"\r\n\r\n") + 4:]
     assert _close_code(bytes(frames)) == 4008, f"{len(frames)} bytes, no 4008 close frame"
+
+
+class _RecordingTransport:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def get_extra_info(self, name: str) -> str:
+        return f"info:{name}"
+
+
+def test_a_response_head_and_body_leave_in_one_write() -> None:
+    import asyncio
+
+    from service.serving import _OneWrite
+
+    async def scenario() -> list[list[bytes]]:
+        loop = asyncio.get_running_loop()
+        seen = []
+        # head and body in the same turn (every JSON answer): one write
+        raw = _RecordingTransport()
+        one = _OneWrite(raw, loop)  # type: ignore[arg-type]
+        one.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+        one.write(b"{}")
+        seen.append(list(raw.writes))
+        await asyncio.sleep(0)
+        seen.append(list(raw.writes))  # nothing more at the end of the turn
+        # a streamed answer: the head leaves at the end of its turn, the chunks as they come
+        raw = _RecordingTransport()
+        one = _OneWrite(raw, loop)  # type: ignore[arg-type]
+        one.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        seen.append(list(raw.writes))
+        await asyncio.sleep(0)
+        seen.append(list(raw.writes))
+        one.write(b"2\r\nab\r\n")
+        seen.append(list(raw.writes))
+        # a head followed by close (an app that failed after starting): the head is not lost
+        raw = _RecordingTransport()
+        one = _OneWrite(raw, loop)  # type: ignore[arg-type]
+        one.write(b"HTTP/1.1 500 Internal Server Error\r\n\r\n")
+        one.close()
+        seen.append([*list(raw.writes), b"closed" if raw.closed else b"open"])
+        # 100 Continue is never held: the client waits for it before sending the body
+        raw = _RecordingTransport()
+        one = _OneWrite(raw, loop)  # type: ignore[arg-type]
+        one.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        seen.append(list(raw.writes))
+        assert one.get_extra_info("peername") == "info:peername"
+        return seen
+
+    one_turn, after_turn, streamed_head, streamed_after, chunk, closed, cont = asyncio.run(scenario())
+    assert one_turn == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"]
+    assert after_turn == one_turn
+    assert streamed_head == []
+    assert streamed_after == [b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"]
+    assert chunk == [*streamed_after, b"2\r\nab\r\n"]
+    assert closed == [b"HTTP/1.1 500 Internal Server Error\r\n\r\n", b"closed"]
+    assert cont == [b"HTTP/1.1 100 Continue\r\n\r\n"]
+
+
+def test_answers_over_a_raw_socket_are_whole_on_keep_alive(service: RunningService) -> None:
+    """Three requests on one connection, each answer complete (head and body) before the next."""
+    sock = _socket(service)
+    with contextlib.closing(sock):
+        for _ in range(3):
+            sock.sendall(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += sock.recv(65536)
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = int(next(line.split(b":", 1)[1] for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length")))
+            while len(body) < length:
+                body += sock.recv(65536)
+            assert head.startswith(b"HTTP/1.1 200")
+            assert json.loads(body)["database"] == "ok"
