@@ -20,6 +20,7 @@ from service.auth import TokenVerifier
 from service.db import Database
 from service.http_errors import database_error_handler, http_error_handler, validation_error_handler
 from service.middleware import HttpEdgeMiddleware
+from service.request_id import RequestIdMiddleware
 from service.routes import (
     admin,
     attachments,
@@ -97,8 +98,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=["Authorization", "Content-Type"],
         max_age=600,
     )
-    app.add_middleware(HttpEdgeMiddleware, hsts=settings.hsts)
     limits.install(app, settings, state.verifier)
+    # The last added runs first: every answer, the body guard's 401 and 413 included, gets the
+    # security headers, is counted and logged, and carries the request id.
+    app.add_middleware(HttpEdgeMiddleware, hsts=settings.hsts)
+    app.add_middleware(RequestIdMiddleware)
     return app
 
 

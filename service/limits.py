@@ -20,7 +20,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import openapi_statuses
 from service.auth import AuthError, TokenVerifier
-from service.request_id import RequestIdMiddleware
 from service.settings import Settings
 
 _NO_BODY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -141,9 +140,8 @@ def upload_routes(settings: Settings) -> tuple[RouteRule, ...]:
 
 
 def install(app: FastAPI, settings: Settings, verifier: TokenVerifier) -> None:
-    """Add the edge middleware; the last added runs first, so the request id covers everything.
-    The statuses they (and the shared dependencies) can answer go into every route's OpenAPI."""
+    """Add the body guard. The statuses it (and the shared dependencies) can answer go into every
+    route's OpenAPI."""
     openapi_statuses.document(app)
     app.add_middleware(BodyGuardMiddleware, verifier=verifier, max_body_bytes=settings.max_body_bytes,
                        routes=upload_routes(settings))
-    app.add_middleware(RequestIdMiddleware)

@@ -35,6 +35,33 @@ def test_a_body_is_not_read_before_the_token_is_checked(service: RunningService)
     assert status == 401
 
 
+def test_the_guards_refusals_carry_the_edge_headers_and_are_counted(service: RunningService) -> None:
+    """A 401 or 413 from the body guard is an answer like any other: security headers, no-store, the
+    request id, and a line in the request metrics."""
+    def refused_count() -> dict[str, float]:
+        text = service.http.get("/metrics").text
+        counts: dict[str, float] = {}
+        for line in text.splitlines():
+            if line.startswith("msgops_http_requests_total{") and 'method="POST"' in line:
+                status = line.split('status="', 1)[1].split('"', 1)[0]
+                counts[status] = counts.get(status, 0.0) + float(line.rsplit(" ", 1)[1])
+        return counts
+
+    before = refused_count()
+    user = service.user()
+    for headers, status in (({}, 401), ({"Authorization": f"Bearer {user.token}"}, 413)):
+        r = service.http.post("/conversations", content=b"x" * 2_000_000,
+                              headers={"Content-Type": "application/json", **headers})
+        assert r.status_code == status
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert "default-src 'none'" in r.headers["content-security-policy"]
+        assert r.headers["cache-control"] == "no-store"
+        assert r.headers["x-request-id"]
+    after = refused_count()
+    assert after.get("401", 0) - before.get("401", 0) >= 1
+    assert after.get("413", 0) - before.get("413", 0) >= 1
+
+
 def test_a_body_over_the_limit_is_refused_before_it_is_read(service: RunningService) -> None:
     user = service.user()
     status, _ = _first_answer(service, f"Authorization: Bearer {user.token}\r\n")
