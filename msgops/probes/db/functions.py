@@ -149,8 +149,10 @@ def _secrets(a: Arranged, model: Model) -> dict[str, str]:
 
 
 async def _call(conn: AsyncConnection[Any], model: Model, a: Arranged, persona: Persona, fn: Function,
-                args: list[Any]) -> dict[str, Any]:
-    """One call as `persona` in a savepoint: what it returned, what it changed, or how it failed."""
+                args: list[Any], before: dict[str, Any] | None) -> dict[str, Any]:
+    """One call as `persona` in a savepoint: what it returned, what it changed from `before` (the
+    arranged state, the same before every call since each one is rolled back; None: not compared),
+    or how it failed."""
     call = sql.SQL("select to_jsonb(x)::text from {}({}) as x").format(
         sql.SQL(fn.signature.split("(")[0]),
         sql.SQL(", ").join(sql.SQL("{}::{}").format(sql.Literal(v), sql.SQL(t)) for v, t in zip(
@@ -159,15 +161,14 @@ async def _call(conn: AsyncConnection[Any], model: Model, a: Arranged, persona: 
     record: dict[str, Any] = {"persona": persona.name, "call": text}
     try:
         async with conn.transaction(force_rollback=True):
-            await as_owner(conn)
-            before = await _state(conn, model, a)
             await as_persona(conn, persona)
             cur = await conn.execute(text)
             rows = [r[0] for r in await cur.fetchmany(20)]
             await as_owner(conn)
-            after = await _state(conn, model, a)
+            after = await _state(conn, model, a) if before is not None else {}
         record["rows"] = rows
-        record["changed"] = sorted(k for k in before if before[k] != after.get(k))
+        if before is not None:
+            record["changed"] = sorted(k for k in before if before[k] != after.get(k))
     except psycopg.Error as exc:
         record["sqlstate"], record["error"] = exc.sqlstate, exc.diag.message_primary
     return record
@@ -180,7 +181,7 @@ def _judge(fn: Function, record: dict[str, Any], secrets: dict[str, str], is_mem
         return None
     if is_member:
         return None
-    if record["changed"]:
+    if record.get("changed"):
         return f"changed {', '.join(record['changed'])}"
     shown = " ".join(str(r) for r in record["rows"] if r is not None)
     leaked = [what for what, value in secrets.items()
@@ -204,6 +205,7 @@ async def check_functions(conn: AsyncConnection[Any], model: Model) -> tuple[lis
                for r in await cur.fetchall() if r[7] or r[8]]
         labels = await _labels(conn)
         secrets = _secrets(a, model)
+        arranged = await _state(conn, model, a)  # as the owner
         outsider, member = Persona("outsider", a.subs["outsider"]), Persona("member", a.subs["member"])
         for fn in fns[:MAX_FUNCTIONS]:
             names = fn.arg_names[:len(fn.arg_types)] + [""] * (len(fn.arg_types) - len(fn.arg_names))
@@ -214,7 +216,8 @@ async def check_functions(conn: AsyncConnection[Any], model: Model) -> tuple[lis
             personas = [(p, m) for p, m, ok in ((outsider, False, fn.authenticated), (ANON, False, fn.anon),
                                                  (member, True, fn.authenticated)) if ok]
             for persona, is_member in personas:
-                record = await _call(conn, model, a, persona, fn, args)
+                # What a member's call changes is theirs to change: only the others' are compared.
+                record = await _call(conn, model, a, persona, fn, args, None if is_member else arranged)
                 calls += 1
                 problem = _judge(fn, record, secrets, is_member)
                 if problem:
