@@ -6,6 +6,7 @@ and the algorithm allow-list are enforced; `alg: none` never verifies.
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from dataclasses import dataclass
@@ -32,6 +33,12 @@ class Claims:
     sub: uuid.UUID | None
     role: str
     raw: dict[str, Any]
+
+    @functools.cached_property
+    def raw_json(self) -> str:
+        """The claims as JSON for PostgreSQL's request.jwt.claims: encoded once per verified token
+        (the verifier keeps its Claims), not once per statement."""
+        return orjson.dumps(self.raw).decode()
 
     @property
     def db_role(self) -> str:

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-import orjson
 from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -24,7 +23,7 @@ Conn = AsyncConnection[DictRow]
 def _role_and_claims(claims: Claims | None) -> tuple[str, str]:
     if claims is None:
         return "anon", '{"role":"anon"}'
-    return claims.db_role, orjson.dumps(claims.raw).decode()
+    return claims.db_role, claims.raw_json
 
 
 class Database:
