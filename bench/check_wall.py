@@ -64,7 +64,13 @@ def timed(args: list[str], cwd: Path) -> tuple[float, float, int]:
     if code != 0:
         print(f"  exit {done.returncode}: {done.stdout.strip()} {done.stderr.strip()[-300:]}")
     run_ms = document["run"]["duration_ms"] if document else float("nan")
+    if document:
+        global LAST_RESULTS
+        LAST_RESULTS = document.get("results", [])
     return wall, run_ms / 1000, code
+
+
+LAST_RESULTS: list[dict] = []  # the results of the latest run, for --slowest
 
 
 def summary(name: str, rows: list[tuple[float, float, int]]) -> str:
@@ -77,6 +83,7 @@ def summary(name: str, rows: list[tuple[float, float, int]]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=7, help="timed runs of the full check")
+    parser.add_argument("--slowest", type=int, default=0, help="also list the N slowest checks of the last full run")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="msgops-check-bench-"))
     service = local_service.start(work / ".msgops")  # `msgops check` in `work` finds it there
@@ -85,11 +92,16 @@ def main() -> int:
         print(f"msgops serve at {service.api_url}, data in {work}; {os.cpu_count()} cores")
         timed([], work)  # warm-up: first connections, first plans
         full = [timed([], work) for _ in range(args.runs)]
+        slowest = sorted(LAST_RESULTS, key=lambda r: -r.get("duration_ms", 0))[:args.slowest]
         start = [timed(["--only", ONE_ITEM], work) for _ in range(3)]
         serial = [timed(["--concurrency", "1"], work)]
         print(summary("full", full))
         print(summary("start", start))
         print(summary("serial", serial))
+        if slowest:
+            print(f"slowest checks of the last full run (of {len(LAST_RESULTS)}):")
+            for r in slowest:
+                print(f"  {r.get('duration_ms', 0) / 1000:6.2f} s  {r.get('id')}  {r.get('kind', '')}")
         failed = [r for r in full + start + serial if r[2] != 0]
         return 1 if failed else 0
     finally:
