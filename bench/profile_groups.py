@@ -81,13 +81,25 @@ def hottest(files: list[Path], n: int = 15) -> list[tuple[str, float]]:
     return [(frame, 100 * k / total) for frame, k in counts.most_common(n)]
 
 
-def print_table(profiles: dict[str, Counter[str]]) -> None:
-    """One column per profile, each group's share of that profile's samples after start-up."""
+def print_table(profiles: dict[str, Counter[str]], per_unit_ms: dict[str, float] | None = None) -> None:
+    """One column per profile: each group's share of the samples after start-up and, given the CPU
+    milliseconds per unit of work (a send) of each profile, that share in milliseconds per unit."""
     names = [name for name, _ in GROUPS if name != STARTUP] + [LOOP]
     labels = list(profiles)
     running = {label: sum(n for g, n in profiles[label].items() if g != STARTUP) or 1 for label in labels}
-    print(f"{'share of CPU samples after start-up':36}" + "".join(f"{label:>11}" for label in labels))
+    width = 20 if per_unit_ms else 11
+    print(f"{'after start-up':32}" + "".join(f"{label:>{width}}" for label in labels))
     for name in names:
-        print(f"{name:36}" + "".join(f"{100 * profiles[label][name] / running[label]:>10.1f}%" for label in labels))
-    print(f"{'samples (and in start-up)':36}"
-          + "".join(f"{f'{running[label]} ({profiles[label][STARTUP]})':>11}" for label in labels))
+        cells = []
+        for label in labels:
+            share = profiles[label][name] / running[label]
+            cell = f"{100 * share:.1f}%"
+            if per_unit_ms and label in per_unit_ms:
+                cell += f" {share * per_unit_ms[label]:.3f} ms"
+            cells.append(f"{cell:>{width}}")
+        print(f"{name:32}" + "".join(cells))
+    if per_unit_ms:
+        print(f"{'total CPU ms per send':32}" + "".join(f"{per_unit_ms.get(label, 0):>{width - 3}.3f} ms"
+                                                        for label in labels))
+    print(f"{'samples (in start-up)':32}"
+          + "".join(f"{f'{running[label]} ({profiles[label][STARTUP]})':>{width}}" for label in labels))

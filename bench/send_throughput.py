@@ -417,7 +417,8 @@ def main() -> None:
             print(f"round {i + 1}: {row}", flush=True)
         report(args, results, stored)
         if args.profile:
-            print_profiles(services, workdir, args.verbose_profile, args.profile_out)
+            per_send = {label: median_of(results[label])["cpu_ms"].get("service", 0.0) for label in roots}
+            print_profiles(services, workdir, args.verbose_profile, args.profile_out, per_send)
     finally:
         for proc, _ in services.values():
             stop(proc)
@@ -429,7 +430,7 @@ def main() -> None:
 
 
 def print_profiles(services: dict[str, tuple[subprocess.Popen, str]], workdir: Path, verbose: bool,
-                   keep: Path | None) -> None:
+                   keep: Path | None, per_send: dict[str, float]) -> None:
     """Stop the services (their CPU samples are written at exit) and say where their CPU went."""
     profiles = {}
     for label, (proc, _) in services.items():
@@ -442,8 +443,9 @@ def print_profiles(services: dict[str, tuple[subprocess.Popen, str]], workdir: P
             print(f"\nhottest lines ({label}, share of its CPU samples):")
             for frame, share in profile_groups.hottest(files, 30):
                 print(f"  {share:5.1f}%  {frame}")
-    print("\nwhere the service's CPU went (all its processes, start to end):")
-    profile_groups.print_table(profiles)
+    print("\nwhere the service's CPU went (all its processes; shares of the samples, and of the CPU per send):")
+    profile_groups.print_table(profiles, {"this" if label == "API" else "compared": ms
+                                          for label, ms in per_send.items()})
 
 
 def report(args: argparse.Namespace, results: dict[str, list[dict[str, Any]]], stored: list[tuple[int, int]]) -> None:
