@@ -120,7 +120,8 @@ def start_service(url: str, workers: int, pool_max: int, bus: str = "auto") -> S
     port = free_port()
     env = {**os.environ, "DATABASE_URL": url, "MSGOPS_JWT_SECRET": SECRET, "MSGOPS_RATE_LIMITS": "off",
            "MSGOPS_JOBS": "off", "MSGOPS_LOG_LEVEL": "WARNING", "MSGOPS_WORKERS": str(workers),
-           "MSGOPS_POOL_MAX": str(pool_max), "MSGOPS_BUS": bus, "PYTHONPATH": str(ROOT)}
+           "MSGOPS_POOL_MAX": str(pool_max), "MSGOPS_BUS": bus,
+           "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
     cmd = [sys.executable, "-m", "uvicorn", "service.app:app_from_env", "--factory", "--host", "127.0.0.1",
            "--port", str(port), "--ws", "websockets-sansio", "--ws-per-message-deflate", "false",
            "--loop", "uvloop", "--http", "httptools", "--log-level", "warning", "--backlog", "8192",
