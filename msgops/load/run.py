@@ -150,6 +150,7 @@ def execute(opts: LoadOptions, console: Console) -> tuple[LoadResults, Verdict]:
         plan.realtime_namespace = realtime.namespace
         plan.realtime_auth, plan.realtime_events = dict(realtime.auth), dict(realtime.events)
         plan.realtime_fields = dict(realtime.fields)
+        plan.live = opts.show_progress
         realtime_label = (f"Socket.IO ({realtime.path}, namespace {realtime.namespace})"
                           if realtime.protocol == "socketio" else f"WebSocket ({realtime.path})")
         plan_file = run_dir / "plan.json"
