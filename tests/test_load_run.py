@@ -300,8 +300,11 @@ def test_refused_requests_are_failures_with_their_status_in_both_models(wrapped_
     assert send.requests == 40 and refused["POST"] == 10
     assert send.failures == 10 and send.statuses == {"201": 30, "503": 10}
     reads = results.endpoints["GET /conversations"]  # closed-model readers
-    assert refused["GET"] >= 2 and reads.failures == refused["GET"] and reads.statuses["503"] == refused["GET"]
-    assert reads.requests == refusals[0].seen["GET"] and reads.statuses["200"] == reads.requests - refused["GET"]
+    # A reader's last GET may still be in flight when the run stops its users (seen, not recorded).
+    in_flight = refusals[0].seen["GET"] - reads.requests
+    assert 0 <= in_flight <= 2 and refused["GET"] >= 2
+    assert refused["GET"] - in_flight <= reads.failures <= refused["GET"]
+    assert reads.statuses == {"200": reads.requests - reads.failures, "503": reads.failures}
     http_error_rate = results.metric("http.error_rate")
     assert http_error_rate is not None and http_error_rate > 0
 
