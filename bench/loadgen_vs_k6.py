@@ -27,6 +27,8 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +190,40 @@ def msgops_result(proc: subprocess.Popen[str], kind: str, meter: TreeCpu) -> dic
             "errors": int(row["failures"]), "cpu_per_1000": 1000 * cpu / max(1, n)}
 
 
+@contextmanager
+def bench_service(workers: int, users: int = 500) -> Iterator[tuple[str, str, Path]]:
+    """`msgops serve --workers N` (rate limits off) on a fresh database of an embedded PostgreSQL, with
+    `users` users for k6 (their tokens and conversations in targets.json) and the k6 script written:
+    (database URL, API base URL, working directory); everything stopped and removed afterwards."""
+    workdir = Path(tempfile.mkdtemp(prefix="msgops-vs-k6-"))
+    embedded = EmbeddedPostgres(workdir / "pg")
+    embedded.start()
+    service = None
+    try:
+        admin = embedded.admin_url()
+        name = f"msgops_vs_k6_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'create database "{name}"')
+        url = psycopg.conninfo.make_conninfo(admin, dbname=name)
+        migrate(url)
+        provision(url, users)
+        (workdir / "targets.json").write_text(json.dumps(
+            [{"token": mint_token(SECRET, user_id(n), ttl=7200), "conv": conversation_id(n)}
+             for n in range(1, users + 1)]))
+        (workdir / "k6.js").write_text(K6_SCRIPT)
+        service, base = start_service(url, workers, workdir)
+        yield url, base, workdir
+    finally:
+        if service is not None:
+            service.send_signal(signal.SIGINT)
+            try:
+                service.wait(20)
+            except subprocess.TimeoutExpired:
+                service.kill()
+        embedded.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rates", default="200,400", help="requests per second, comma-separated")
@@ -200,25 +236,8 @@ def main() -> None:
     rates = [int(r) for r in args.rates.split(",")]
     kinds = [k.strip().upper() for k in args.kinds.split(",")]
 
-    workdir = Path(tempfile.mkdtemp(prefix="msgops-vs-k6-"))
-    embedded = EmbeddedPostgres(workdir / "pg")
-    embedded.start()
-    admin = embedded.admin_url()
-    name = f"msgops_vs_k6_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    url = psycopg.conninfo.make_conninfo(admin, dbname=name)
-    service = None
     rows: list[tuple[str, str, dict[str, Any]]] = []
-    try:
-        migrate(url)
-        users = 500
-        provision(url, users)
-        (workdir / "targets.json").write_text(json.dumps(
-            [{"token": mint_token(SECRET, user_id(n), ttl=7200), "conv": conversation_id(n)}
-             for n in range(1, users + 1)]))
-        (workdir / "k6.js").write_text(K6_SCRIPT)
-        service, base = start_service(url, args.workers, workdir)
+    with bench_service(args.workers) as (url, base, workdir):
         print(f"machine: {os.cpu_count()} cores; service: serve --workers {args.workers}; {args.duration}s per run")
         for kind in kinds:
             for rate in rates:
@@ -249,15 +268,6 @@ def main() -> None:
             (label, _, k), (_, _, m) = rows[i], rows[i + 1]
             print(f"  {label:24} {m['p95'] / k['p95'] if k['p95'] else float('nan'):.2f}   CPU per request "
                   f"{m['cpu_per_1000'] / k['cpu_per_1000'] if k['cpu_per_1000'] else float('nan'):.2f}x k6's")
-    finally:
-        if service is not None:
-            service.send_signal(signal.SIGINT)
-            try:
-                service.wait(20)
-            except subprocess.TimeoutExpired:
-                service.kill()
-        embedded.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

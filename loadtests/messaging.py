@@ -19,8 +19,10 @@ from collections.abc import Callable
 from typing import Any
 
 import gevent
-from locust import FastHttpUser, User, constant, task
+from locust import User, constant, task
+from locust.env import Environment
 from msgload import actions, wiring  # noqa: F401  (wiring registers the event listeners)
+from msgload.http import Client
 from msgload.realtime import RealtimeSocket
 from msgload.runstate import RUN
 
@@ -58,11 +60,20 @@ def paced(period: float) -> Callable[[Any], float]:
     return wait
 
 
-class _Http(FastHttpUser):
+class _Http(User):
+    """A user with its own keep-alive connections (msgload.http: reported as FastHttpUser's would be)."""
+
     abstract = True
     host = _PLAN.api_url if _PLAN is not None else None
     network_timeout = _PLAN.http_timeout_s if _PLAN is not None else 30.0
     connection_timeout = network_timeout
+    concurrency = 10  # connections one user may hold, as FastHttpUser's
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        self.client = Client(self.host or environment.host or "", environment.events.request,
+                             concurrency=self.concurrency, network_timeout=self.network_timeout,
+                             connection_timeout=self.connection_timeout)
 
     def on_start(self) -> None:
         self.slot = RUN.next_slot(type(self).__name__)

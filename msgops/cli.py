@@ -25,7 +25,7 @@ except ImportError:  # pragma: no cover - older typer runs on click itself
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
 
-app = typer.Typer(
+_app = typer.Typer(
     name="msgops",
     help="Production checklists for messaging systems, made executable.\n\n"
          "Start the reference service with [bold]msgops serve[/], check a deployment with "
@@ -36,7 +36,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 db_app = typer.Typer(help="The service database: migrations, URL, status.", no_args_is_help=True)
-app.add_typer(db_app, name="db")
+_app.add_typer(db_app, name="db")
 
 DataDir = Annotated[Path | None, typer.Option(
     "--data-dir", help="Where the embedded database and the development JWT secret live "
@@ -67,13 +67,13 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+@_app.callback()
 def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                                 help="Print the version and exit.")] = False) -> None:
     pass
 
 
-@app.command()
+@_app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
@@ -109,7 +109,7 @@ def serve(
     run(host, port, database_url, target.data_dir(data_dir), workers, _out(quiet))
 
 
-@app.command()
+@_app.command()
 def token(
     sub: Annotated[str | None, typer.Option(help="User id (UUID) for the token's subject \\[default: a new one].",
                                             show_default=False)] = None,
@@ -251,27 +251,54 @@ def db_status(database_url: DatabaseUrl = None, data_dir: DataDir = None, quiet:
         raise typer.Exit(1)
 
 
-def _register_optional() -> None:
-    """Sub-commands that live in their own modules."""
-    from msgops import cli_check, cli_discover, cli_report
-
-    app.command("check")(cli_check.check)
-    app.command("init")(cli_check.init)
-    from msgops import cli_load
-
-    app.command("load")(cli_load.load)
-    app.command("report")(cli_report.report)
-    app.command("signoff")(cli_report.signoff_command)
-    app.command("gate")(cli_report.gate)
-    app.command("discover")(cli_discover.discover)
-    try:
-        from msgops.cli_checklists import checklists_app
-    except ImportError:
-        return
-    app.add_typer(checklists_app, name="checklists")
+# Sub-commands that live in their own modules: name -> (module, function). Each is imported when
+# registered, and registered only when needed: `msgops load` imports no checker, `msgops check` no
+# load machinery; help and `app` (for tests and embedding) have them all.
+_OPTIONAL = {
+    "check": ("msgops.cli_check", "check"),
+    "init": ("msgops.cli_check", "init"),
+    "load": ("msgops.cli_load", "load"),
+    "report": ("msgops.cli_report", "report"),
+    "signoff": ("msgops.cli_report", "signoff_command"),
+    "gate": ("msgops.cli_report", "gate"),
+    "discover": ("msgops.cli_discover", "discover"),
+}
+_registered: set[str] = set()
 
 
-_register_optional()
+def _register_optional(command: str | None = None) -> None:
+    """Register sub-command `command` if it lives in its own module, or (None) all of them, once each."""
+    import importlib
+
+    names = [command] if command in _OPTIONAL else list(_OPTIONAL) if command is None else []
+    for name in names:
+        if name not in _registered:
+            module, function = _OPTIONAL[name]
+            _app.command(name)(getattr(importlib.import_module(module), function))
+            _registered.add(name)
+    if command is None and "checklists" not in _registered:
+        _registered.add("checklists")
+        try:
+            from msgops.cli_checklists import checklists_app
+        except ImportError:
+            return
+        _app.add_typer(checklists_app, name="checklists")
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The sub-command `argv` runs when it is one registered on demand; None: register them all."""
+    if any(a in ("-h", "--help") for a in argv[:1]):
+        return None
+    command = next((a for a in argv if not a.startswith("-")), None)
+    return command if command in _OPTIONAL else None
+
+
+def __getattr__(name: str) -> typer.Typer:
+    """`app`: the whole command line, every sub-command registered."""
+    if name == "app":
+        _register_optional()
+        return _app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _fail(message: str, code: int) -> int:
@@ -288,7 +315,8 @@ def main(args: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if args is None else args)
     try:
         extras.check_command_line(argv)
-        code = app(args=argv, prog_name="msgops", standalone_mode=False)
+        _register_optional(_command_of(argv))
+        code = _app(args=argv, prog_name="msgops", standalone_mode=False)
     except click_errors.NoArgsIsHelpError as exc:
         if exc.format_message().strip():  # rich help is printed as the error is made
             typer.echo(exc.format_message())

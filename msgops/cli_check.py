@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from msgops import api, config
+from msgops.cli_options import ApiUrl, TargetFile
 from msgops.engine import RunOptions
 from msgops.errors import UserError
 from msgops.output import terminal
@@ -26,13 +27,7 @@ console = Console()
 err_console = Console(stderr=True)
 STDOUT = "-"
 
-# Options shared by `check` and `gate`.
-TargetFile = Annotated[Path | None, typer.Option(
-    "--target", "-t", envvar="MSGOPS_TARGET", show_envvar=True, show_default=False,
-    help="Target file \\[default: msgops.yaml here or in a parent folder; else the environment; else a local "
-         "`msgops serve`].")]
-ApiUrl = Annotated[str | None, typer.Option(
-    "--api-url", show_default=False, help="API base URL \\[env var: MSGOPS_API_URL].")]
+# Options shared by `check` and `gate` (and, with `load`, the target's: msgops.cli_options).
 DatabaseUrl = Annotated[str | None, typer.Option(
     "--database-url", show_default=False,
     help="PostgreSQL URL \\[env var: DATABASE_URL, or the variable database_url_env names].")]

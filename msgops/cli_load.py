@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from msgops.cli_check import ApiUrl, TargetFile
+from msgops.cli_options import ApiUrl, TargetFile
 from msgops.errors import UserError
 from msgops.load.profile import available, parse_duration
 from msgops.loadresults import DEFAULT_PATH

@@ -84,6 +84,31 @@ class LossyFrames:
         await self.app(scope, receive, lossy_send)
 
 
+class Refusals:
+    """Answers every `every`-th message send and every `every`-th conversation list of the load generator
+    with `status` (provisioning, msgops's httpx client, goes through)."""
+
+    def __init__(self, app: ASGIApp, every: int, status: int) -> None:
+        self.app, self.every, self.status = app, every, status
+        self.seen = {"POST": 0, "GET": 0}
+        self.refused = {"POST": 0, "GET": 0}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method = scope.get("method")
+        path = scope.get("path", "")
+        provisioning = dict(scope.get("headers", [])).get(b"user-agent", b"").startswith(b"python-httpx")
+        if scope["type"] == "http" and not provisioning and ((method == "GET" and path == "/conversations")
+                                        or (method == "POST" and path.endswith("/messages"))):
+            self.seen[method] += 1
+            if self.seen[method] % self.every == 0:
+                self.refused[method] += 1
+                await send({"type": "http.response.start", "status": self.status,
+                            "headers": [(b"content-type", b"application/json")]})
+                await send({"type": "http.response.body", "body": b'{"detail": "refused by the test"}'})
+                return
+        await self.app(scope, receive, send)
+
+
 class Arrivals:
     """Records when each GET reaches the service (monotonic seconds), and the client address (the
     connection) of each message send."""
@@ -254,6 +279,34 @@ def test_a_slow_service_shows_in_percentiles_and_delivery_latency(wrapped_servic
     service_p95 = results.metric("open.service_p95_ms")
     assert service_p95 is not None and service_p95 >= delay * 1000
     assert results.metric("delivery.lost") == 0 and results.metric("open.dropped") == 0
+
+
+def test_refused_requests_are_failures_with_their_status_in_both_models(wrapped_service: Any,
+                                                                        tmp_path: Path) -> None:
+    refusals: list[Refusals] = []
+
+    def wrap(app: ASGIApp) -> ASGIApp:
+        refusals.append(Refusals(app, every=4, status=503))
+        return refusals[0]
+
+    svc = wrapped_service(wrap, rate_limits={})
+    profile = profile_file(tmp_path, SMALL.replace("users: {listener: 8, reader: 1}", "users: {reader: 2}")
+                           + "reader_mix: {conversations: 1, history: 0, search: 0}\n")
+    code, output, out = run_load(tmp_path, svc.url, "--profile", profile)
+    assert code == 2 and out.exists(), output  # no thresholds: nothing was checked
+    results: LoadResults = load_results(out)
+    refused = refusals[0].refused
+    send = results.endpoints[SEND]  # the open model
+    assert send.requests == 40 and refused["POST"] == 10
+    assert send.failures == 10 and send.statuses == {"201": 30, "503": 10}
+    reads = results.endpoints["GET /conversations"]  # closed-model readers
+    # A reader's last GET may still be in flight when the run stops its users (seen, not recorded).
+    in_flight = refusals[0].seen["GET"] - reads.requests
+    assert 0 <= in_flight <= 2 and refused["GET"] >= 2
+    assert refused["GET"] - in_flight <= reads.failures <= refused["GET"]
+    assert reads.statuses == {"200": reads.requests - reads.failures, "503": reads.failures}
+    http_error_rate = results.metric("http.error_rate")
+    assert http_error_rate is not None and http_error_rate > 0
 
 
 def test_dropped_and_duplicated_deliveries_are_counted_exactly_across_workers(wrapped_service: Any,

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -88,6 +91,27 @@ def test_a_bad_profile_exits_3_before_touching_any_target(tmp_path: Path) -> Non
     assert f"{bad}:4: thresholds[0]" in str(result.exception)
     unknown = CliRunner().invoke(app, ["--profile", "no-such-profile", "--api-url", "http://127.0.0.1:9"])
     assert isinstance(unknown.exception, UserError) and "built-in profiles: " in str(unknown.exception)
+
+
+_LOAD_ALONE = """
+import sys
+from msgops.cli import main
+try:
+    main(["load", "--help"])
+except SystemExit as exc:
+    assert exc.code == 0, exc.code
+print(",".join(sorted(n for n in sys.modules if n.startswith("msgops.cli"))))
+"""
+
+
+def test_the_load_command_imports_no_other_command_and_help_lists_them_all() -> None:
+    proc = subprocess.run([sys.executable, "-c", _LOAD_ALONE], capture_output=True, text=True, check=True)
+    assert "Run a load profile" in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1] == "msgops.cli,msgops.cli_load,msgops.cli_options"
+    listing = subprocess.run([sys.executable, "-m", "msgops.cli", "--help"], capture_output=True, text=True,
+                             env={**os.environ, "COLUMNS": "200"})
+    for command in ("check", "load", "gate", "report", "discover", "checklists"):
+        assert f" {command} " in listing.stdout, listing.stdout
 
 
 def test_overrides_scale_the_mix_and_size_provisioning() -> None:

@@ -12,8 +12,7 @@ import random
 import time
 from typing import Any
 
-from locust.contrib.fasthttp import FastHttpSession
-
+from msgload.http import Client
 from msgload.runstate import RUN, WORDS, content
 from msgops.load.accounting import TAIL_MARGIN_S
 from msgops.load.operations import Prepared
@@ -29,7 +28,7 @@ def _op(action: str) -> Prepared:
     return RUN.operations()[action]
 
 
-def send_message(client: FastHttpSession, identity_index: int, n: int, intended: float | None = None) -> None:
+def send_message(client: Client, identity_index: int, n: int, intended: float | None = None) -> None:
     """POST one message with a client_msg_id; record it as sent when the API accepted it (201)."""
     plan = RUN.require_plan()
     ident = RUN.identity(identity_index)
@@ -53,7 +52,7 @@ def send_message(client: FastHttpSession, identity_index: int, n: int, intended:
                                plan.delivery_timeout_s + TAIL_MARGIN_S)
 
 
-def send_broadcast(client: FastHttpSession, organizer_index: int, n: int, intended: float | None = None) -> None:
+def send_broadcast(client: Client, organizer_index: int, n: int, intended: float | None = None) -> None:
     plan = RUN.require_plan()
     ident = RUN.identity(organizer_index)
     context: dict[str, Any] = {INTENDED: intended} if intended is not None else {}
@@ -63,7 +62,7 @@ def send_broadcast(client: FastHttpSession, organizer_index: int, n: int, intend
                    json=op.json(values))
 
 
-def read(client: FastHttpSession, identity_index: int) -> None:
+def read(client: Client, identity_index: int) -> None:
     """One reader action, chosen by the profile's reader_mix."""
     plan = RUN.require_plan()
     ident = RUN.identity(identity_index)
@@ -102,7 +101,7 @@ def _upload_body() -> bytes:
     return _UPLOAD_BODY
 
 
-def upload(client: FastHttpSession, identity_index: int) -> None:
+def upload(client: Client, identity_index: int) -> None:
     """Upload one ~10 MB file into the identity's conversation (one request, the body streamed)."""
     plan = RUN.require_plan()
     ident = RUN.identity(identity_index)

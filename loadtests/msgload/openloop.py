@@ -20,18 +20,18 @@ from typing import Any
 
 import gevent
 from gevent.pool import Pool
-from locust.contrib.fasthttp import FastHttpSession
 from locust.env import Environment
 
 from msgload import actions
+from msgload.http import Client
 from msgload.runstate import RUN
 
-Action = Callable[[FastHttpSession, int, int, float], None]
+Action = Callable[[Client, int, int, float], None]
 _pools: list[Pool] = []
 _inflight: dict[int, tuple[str, float]] = {}  # id(greenlet) -> (endpoint, intended start)
 
 
-def _tracked(action: Action, name: str, client: FastHttpSession, identity: int, n: int, intended: float) -> None:
+def _tracked(action: Action, name: str, client: Client, identity: int, n: int, intended: float) -> None:
     me = id(gevent.getcurrent())
     _inflight[me] = (name, intended)
     try:
@@ -53,7 +53,7 @@ def abandon_inflight() -> None:
         RUN.recorder.request(name, (now - intended) * 1000, False, "unfinished", now)
 
 
-def _stream(clients: list[FastHttpSession], pool: Pool, rate: float, action: Action, identities: range,
+def _stream(clients: list[Client], pool: Pool, rate: float, action: Action, identities: range,
             name: str) -> None:
     plan = RUN.require_plan()
     generators = max(1, plan.generators)
@@ -98,9 +98,9 @@ def start(environment: Environment) -> list[gevent.Greenlet[Any, Any]]:
     connections = max(1, -(-int(plan.open.get("connections", 100)) // generators))
     # Each session keeps one connection while its requests answer within their turn; it opens
     # another (lazily) only when one is still waiting, so no request queues behind another.
-    clients = [FastHttpSession(base_url=plan.api_url, request_event=environment.events.request, user=None,
-                               concurrency=inflight, network_timeout=plan.http_timeout_s,
-                               connection_timeout=plan.http_timeout_s) for _ in range(connections)]
+    clients = [Client(plan.api_url, environment.events.request, concurrency=inflight,
+                      network_timeout=plan.http_timeout_s, connection_timeout=plan.http_timeout_s)
+               for _ in range(connections)]
     greenlets = []
     for rate, action, identities, kind in (
             (rates["messages"], actions.send_message, RUN.senders(), "send"),

@@ -110,6 +110,8 @@ def _live(environment: Environment) -> None:
         users = runner.user_count if runner is not None else 0
         _aggregate.mark_second(now, users=users)
         _aggregate.pack_seconds(now - 30)  # late deltas may still add to the last seconds
+        if not plan.live:  # no progress display (msgops load --quiet): nobody reads live.json
+            continue
         last = _aggregate.seconds.get(int(now) - 1)
         http = [e for n, e in _aggregate.endpoints.items() if n != WS_CONNECT]
         requests = sum(e.requests for e in http)

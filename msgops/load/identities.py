@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Any
 
 from msgops.errors import UserError
@@ -33,6 +34,7 @@ def new_seed() -> str:
     return secrets.token_hex(16)
 
 
+@lru_cache(maxsize=1 << 16)  # a send names its conversation by id: one digest per conversation, not per request
 def seeded_uuid(seed: str, kind: str, n: int) -> str:
     digest = hashlib.sha256(f"msgops-load:{seed}:{kind}:{n}".encode()).digest()
     return str(uuid.UUID(bytes=digest[:16], version=4))

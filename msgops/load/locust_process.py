@@ -8,6 +8,7 @@ why.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import os
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from msgops.errors import UserError
 from msgops.load.plan import PLAN_ENV
@@ -27,6 +29,8 @@ from msgops.load.plan import PLAN_ENV
 GRACE_S = 60.0  # beyond the planned run: start-up, stopping workers, writing results
 FDS_PER_SOCKET = 3  # websockets' sync client: the socket plus a socketpair to wake its reader
 FDS_SPARE = 256
+POLL_S = 0.25  # how soon the end of Locust is noticed
+TICK_S = 1.0   # progress and memory samples
 
 
 def file_descriptors(listeners: int, processes: int) -> None:
@@ -106,13 +110,23 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def resolver_env(host: str) -> dict[str, str]:
+    """gevent resolves names in a thread pool, a thread hand-off for every new connection; a target
+    given by its IP address needs no lookup, so its connections resolve in place (GEVENT_RESOLVER=block)."""
+    try:
+        ipaddress.ip_address(urlsplit(host).hostname or "")
+    except ValueError:
+        return {}
+    return {"GEVENT_RESOLVER": "block"}
+
+
 def run(options: LocustOptions, run_dir: Path, plan_file: Path | None,
         on_tick: Callable[[dict[str, Any] | None], None] | None = None,
         timeout_s: float | None = None, env: dict[str, str] | None = None) -> dict[str, Any] | None:
     """Run Locust to the end; the final measurements (None for a worker, which has none).
     `env`: variables for the Locust processes besides this process's own."""
     log_path = run_dir / "locust.log"
-    env = {**os.environ, **(env or {})}
+    env = {**resolver_env(options.host), **os.environ, **(env or {})}
     if plan_file is not None:
         env[PLAN_ENV] = str(plan_file)
     env["PYTHONUNBUFFERED"] = "1"
@@ -121,13 +135,16 @@ def run(options: LocustOptions, run_dir: Path, plan_file: Path | None,
         proc = subprocess.Popen(options.command(), stdout=log, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True)
         try:
+            next_tick = time.monotonic()
             while proc.poll() is None:
-                if time.monotonic() > deadline:
+                now = time.monotonic()
+                if now > deadline:
                     raise LocustFailed(f"Locust did not finish in time and was stopped; its log ({log_path}):\n"
                                        f"{_tail(log_path)}")
-                if on_tick is not None:
+                if on_tick is not None and now >= next_tick:  # live.json changes once a second
                     on_tick(_read_json(run_dir / "live.json"))
-                time.sleep(0.5)
+                    next_tick = now + TICK_S
+                time.sleep(POLL_S)
         finally:
             if proc.poll() is None:
                 _stop(proc)

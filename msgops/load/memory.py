@@ -17,21 +17,30 @@ import psutil
 from msgops import target as local
 
 _RSS = re.compile(r"^process_resident_memory_bytes(?:\{[^}]*\})?\s+([0-9.eE+]+)", re.MULTILINE)
+REFRESH = 10  # samples between two look-ups of the service's worker processes
 _LOOPBACK = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
 
 
-def _tree_rss(pid: int) -> float | None:
-    try:
-        proc = psutil.Process(pid)
-        total = proc.memory_info().rss
-        for child in proc.children(recursive=True):
-            try:
-                total += child.memory_info().rss
-            except psutil.Error:
-                continue
-        return total / 2**20
-    except psutil.Error:
-        return None
+def _tree(pid: int) -> list[psutil.Process]:
+    """The process and its descendants (psutil reads every process on the machine to find them)."""
+    proc = psutil.Process(pid)
+    return [proc, *proc.children(recursive=True)]
+
+
+def _rss_mb(procs: list[psutil.Process]) -> float:
+    total = 0
+    for proc in procs:
+        try:
+            total += proc.memory_info().rss
+        except psutil.Error:
+            continue
+    return total / 2**20
+
+
+def http_client(api_url: str, timeout: float) -> httpx.Client:
+    """A client for the target; one of a plain-HTTP target skips loading the CA bundle (tens of ms of
+    CPU for a TLS context it never uses)."""
+    return httpx.Client(timeout=timeout, verify=not api_url.lower().startswith("http://"))
 
 
 def _listening_pid(port: int) -> int | None:
@@ -52,8 +61,10 @@ class MemoryProbe:
         self.peak_mb: float | None = None
         self.source: str | None = None
         self._pid: int | None = None
+        self._procs: list[psutil.Process] = []
+        self._samples = 0
         self._metrics = False
-        self._http = httpx.Client(timeout=2)
+        self._http = http_client(self.api_url, timeout=2)
         self._locate()
 
     def _locate(self) -> None:
@@ -79,9 +90,22 @@ class MemoryProbe:
         return float(match.group(1)) / 2**20 if match else None
 
     def sample(self) -> None:
-        value = self._from_metrics() if self._metrics else (_tree_rss(self._pid) if self._pid else None)
+        value = self._from_metrics() if self._metrics else self._local_rss()
         if value is not None:
             self.peak_mb = round(value if self.peak_mb is None else max(self.peak_mb, value), 1)
+
+    def _local_rss(self) -> float | None:
+        """The local service's RSS with its workers; the process tree is looked up again every
+        REFRESH samples only (finding children scans every process on the machine)."""
+        if self._pid is None:
+            return None
+        if self._samples % REFRESH == 0 or not self._procs:
+            try:
+                self._procs = _tree(self._pid)
+            except psutil.Error:
+                return None
+        self._samples += 1
+        return _rss_mb(self._procs) if self._procs[0].is_running() else None
 
     def close(self) -> None:
         self._http.close()

@@ -14,13 +14,15 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from msgops import placeholders
-from msgops.apimap import FILE, ApiMap, Operation
 from msgops.errors import EXIT_BAD_INPUT, UserError
-from msgops.load.profile import Profile
+
+if TYPE_CHECKING:  # the Locust processes only replay Prepared requests: neither the map nor the profile model
+    from msgops.apimap import ApiMap, Operation
+    from msgops.load.profile import Profile
 
 # workload action -> (operation, the values the workload passes to it)
 ACTIONS: dict[str, tuple[str, frozenset[str]]] = {
@@ -137,6 +139,8 @@ class Prepared:
 
 
 def prepare(name: str, op: Operation, provided: frozenset[str]) -> Prepared:
+    from msgops.apimap import FILE
+
     path = op.path
     label = _PATTERN.sub("{id}", path.partition("?")[0])
     return Prepared(operation=name, method=op.method, path=_path_template(path, provided),
@@ -170,6 +174,8 @@ def workload(profile: Profile) -> list[str]:
 def bind(api: ApiMap, actions: list[str]) -> dict[str, Prepared]:
     """The workload's actions as prepared requests; UserError (exit 3) naming the first operation the map
     lacks or cannot serve."""
+    from msgops.apimap import FILE
+
     prepared: dict[str, Prepared] = {}
     for action in actions:
         operation, values = ACTIONS[action]

@@ -17,10 +17,12 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from msgops.load.identities import Layout
-from msgops.load.profile import Profile
+
+if TYPE_CHECKING:  # the Locust processes read a plan, never a profile
+    from msgops.load.profile import Profile
 
 PLAN_ENV = "MSGOPS_LOAD_PLAN"
 SEED_SEND_LIMIT = (10, 60)      # messages per user per window (seconds), the seed default
@@ -56,6 +58,7 @@ class Plan:
     realtime_auth: dict[str, Any] = field(default_factory=lambda: {"token": "{token}"})
     realtime_events: dict[str, str] = field(default_factory=dict)
     realtime_fields: dict[str, str] = field(default_factory=dict)
+    live: bool = True  # write live.json once a second, for the progress display
 
     @property
     def ws_url(self) -> str:

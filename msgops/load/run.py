@@ -20,7 +20,7 @@ from msgops.errors import EXIT_NOT_EVALUATED, UserError
 from msgops.load import identities, locust_process, operations, summary
 from msgops.load.display import render
 from msgops.load.measure import Measurements
-from msgops.load.memory import MemoryProbe
+from msgops.load.memory import MemoryProbe, http_client
 from msgops.load.plan import Plan, organizers_needed, seed_limit_problem
 from msgops.load.profile import Profile, ProfileError, load_profile
 from msgops.load.progress import LiveProgress
@@ -66,7 +66,8 @@ def _profile(opts: LoadOptions) -> Profile:
 
 def _health(api_url: str) -> dict[str, Any]:
     try:
-        r = httpx.get(api_url.rstrip("/") + "/health", timeout=10)
+        with http_client(api_url, timeout=10) as http:
+            r = http.get(api_url.rstrip("/") + "/health")
     except httpx.HTTPError as exc:
         raise UserError(f"cannot reach {api_url} ({type(exc).__name__}): start the target or fix --api-url",
                         EXIT_NOT_EVALUATED) from None
@@ -150,6 +151,7 @@ def execute(opts: LoadOptions, console: Console) -> tuple[LoadResults, Verdict]:
         plan.realtime_namespace = realtime.namespace
         plan.realtime_auth, plan.realtime_events = dict(realtime.auth), dict(realtime.events)
         plan.realtime_fields = dict(realtime.fields)
+        plan.live = opts.show_progress
         realtime_label = (f"Socket.IO ({realtime.path}, namespace {realtime.namespace})"
                           if realtime.protocol == "socketio" else f"WebSocket ({realtime.path})")
         plan_file = run_dir / "plan.json"

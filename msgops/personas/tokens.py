@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -290,6 +289,8 @@ class SupabasePassword(TokenSource):
         url = self._env(self.config.url_env, "url_env").rstrip("/") + "/auth/v1/token?grant_type=password"
         key = self._env(self.config.anon_key_env, "anon_key_env")
         password = self._env(user.password_env, f"users[{user.name}].password_env")
+        import httpx  # here: signers (a load generator's, for one) need no HTTP client
+
         async with httpx.AsyncClient(timeout=15) as client:
             try:
                 r = await client.post(url, json={"email": user.email, "password": password},
