@@ -135,12 +135,6 @@ _IN: dict[str, str] = {"conversation": "", "community": " in another community"}
 _CREATED_EVENT: dict[str, str] = {"conversation": "message_created", "community": "community_message_created"}
 
 
-@functools.cache
-def _sent(kind: str) -> Any:
-    """The labelled counter, looked up once: labels() takes a lock and builds its key on every call."""
-    return metrics.messages_sent.labels(kind)
-
-
 def _send_sql(state: AppState) -> str:
     limits = state.settings.rate_limits
     return _send_statement(tuple((a, limits[a].max_hits, limits[a].window_seconds) for a in SEND_LIMITS
@@ -186,7 +180,7 @@ async def send_to_room(state: AppState, user: Claims, kind: RoomKind, room: uuid
         raise not_found(kind)
     created = bool(row["created"])
     if created:
-        _sent(kind).inc()
+        metrics.series(metrics.messages_sent, kind).inc()
         await events.publish(state, _CREATED_EVENT[kind], **{f"{kind}_id": room}, seq=row["seq"])
     return row, created
 

@@ -6,7 +6,9 @@ in files there; `exposition()` then adds them up, so every scrape shows the whol
 
 from __future__ import annotations
 
+import functools
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -41,6 +43,13 @@ db_pool_available = Gauge("msgops_db_pool_available", "Idle connections in the d
                           multiprocess_mode="liveall")
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+@functools.cache
+def series(metric: Any, *labels: str) -> Any:
+    """A labelled series, looked up once: labels() takes a lock and builds its key on every call,
+    which the hot paths (every request, every send) would pay each time."""
+    return metric.labels(*labels)
 
 
 def _multiprocess_dir() -> str | None:

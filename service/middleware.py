@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from typing import Any
@@ -28,17 +27,6 @@ _COMMON = [
 # API answers are per-user: no shared cache may keep them.
 _NO_STORE = (b"cache-control", b"no-store")
 _HSTS = (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
-
-
-# The labelled series, looked up once each: labels() takes a lock and builds its key on every call.
-@functools.cache
-def _counted(method: str, route: str, status: int) -> Any:
-    return metrics.http_requests.labels(method, route, str(status))
-
-
-@functools.cache
-def _timed(method: str, route: str) -> Any:
-    return metrics.http_latency.labels(method, route)
 
 
 def _behind_tls(scope: Scope) -> bool:
@@ -79,8 +67,8 @@ class HttpEdgeMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             status = status_holder["status"]
-            _counted(scope["method"], template, status).inc()
-            _timed(scope["method"], template).observe(elapsed)
+            metrics.series(metrics.http_requests, scope["method"], template, str(status)).inc()
+            metrics.series(metrics.http_latency, scope["method"], template).observe(elapsed)
             if log.isEnabledFor(logging.INFO):  # the record's dict is built on every request otherwise
                 log.info("request", extra={"method": scope["method"], "route": template, "path": path,
                                            "status": status, "ms": round(elapsed * 1000, 2)})
