@@ -74,7 +74,7 @@ def main() -> None:
         print(f"\n{'rate/s':>7}{'generator':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'requests':>10}{'errors':>8}"
               f"{'CPU s/1000':>12}", flush=True)
         for rate in rates:
-            k6 = run_k6(base, "POST", rate, args.duration, workdir)
+            k6 = run_k6(base, url, "POST", rate, args.duration, workdir)
             k6_cpu = TreeCpu(k6.pid)
             results["k6"].append((rate, k6_result(k6, k6_cpu)))
             mo = run_msgops(base, url, "POST", rate, args.duration, workdir)

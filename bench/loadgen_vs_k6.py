@@ -7,7 +7,11 @@ Two kinds of request, each at each rate (default 200 and 400/s):
 Each pair runs at the same time (the service serves both, 2x the rate) and then one after the other
 (each alone). Printed per run: p50/p95/p99 in ms as each generator measured them, requests, errors,
 and the generator's CPU seconds per 1,000 requests. The service is `msgops serve --workers 2` with
-rate limits off on an embedded PostgreSQL; both generators use their own users.
+rate limits off on an embedded PostgreSQL. Every run of either generator brings as many users as the
+rate, none of whom the service has seen before: `msgops load` provisions its own for each run, and
+k6 gets a fresh batch each time. (With k6 reusing one batch, the service would know k6's users from
+the second run on, and only msgops load's first second would pay for verifying and recording each
+new caller: about 7 % of a 15 s run, enough to move its p95.)
 
     python bench/loadgen_vs_k6.py [--rates 200,400] [--duration 15] [--kinds POST,GET]
 
@@ -134,9 +138,29 @@ def wait_for_locust(proc: subprocess.Popen[str], settle: float) -> None:
     time.sleep(settle)
 
 
-def run_k6(base: str, kind: str, rate: int, duration: int, workdir: Path) -> subprocess.Popen[str]:
+_batches = iter(range(1, 10**6, 10_000))  # first user of each k6 batch
+
+
+def new_targets(url: str, workdir: Path, users: int) -> Path:
+    """A batch of `users` users the service has not seen (each with a conversation of two), their
+    tokens and conversations in a targets file for k6."""
+    first = next(_batches)
+    provision(url, users, first)
+    path = workdir / f"targets-{first}.json"
+    path.write_text(json.dumps([{"token": mint_token(SECRET, user_id(n), ttl=7200), "conv": conversation_id(n)}
+                                for n in range(first, first + users)]))
+    return path
+
+
+def generator_users(rate: int) -> int:
+    """Users per run, for either generator."""
+    return max(rate, 50)
+
+
+def run_k6(base: str, db_url: str, kind: str, rate: int, duration: int, workdir: Path) -> subprocess.Popen[str]:
     summary = workdir / f"k6-{kind}-{rate}-{uuid.uuid4().hex[:6]}.json"
-    env = dict(os.environ, TARGETS=str(workdir / "targets.json"), KIND=kind, RATE=str(rate),
+    targets = new_targets(db_url, workdir, generator_users(rate))
+    env = dict(os.environ, TARGETS=str(targets), KIND=kind, RATE=str(rate),
                DURATION=f"{duration}s", BASE=base)
     proc = subprocess.Popen([shutil.which("k6") or "k6", "run", "--quiet", "--no-usage-report",
                              "--summary-export", str(summary), str(workdir / "k6.js")],
@@ -163,7 +187,7 @@ def run_msgops(base: str, db_url: str, kind: str, rate: int, duration: int, work
     tag = f"{kind}-{rate}-{uuid.uuid4().hex[:6]}"
     users_block = f"{{reader: {rate}}}" if kind == "GET" else "{}"
     profile = workdir / f"profile-{tag}.yaml"
-    profile.write_text(PROFILE.format(users=max(rate, 50), duration=duration, users_block=users_block,
+    profile.write_text(PROFILE.format(users=generator_users(rate), duration=duration, users_block=users_block,
                                       messages=rate if kind == "POST" else 0))
     out = workdir / f"msgops-{tag}.json"
     env = dict(os.environ, MSGOPS_JWT_SECRET=SECRET, MSGOPS_DATA_DIR=str(workdir / f"data-{tag}"))
@@ -191,10 +215,10 @@ def msgops_result(proc: subprocess.Popen[str], kind: str, meter: TreeCpu) -> dic
 
 
 @contextmanager
-def bench_service(workers: int, users: int = 500) -> Iterator[tuple[str, str, Path]]:
-    """`msgops serve --workers N` (rate limits off) on a fresh database of an embedded PostgreSQL, with
-    `users` users for k6 (their tokens and conversations in targets.json) and the k6 script written:
-    (database URL, API base URL, working directory); everything stopped and removed afterwards."""
+def bench_service(workers: int) -> Iterator[tuple[str, str, Path]]:
+    """`msgops serve --workers N` (rate limits off) on a fresh database of an embedded PostgreSQL, and
+    the k6 script written: (database URL, API base URL, working directory); everything stopped and
+    removed afterwards."""
     workdir = Path(tempfile.mkdtemp(prefix="msgops-vs-k6-"))
     embedded = EmbeddedPostgres(workdir / "pg")
     embedded.start()
@@ -206,12 +230,13 @@ def bench_service(workers: int, users: int = 500) -> Iterator[tuple[str, str, Pa
             conn.execute(f'create database "{name}"')
         url = psycopg.conninfo.make_conninfo(admin, dbname=name)
         migrate(url)
-        provision(url, users)
-        (workdir / "targets.json").write_text(json.dumps(
-            [{"token": mint_token(SECRET, user_id(n), ttl=7200), "conv": conversation_id(n)}
-             for n in range(1, users + 1)]))
         (workdir / "k6.js").write_text(K6_SCRIPT)
         service, base = start_service(url, workers, workdir)
+        # A new service's first seconds (connections to open, first calls to plan) would fall on
+        # whichever run came first: k6 takes them, unmeasured.
+        for kind in ("POST", "GET"):
+            warm = run_k6(base, url, kind, 200, 5, workdir)
+            k6_result(warm, TreeCpu(warm.pid))
         yield url, base, workdir
     finally:
         if service is not None:
@@ -245,13 +270,13 @@ def main() -> None:
                 mo = run_msgops(base, url, kind, rate, args.duration, workdir)
                 mo_cpu = TreeCpu(mo.pid)
                 wait_for_locust(mo, settle=2.0)
-                k6 = run_k6(base, kind, rate, args.duration, workdir)
+                k6 = run_k6(base, url, kind, rate, args.duration, workdir)
                 k6_cpu = TreeCpu(k6.pid)
                 mo_res = msgops_result(mo, kind, mo_cpu)
                 k6_res = k6_result(k6, k6_cpu)
                 rows += [(f"{kind} {rate}/s together", "k6", k6_res), (f"{kind} {rate}/s together", "msgops", mo_res)]
                 # one after the other
-                k6 = run_k6(base, kind, rate, args.duration, workdir)
+                k6 = run_k6(base, url, kind, rate, args.duration, workdir)
                 k6_cpu = TreeCpu(k6.pid)
                 rows.append((f"{kind} {rate}/s alone", "k6", k6_result(k6, k6_cpu)))
                 mo = run_msgops(base, url, kind, rate, args.duration, workdir)

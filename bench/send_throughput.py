@@ -71,19 +71,22 @@ def conversation_id(n: int) -> str:
 
 
 
-def provision(url: str, users: int) -> None:
-    """User n and its partner n+users share group conversation n; user n sends there."""
+def provision(url: str, users: int, first: int = 1) -> None:
+    """Users first .. first+users-1 each send in group conversation n (the same number), with a partner
+    10**6 places on; another batch (another `first`) brings users the service has never seen."""
+    senders = [first, first + users - 1]
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("insert into public.profiles (id, display_name) select ('00000000-0000-4000-8000-' || "
-                     "lpad(g::text, 12, '0'))::uuid, 'bench ' || g from generate_series(1, %s) g", [2 * users])
+                     "lpad(u::text, 12, '0'))::uuid, 'bench ' || u from generate_series(%s::int, %s::int) g, "
+                     "lateral (values (g), (g + 1000000)) v(u)", senders)
         conn.execute("insert into public.conversations (id, kind, title, created_by) select "
                      "('00000000-0000-4000-9000-' || lpad(g::text, 12, '0'))::uuid, 'group', 'bench', "
                      "('00000000-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid "
-                     "from generate_series(1, %s) g", [users])
+                     "from generate_series(%s::int, %s::int) g", senders)
         conn.execute("insert into public.conversation_members (conversation_id, user_id, role) "
                      "select ('00000000-0000-4000-9000-' || lpad(g::text, 12, '0'))::uuid, "
                      "('00000000-0000-4000-8000-' || lpad(u::text, 12, '0'))::uuid, 'member' "
-                     "from generate_series(1, %s) g, lateral (values (g), (g + %s)) v(u)", [users, users])
+                     "from generate_series(%s::int, %s::int) g, lateral (values (g), (g + 1000000)) v(u)", senders)
         conn.execute("vacuum analyze")
 
 
