@@ -5,7 +5,8 @@
     python bench/realtime_bench.py --rate 1000 --duration 15 --skip-idle
 
 It starts an embedded PostgreSQL (or uses DATABASE_URL), a fresh database, and the service as a
-separate uvicorn process (so its RSS is the service's alone), then:
+separate `msgops serve` process (the service's own protocol classes and connection guards; its RSS
+is measured apart from this client's), then:
 
 1. Idle sockets: opens N authenticated WebSockets (each a distinct user) and reports the service
    process's RSS growth per connection. Target: 10,000 sockets under 512 MB.
@@ -13,7 +14,8 @@ separate uvicorn process (so its RSS is the service's alone), then:
    into group conversations of three (sender + two recipients connected over WebSockets). Latency
    is measured from the message's *intended* send time to `message_received` at each recipient,
    so a sender that falls behind shows up as latency, not as a lower rate. Target: p99 < 250 ms at
-   1,000 messages/s.
+   1,000 messages/s. The rate ramps up over --warmup seconds, unmeasured; the p99 of each second
+   of the measured window is printed too, so a backlog that builds or drains shows.
 
    `--send-via ws` sends `send_message` frames instead; `--send-via sql` has the bench insert each
    row and NOTIFY it on the PostgreSQL bus itself, which measures the realtime side alone (the
@@ -100,6 +102,7 @@ def database(args: argparse.Namespace) -> Iterator[tuple[str, int | None]]:
 class Service:
     proc: subprocess.Popen[bytes]
     port: int
+    data_dir: Path
 
     @property
     def ps(self) -> psutil.Process:
@@ -114,18 +117,20 @@ class Service:
             self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
 def start_service(url: str, workers: int, pool_max: int, bus: str = "auto") -> Service:
+    """`msgops serve`: the service's own protocol classes and connection guards, as deployed (one
+    address opens every socket here, so the per-client connection cap is off)."""
     port = free_port()
+    data_dir = Path(tempfile.mkdtemp(prefix="msgops-rt-serve-"))
     env = {**os.environ, "DATABASE_URL": url, "MSGOPS_JWT_SECRET": SECRET, "MSGOPS_RATE_LIMITS": "off",
-           "MSGOPS_JOBS": "off", "MSGOPS_LOG_LEVEL": "WARNING", "MSGOPS_WORKERS": str(workers),
-           "MSGOPS_POOL_MAX": str(pool_max), "MSGOPS_BUS": bus,
+           "MSGOPS_JOBS": "off", "MSGOPS_LOG_LEVEL": "WARNING", "MSGOPS_POOL_MAX": str(pool_max), "MSGOPS_BUS": bus,
+           "MSGOPS_MAX_CONNECTIONS_PER_CLIENT": "0",
            "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    cmd = [sys.executable, "-m", "uvicorn", "service.app:app_from_env", "--factory", "--host", "127.0.0.1",
-           "--port", str(port), "--ws", "websockets-sansio", "--ws-per-message-deflate", "false",
-           "--loop", "uvloop", "--http", "httptools", "--log-level", "warning", "--backlog", "8192",
-           "--no-access-log", "--workers", str(workers)]
+    cmd = [sys.executable, "-m", "msgops.cli", "serve", "--port", str(port), "--database-url", url,
+           "--workers", str(workers), "--data-dir", str(data_dir), "--quiet"]
     proc = subprocess.Popen(cmd, env=env, cwd=str(ROOT), stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -134,9 +139,10 @@ def start_service(url: str, workers: int, pool_max: int, bus: str = "auto") -> S
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1) as s:
             s.sendall(b"GET /health HTTP/1.1\r\nHost: bench\r\n\r\n")
             if b" 200 " in s.recv(200):
-                return Service(proc, port)
+                return Service(proc, port, data_dir)
         time.sleep(0.2)
     proc.kill()
+    shutil.rmtree(data_dir, ignore_errors=True)
     raise SystemExit("the service did not become healthy within 60 s")
 
 
@@ -246,6 +252,8 @@ class LatencyRun:
     intended: dict[int, float] = field(default_factory=dict)
     deliveries: dict[int, int] = field(default_factory=dict)
     measure_from: int = 0
+    measure_start: float = 0.0
+    by_second: dict[int, list[float]] = field(default_factory=dict)  # second of the window -> latencies, ms
     sent: int = 0
     errors: int = 0
     late: int = 0
@@ -282,6 +290,8 @@ async def receive(ws: ClientConnection, run: LatencyRun) -> None:
         run.deliveries[i] = run.deliveries.get(i, 0) + 1
         if i >= run.measure_from:
             run.histogram.record_value(max(1, int((now - run.intended[i]) * 1_000_000)))
+            run.by_second.setdefault(int(run.intended[i] - run.measure_start), []).append(
+                (now - run.intended[i]) * 1000)
             # The sender may read its 201 after the recipient got the message: then ~0.
             run.after_store.record_value(max(1, int((now - run.stored_at.get(i, now)) * 1_000_000)))
 
@@ -365,12 +375,24 @@ async def latency(svc: Service, url: str, postmaster: int | None, rate: float, d
         except Exception:
             run.errors += 1
 
-    total = int(rate * (warmup + duration))
-    run.measure_from = int(rate * warmup)
-    meter = CpuMeter(svc, postmaster)
+    # Warm-up: the rate ramps up from a tenth to the target, so that the service's start-up work
+    # (connections to open, first calls to plan, callers to verify) is done before the measured window,
+    # as a real service reaches a high rate; then `duration` seconds at the target rate.
+    offsets: list[float] = []
+    t = 0.0
+    while t < warmup:
+        offsets.append(t)
+        t += 1 / (rate * (0.1 + 0.9 * t / warmup))
+    run.measure_from = len(offsets)
+    offsets += [t + k / rate for k in range(int(rate * duration))]
+    total = len(offsets)
+    meter: CpuMeter | None = None
     start = time.perf_counter() + 0.1
+    run.measure_start = start + t
     for i in range(total):
-        due = start + i / rate
+        due = start + offsets[i]
+        if i == run.measure_from:
+            meter = CpuMeter(svc, postmaster)  # over the measured window only
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
@@ -384,8 +406,8 @@ async def latency(svc: Service, url: str, postmaster: int | None, rate: float, d
         pending.add(task)
         task.add_done_callback(pending.discard)
         run.sent += 1
-    elapsed = time.perf_counter() - start
-    cpu = meter.shares()  # over the sending window only
+    elapsed = time.perf_counter() - run.measure_start
+    cpu = meter.shares() if meter is not None else ""
     if pending:
         await asyncio.wait(pending, timeout=30)
     deadline = time.monotonic() + 10
@@ -402,7 +424,9 @@ async def latency(svc: Service, url: str, postmaster: int | None, rate: float, d
     lost = sum(1 for i in range(total) if run.deliveries.get(i, 0) < 2)
     duplicated = sum(1 for n in run.deliveries.values() if n > 2)
     h = run.histogram
-    return {"rate": rate, "achieved": total / elapsed, "sent": total, "errors": run.errors, "late": run.late,
+    per_second = [_p99(run.by_second.get(k, [])) for k in range(int(duration))]
+    return {"rate": rate, "achieved": (total - run.measure_from) / elapsed, "sent": total - run.measure_from,
+            "per_second_p99": per_second, "errors": run.errors, "late": run.late,
             "max_lag_ms": run.max_lag * 1000, "expected": expected, "received": received, "lost": lost,
             "duplicated": duplicated, "p50": h.get_value_at_percentile(50) / 1000,
             "p95": h.get_value_at_percentile(95) / 1000, "p99": h.get_value_at_percentile(99) / 1000,
@@ -411,6 +435,10 @@ async def latency(svc: Service, url: str, postmaster: int | None, rate: float, d
             "http_p99": run.http.get_value_at_percentile(99) / 1000,
             "after_p50": run.after_store.get_value_at_percentile(50) / 1000,
             "after_p99": run.after_store.get_value_at_percentile(99) / 1000}
+
+
+def _p99(values: list[float]) -> float:
+    return sorted(values)[int(0.99 * (len(values) - 1))] if values else float("nan")
 
 
 class CpuMeter:
@@ -453,7 +481,8 @@ def main() -> None:
     parser.add_argument("--connect-concurrency", type=int, default=200)
     parser.add_argument("--rate", type=float, default=1000.0, help="messages per second (part 2)")
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds (part 2)")
-    parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds first (part 2)")
+    parser.add_argument("--warmup", type=float, default=5.0,
+                        help="unmeasured seconds first, the rate ramping up to --rate (part 2)")
     parser.add_argument("--conversations", type=int, default=250, help="groups of three (part 2)")
     parser.add_argument("--http-connections", type=int, default=16, help="sender's keep-alive connections")
     parser.add_argument("--send-via", choices=("rest", "ws", "sql"), default="rest",
@@ -512,6 +541,7 @@ def main() -> None:
             print(f"   storing it (intended time -> 201 / message_sent / INSERT done): p50 {r['http_p50']:.1f} ms, "
                   f"p99 {r['http_p99']:.1f} ms; delivery after that: p50 {r['after_p50']:.1f} ms, "
                   f"p99 {r['after_p99']:.1f} ms")
+            print("   p99 by second of the window (ms): " + " ".join(f"{v:.0f}" for v in r["per_second_p99"]))
             print(f"   CPU (share of one core): {cpu}")
             print(f"   limits: {_latency_limit(r)}")
 
