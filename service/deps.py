@@ -54,11 +54,9 @@ async def verified_user(state: AppState, token: str) -> Claims:
 
 async def ensure_profile(state: AppState, claims: Claims) -> None:
     name = sanitize.display_name(claims.name)  # other members see it: the same cleaning as any text
-    async with state.db.transaction(claims) as conn:
-        await conn.execute(
-            "insert into public.profiles (id, email, display_name) values (%s, %s, %s) on conflict (id) do nothing",
-            (claims.sub, claims.email, name),
-        )
+    # One round trip: the function takes the caller's role and claims for its own transaction.
+    await state.db.fetch_one_as(claims, "select public.ensure_profile_as(%s, %s, %s, %s, %s)",
+                                (claims.sub, claims.email, name))
     if len(state.known_users) > _MAX_KNOWN_USERS:
         state.known_users.clear()
     assert claims.sub is not None
