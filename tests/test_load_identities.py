@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from msgops.errors import UserError
-from msgops.load.identities import Layout, LoadSigner, signing_source
+from msgops.load.identities import Layout, LoadSigner, send_stride, signing_source
 from msgops.load.plan import Plan
 
 SECRET = "a-test-secret-of-at-least-32-bytes!!"
@@ -96,3 +96,21 @@ def test_a_target_whose_tokens_msgops_cannot_sign_is_refused_with_the_fix() -> N
     with pytest.raises(UserError, match="IDP_KEY"):
         signing_source({"source": "private_key", "key_env": "IDP_KEY"}, {}, None)
     assert signing_source({"source": "hs256", "secret_env": "MY_SECRET"}, {"MY_SECRET": "x" * 32}, None)[1] == "x" * 32
+
+
+@pytest.mark.parametrize(("members", "group_size", "generators"),
+                         [(400, 2, 1), (1000, 10, 1), (1000, 10, 2), (37, 3, 2), (12, 5, 1)])
+def test_open_model_sends_take_turns_across_conversations(members: int, group_size: int, generators: int) -> None:
+    """In plain order a conversation's members sent one after the other, milliseconds apart, each
+    waiting for the room's seq the one before held: the stride keeps consecutive sends in different
+    conversations, and still gives every user exactly one send per round."""
+    layout = Layout("s33d", members, group_size=group_size)
+    for index in range(generators):
+        share = layout.senders(index, generators)
+        n = len(share)
+        picks = [share[k * send_stride(n) % n] for k in range(2 * n)]
+        assert sorted(picks[:n]) == list(share) and picks[n:] == picks[:n]
+        rooms = [layout.conversation_of(u) for u in picks]
+        assert [k for k in range(len(rooms) - 1) if rooms[k] == rooms[k + 1]] == []
+        plain = [layout.conversation_of(u) for u in share]
+        assert any(plain[k] == plain[k + 1] for k in range(n - 1))  # what the stride avoids

@@ -5,7 +5,9 @@ n % G == k, so together they keep one schedule. Each send runs in its own greenl
 `max_inflight` at once); its latency is measured from the *intended* start, so a slow service
 cannot slow the arrivals and hide its queueing (no coordinated omission). A send that starts more
 than `late_after` behind schedule is counted late; one that cannot start within `drop_after` is
-dropped and counted as a failed request.
+dropped and counted as a failed request. Send k of a process goes to its user (k * stride) % n
+(msgops.load.identities.send_stride): every user sends once per n sends, and consecutive sends go
+to different conversations.
 
 Requests take turns on `connections` keep-alive connections (split across the generators), as k6's
 VUs each keep their own: one shared pool would reuse the few connections that happen to be free,
@@ -25,6 +27,7 @@ from locust.env import Environment
 from msgload import actions
 from msgload.http import Client
 from msgload.runstate import RUN
+from msgops.load.identities import send_stride
 
 Action = Callable[[Client, int, int, float], None]
 _pools: list[Pool] = []
@@ -57,10 +60,12 @@ def _stream(clients: list[Client], pool: Pool, rate: float, action: Action, iden
             name: str) -> None:
     plan = RUN.require_plan()
     generators = max(1, plan.generators)
+    users = len(identities)
+    stride = send_stride(users)  # consecutive sends to different conversations
     # Tokens are minted on first use: mint those this stream will use before its window opens, so
     # that the schedule never waits for a signature.
-    for k, user in enumerate(identities[:int(rate * plan.send_for_s / generators) + 1]):
-        RUN.identity(user)
+    for k in range(min(users, int(rate * plan.send_for_s / generators) + 1)):
+        RUN.identity(identities[k * stride % users])
         if k % 100 == 99:
             gevent.sleep(0)
     start, end = RUN.window()
@@ -83,7 +88,7 @@ def _stream(clients: list[Client], pool: Pool, rate: float, action: Action, iden
         else:
             RUN.recorder.scheduled(late=lateness > late_after)
             client = clients[(n // generators) % len(clients)]
-            pool.spawn(_tracked, action, name, client, identities[(n // generators) % len(identities)], n, intended)
+            pool.spawn(_tracked, action, name, client, identities[(n // generators) * stride % users], n, intended)
         n += generators
 
 

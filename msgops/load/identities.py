@@ -116,6 +116,22 @@ class Layout:
         return asdict(self)
 
 
+def send_stride(n: int) -> int:
+    """The step an open-model stream takes through its n users: send k goes to user (k * stride) % n.
+
+    The users of one conversation are numbered together, so taken in plain order a conversation of
+    g members got g sends in a row, a few milliseconds apart, each waiting for the one before to
+    commit its room's seq: bursts the workload would not have. A step of about 0.618 n (coprime to
+    n, so every user still sends exactly once per n sends, keeping each under a per-user rate
+    limit) puts consecutive sends, and any few in a row, far apart in the numbering."""
+    if n < 3:
+        return 1
+    stride = round(n * 0.6180339887)
+    while math.gcd(stride, n) != 1:
+        stride += 1
+    return stride
+
+
 # Tokens ------------------------------------------------------------------------------------------------
 
 
