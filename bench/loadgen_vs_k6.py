@@ -11,7 +11,8 @@ rate limits off on an embedded PostgreSQL. Every run of either generator brings 
 rate, none of whom the service has seen before: `msgops load` provisions its own for each run, and
 k6 gets a fresh batch each time. (With k6 reusing one batch, the service would know k6's users from
 the second run on, and only msgops load's first second would pay for verifying and recording each
-new caller: about 7 % of a 15 s run, enough to move its p95.)
+new caller: about 7 % of a 15 s run, enough to move its p95.) Both send in direct conversations
+of two, whose every message also records a notification for the partner.
 
     python bench/loadgen_vs_k6.py [--rates 200,400] [--duration 15] [--kinds POST,GET]
 
@@ -145,7 +146,7 @@ def new_targets(url: str, workdir: Path, users: int) -> Path:
     """A batch of `users` users the service has not seen (each with a conversation of two), their
     tokens and conversations in a targets file for k6."""
     first = next(_batches)
-    provision(url, users, first)
+    provision(url, users, first, direct=True)  # as msgops load's conversations of two: direct ones
     path = workdir / f"targets-{first}.json"
     path.write_text(json.dumps([{"token": mint_token(SECRET, user_id(n), ttl=7200), "conv": conversation_id(n)}
                                 for n in range(first, first + users)]))

@@ -71,18 +71,22 @@ def conversation_id(n: int) -> str:
 
 
 
-def provision(url: str, users: int, first: int = 1) -> None:
-    """Users first .. first+users-1 each send in group conversation n (the same number), with a partner
-    10**6 places on; another batch (another `first`) brings users the service has never seen."""
+def provision(url: str, users: int, first: int = 1, direct: bool = False) -> None:
+    """Users first .. first+users-1 each send in conversation n (the same number), with a partner 10**6
+    places on: a group of two, or with `direct` a direct conversation (whose messages notify the
+    partner). Another batch (another `first`) brings users the service has never seen."""
     senders = [first, first + users - 1]
+    user = "('00000000-0000-4000-8000-' || lpad({}::text, 12, '0'))"
+    direct_key = f"{user.format('g')} || ':' || {user.format('(g + 1000000)')}" if direct else "null"
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("insert into public.profiles (id, display_name) select ('00000000-0000-4000-8000-' || "
                      "lpad(u::text, 12, '0'))::uuid, 'bench ' || u from generate_series(%s::int, %s::int) g, "
                      "lateral (values (g), (g + 1000000)) v(u)", senders)
-        conn.execute("insert into public.conversations (id, kind, title, created_by) select "
-                     "('00000000-0000-4000-9000-' || lpad(g::text, 12, '0'))::uuid, 'group', 'bench', "
+        conn.execute("insert into public.conversations (id, kind, title, direct_key, created_by) select "
+                     "('00000000-0000-4000-9000-' || lpad(g::text, 12, '0'))::uuid, %s, %s, " + direct_key + ", "
                      "('00000000-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid "
-                     "from generate_series(%s::int, %s::int) g", senders)
+                     "from generate_series(%s::int, %s::int) g",
+                     ["direct" if direct else "group", None if direct else "bench", *senders])
         conn.execute("insert into public.conversation_members (conversation_id, user_id, role) "
                      "select ('00000000-0000-4000-9000-' || lpad(g::text, 12, '0'))::uuid, "
                      "('00000000-0000-4000-8000-' || lpad(u::text, 12, '0'))::uuid, 'member' "
