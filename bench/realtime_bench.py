@@ -34,7 +34,6 @@ import contextlib
 import gc
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -54,11 +53,15 @@ from websockets.asyncio.client import ClientConnection, connect
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from msgops.embedded import EmbeddedPostgres, free_port  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import send_throughput  # noqa: E402
+from send_throughput import SECRET  # noqa: E402
+
+from msgops.embedded import EmbeddedPostgres  # noqa: E402
 from service.auth import mint_token  # noqa: E402
 from service.migrate import migrate  # noqa: E402
 
-SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
 MB = 1024 * 1024
 
 
@@ -123,27 +126,11 @@ class Service:
 def start_service(url: str, workers: int, pool_max: int, bus: str = "auto") -> Service:
     """`msgops serve`: the service's own protocol classes and connection guards, as deployed (one
     address opens every socket here, so the per-client connection cap is off)."""
-    port = free_port()
-    data_dir = Path(tempfile.mkdtemp(prefix="msgops-rt-serve-"))
-    env = {**os.environ, "DATABASE_URL": url, "MSGOPS_JWT_SECRET": SECRET, "MSGOPS_RATE_LIMITS": "off",
-           "MSGOPS_JOBS": "off", "MSGOPS_LOG_LEVEL": "WARNING", "MSGOPS_POOL_MAX": str(pool_max), "MSGOPS_BUS": bus,
-           "MSGOPS_MAX_CONNECTIONS_PER_CLIENT": "0",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    cmd = [sys.executable, "-m", "msgops.cli", "serve", "--port", str(port), "--database-url", url,
-           "--workers", str(workers), "--data-dir", str(data_dir), "--quiet"]
-    proc = subprocess.Popen(cmd, env=env, cwd=str(ROOT), stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit("the service exited during startup; run it by hand to see why")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-            s.sendall(b"GET /health HTTP/1.1\r\nHost: bench\r\n\r\n")
-            if b" 200 " in s.recv(200):
-                return Service(proc, port, data_dir)
-        time.sleep(0.2)
-    proc.kill()
-    shutil.rmtree(data_dir, ignore_errors=True)
-    raise SystemExit("the service did not become healthy within 60 s")
+    workdir = Path(tempfile.mkdtemp(prefix="msgops-rt-serve-"))
+    proc, base = send_throughput.start_service(
+        url, workers, workdir, pool_max=pool_max,
+        env={"MSGOPS_BUS": bus, "MSGOPS_MAX_CONNECTIONS_PER_CLIENT": "0"})
+    return Service(proc, int(base.rsplit(":", 1)[1]), workdir)
 
 
 def token(user: uuid.UUID) -> str:

@@ -283,17 +283,18 @@ def run_api(url: str, targets: tuple[Path, Path], connections: int, duration: in
             "count": r["requests"], "errors": errors, "cpu": cpu}
 
 
-def start_service(url: str, workers: int, workdir: Path, root: Path = ROOT,
-                  pool_max: int | None = None, profile: bool = False) -> tuple[subprocess.Popen, str]:
-    """`msgops serve` from the checkout at `root` (this one by default); `profile`: its processes
-    sample their CPU into workdir/cpu (see profile_groups)."""
+def start_service(url: str, workers: int, workdir: Path, root: Path = ROOT, pool_max: int | None = None,
+                  profile: bool = False, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """`msgops serve` from the checkout at `root` (this one by default), with rate limits off and
+    `env` on top; `profile`: its processes sample their CPU into workdir/cpu (see profile_groups)."""
     port = free_port()
     sampling = profile_groups.sampling_env(workdir / "cpu") if profile else {}
     env = dict(os.environ, MSGOPS_JWT_SECRET=SECRET, MSGOPS_RATE_LIMITS="off", MSGOPS_LOG_LEVEL="WARNING",
                MSGOPS_JOBS="off", MSGOPS_POOL_MAX=str(pool_max or max(8, 32 // workers)),
                MSGOPS_CPU_SAMPLE_DIR=sampling.get("MSGOPS_CPU_SAMPLE_DIR", ""),
                PYTHONPATH=os.pathsep.join([str(root), *filter(None, [sampling.get("PYTHONPATH"),
-                                                                    os.environ.get("PYTHONPATH")])]))
+                                                                    os.environ.get("PYTHONPATH")])]),
+               **(env or {}))
     workdir.mkdir(parents=True, exist_ok=True)
     log = open(workdir / "service.log", "w")  # noqa: SIM115 - lives as long as the service
     proc = subprocess.Popen([sys.executable, "-m", "msgops.cli", "serve", "--port", str(port), "--database-url",

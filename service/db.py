@@ -4,6 +4,7 @@ claims with set_config(..., true): transaction-local, so a pooled connection nev
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -53,17 +54,21 @@ class Database:
 
     @asynccontextmanager
     async def connection(self, timeout_s: float | None = None) -> AsyncIterator[Conn]:
-        """A pooled connection, after a turn in the queue of at most timeout_s (PoolTimeout then)."""
+        """A pooled connection within timeout_s in all, the turn in the queue included (PoolTimeout then)."""
+        timeout = self.timeout_s if timeout_s is None else timeout_s
+        started = time.monotonic()
         if self._slots.locked():
             try:
-                async with asyncio.timeout(self.timeout_s if timeout_s is None else timeout_s):
+                async with asyncio.timeout(timeout):
                     await self._slots.acquire()
             except TimeoutError:
                 raise PoolTimeout("no database connection became free in time") from None
         else:
             await self._slots.acquire()  # free: returns at once
         try:
-            async with self.pool.connection(timeout=timeout_s) as conn:
+            # What is left of the same timeout (the pool still waits while it reconnects a connection).
+            left = max(0.001, timeout - (time.monotonic() - started))
+            async with self.pool.connection(timeout=left) as conn:
                 yield conn
         finally:
             self._slots.release()
