@@ -7,8 +7,9 @@ Users (closed model; how many of each comes from the profile, as fixed counts):
   Listener     holds a WebSocket joined to its conversation; a greenlet receives and times deliveries
   Broadcaster  sends a broadcast as an organizer every pacing.broadcaster
   Uploader     uploads a ~10 MB file into its conversation every pacing.uploader
-The open model (profile `open:`) sends at a target rate from every generator process, whatever the
-users do; see msgload/openloop.py.
+The HTTP users act in the send window only (settle and drain are for sockets and deliveries), each
+from its own random phase. The open model (profile `open:`) sends at a target rate from every
+generator process, whatever the users do; see msgload/openloop.py.
 """
 
 from __future__ import annotations
@@ -77,8 +78,11 @@ class _Http(User):
 
     def on_start(self) -> None:
         self.slot = RUN.next_slot(type(self).__name__)
-        # A random phase: users spawned together would otherwise act in lockstep forever (pacing
-        # keeps their phase) and measure their own bursts.
+        # Users act in the send window, what the run measures, each from a random phase of its
+        # pacing after the window opens: users who started together (or waited for the window
+        # together) would otherwise act in lockstep forever (pacing keeps their phase) and measure
+        # their own bursts.
+        RUN.wait_for_window()
         gevent.sleep(random.uniform(0, _pacing(type(self).__name__.lower())))
         self.due = time.perf_counter()  # the first task starts now; `paced` counts from here
 
@@ -105,6 +109,9 @@ class Reader(_Http):
 
     @task
     def read(self) -> None:
+        if not RUN.wait_for_window():
+            gevent.sleep(3600)
+            return
         senders = RUN.senders()
         actions.read(self.client, senders[self.slot % len(senders)])
 

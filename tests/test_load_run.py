@@ -110,18 +110,21 @@ class Refusals:
 
 
 class Arrivals:
-    """Records when each GET reaches the service (monotonic seconds), and the client address (the
-    connection) of each message send."""
+    """Records when each reader's GET /conversations?limit=20 and each message send reaches the
+    service (monotonic seconds), and the client address (the connection) of each message send."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.times: list[float] = []
+        self.send_times: list[float] = []
         self.send_connections: list[tuple[str, int]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET":
+        if (scope["type"] == "http" and scope["method"] == "GET" and scope["path"] == "/conversations"
+                and scope["query_string"] == b"limit=20"):  # a reader's (provisioning lists without a limit)
             self.times.append(time.monotonic())
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].endswith("/messages"):
+            self.send_times.append(time.monotonic())
             self.send_connections.append(tuple(scope["client"]))
         await self.app(scope, receive, send)
 
@@ -363,32 +366,39 @@ name: spread
 requires: {rate_limits: off}
 provision: {users: 20, group_size: 2}
 spawn_rate: 500
-settle: 0.5s
+settle: 1s
 duration: 5s
 delivery_timeout: 1s
-users: {reader: 20}
-pacing: {reader: 1s}
-reader_mix: {conversations: 1}
+drain: 1s
+users: {reader: 20, sender: 20}
+pacing: {reader: 1s, sender: 1s}
+reader_mix: {conversations: 1, history: 0, search: 0, communities: 0}
 thresholds: ['http.error_rate < 0.01']
 """
 
 
 def test_closed_model_users_keep_their_random_phase(wrapped_service: Any, tmp_path: Path) -> None:
-    """20 readers spawned at once, each reading every second: their requests spread over the second
-    instead of arriving in one burst per second (the phase each user sleeps in on_start is kept)."""
+    """20 readers and 20 senders spawned at once, each acting every second once the send window
+    opens: their requests spread over the second instead of arriving in one burst per second (each
+    user's random phase is kept, counted from the window's start), and none falls in settle or drain."""
     arrivals: list[Arrivals] = []
     svc = wrapped_service(lambda app: arrivals.append(Arrivals(app)) or arrivals[0], rate_limits={})
-    code, output, _ = run_load(tmp_path, svc.url, "--profile", profile_file(tmp_path, SPREAD))
+    code, output, out = run_load(tmp_path, svc.url, "--profile", profile_file(tmp_path, SPREAD))
     assert code == 0, output
-    times = arrivals[0].times
-    # The readers' requests: the last GETs, after the first second of reading (each user's first
-    # request comes after its random phase in any case; lockstep shows from the second one on).
-    reads = [t for t in times if t > times[-1] - 4.5][-60:]
-    assert len(reads) >= 60, f"only {len(reads)} reads"
-    share = densest_share(reads, period=1.0, width=0.2)
-    # Uniform phases put about 0.2 of the arrivals in the densest 0.2 s window; 20 users can, by chance,
-    # bunch up to half of them there. Lockstep puts 0.8 or more there (measured before the fix).
-    assert share < 0.65, f"{share:.0%} of the reads arrive within 0.2 s of each second: users in lockstep"
+    endpoints = load_results(out).endpoints
+    for name, times in (("GET /conversations", arrivals[0].times),
+                        ("POST /conversations/{id}/messages", arrivals[0].send_times)):
+        # 20 users x 5 s, each acting once per second from its phase: 100 (one less for a user whose
+        # phase put its fifth request past the window's end), none in the 1 s of settle or drain.
+        assert 80 <= len(times) <= 100, f"{name}: {len(times)} requests in a 5 s window"
+        assert endpoints[name].requests == len(times)
+        assert max(times) - min(times) < 5.5
+        # After each user's first request (its phase), lockstep would show from the second one on.
+        later = [t for t in times if t > min(times) + 1.0]
+        share = densest_share(later, period=1.0, width=0.2)
+        # Uniform phases put about 0.2 of the arrivals in the densest 0.2 s window; 20 users can, by
+        # chance, bunch up to half of them there. Lockstep puts 0.8 or more there (measured before the fix).
+        assert share < 0.65, f"{name}: {share:.0%} arrive within 0.2 s of each second: users in lockstep"
 
 
 def test_open_model_sends_take_turns_on_its_connections(wrapped_service: Any, tmp_path: Path) -> None:
