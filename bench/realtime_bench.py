@@ -3,6 +3,7 @@
     python bench/realtime_bench.py                       # both parts, defaults below
     python bench/realtime_bench.py --sockets 10000 --skip-latency
     python bench/realtime_bench.py --rate 1000 --duration 15 --skip-idle
+    python bench/realtime_bench.py --skip-idle --profile --pg-statements 15   # where the CPU goes
 
 It starts an embedded PostgreSQL (or uses DATABASE_URL), a fresh database, and the service as a
 separate `msgops serve` process (the service's own protocol classes and connection guards; its RSS
@@ -39,6 +40,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +57,7 @@ sys.path.insert(0, str(ROOT))
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import profile_groups  # noqa: E402
 import send_throughput  # noqa: E402
 from send_throughput import SECRET  # noqa: E402
 
@@ -78,6 +81,8 @@ def database(args: argparse.Namespace) -> Iterator[tuple[str, int | None]]:
     else:
         tmp = Path(tempfile.mkdtemp(prefix="msgops-bench-"))
         settings = {"max_connections": "300"}
+        if args.pg_statements:
+            settings.update({"shared_preload_libraries": "pg_stat_statements", "pg_stat_statements.track": "all"})
         if args.unsafe_fast_db:
             settings.update({"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"})
         server = EmbeddedPostgres(tmp, settings=settings)
@@ -114,21 +119,22 @@ class Service:
     def rss(self) -> int:
         return int(self.ps.memory_info().rss)
 
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+    def stop(self) -> Counter[str] | None:
+        """Stop it; with --profile, its CPU samples by group (written as it exits)."""
+        send_throughput.stop(self.proc)
+        files = list((self.data_dir / "cpu").glob("cpu-*.txt"))
+        profile = profile_groups.grouped(files) if files else None
         shutil.rmtree(self.data_dir, ignore_errors=True)
+        return profile
 
 
-def start_service(url: str, workers: int, pool_max: int, bus: str = "auto") -> Service:
+def start_service(url: str, workers: int, pool_max: int, bus: str = "auto", profile: bool = False) -> Service:
     """`msgops serve`: the service's own protocol classes and connection guards, as deployed (one
-    address opens every socket here, so the per-client connection cap is off)."""
+    address opens every socket here, so the per-client connection cap is off). `profile`: its
+    processes sample their CPU (bench/cpu_sampler)."""
     workdir = Path(tempfile.mkdtemp(prefix="msgops-rt-serve-"))
     proc, base = send_throughput.start_service(
-        url, workers, workdir, pool_max=pool_max,
+        url, workers, workdir, pool_max=pool_max, profile=profile,
         env={"MSGOPS_BUS": bus, "MSGOPS_MAX_CONNECTIONS_PER_CLIENT": "0"})
     return Service(proc, int(base.rsplit(":", 1)[1]), workdir)
 
@@ -479,6 +485,11 @@ def main() -> None:
     parser.add_argument("--pool-max", type=int, default=20, help="database pool size per service process")
     parser.add_argument("--unsafe-fast-db", action="store_true",
                         help="embedded PostgreSQL with fsync and synchronous_commit off")
+    parser.add_argument("--profile", action="store_true",
+                        help="part 2: sample the service's CPU and print where it went, by group")
+    parser.add_argument("--pg-statements", type=int, default=0, metavar="N",
+                        help="part 2: print the N statements PostgreSQL spent most time in (pg_stat_statements, "
+                             "loaded on the embedded server; DATABASE_URL's must preload it)")
     parser.add_argument("--skip-idle", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
     args = parser.parse_args()
@@ -507,13 +518,14 @@ def main() -> None:
             gc.collect()
         if not args.skip_latency:
             svc = start_service(url, args.workers, args.pool_max,
-                                bus="postgres" if args.send_via == "sql" else "auto")
+                                bus="postgres" if args.send_via == "sql" else "auto", profile=args.profile)
+            statements = bool(args.pg_statements) and statements_reset(url)
             try:
                 r = asyncio.run(latency(svc, url, postmaster, args.rate, args.duration, args.warmup, args.conversations,
                                         args.http_connections, args.send_via))
                 cpu = r["cpu"]
             finally:
-                svc.stop()
+                profile = svc.stop()
             how = {"rest": "REST send", "ws": "send_message frame",
                    "sql": "row inserted + NOTIFY by the bench"}[args.send_via]
             print(f"\n2. Delivery latency, {how} -> message_received at 2 recipients, "
@@ -531,6 +543,37 @@ def main() -> None:
             print("   p99 by second of the window (ms): " + " ".join(f"{v:.0f}" for v in r["per_second_p99"]))
             print(f"   CPU (share of one core): {cpu}")
             print(f"   limits: {_latency_limit(r)}")
+            if statements:
+                print(f"\n   PostgreSQL statements by total time (warm-up and window; nested ones counted inside "
+                      f"their callers too):\n   {'calls':>7} {'total ms':>9} {'mean ms':>8}  statement")
+                for calls, total, mean, query in statements_top(url, args.pg_statements):
+                    print(f"   {calls:>7} {total:>9.0f} {mean:>8.3f}  {query}")
+            if profile:
+                print("\n   where the service's CPU went (all its processes):")
+                profile_groups.print_table({"service": profile})
+
+
+def statements_reset(url: str) -> bool:
+    """Start pg_stat_statements afresh; False (and why) where the server does not have it loaded."""
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("create extension if not exists pg_stat_statements")
+            conn.execute("select pg_stat_statements_reset()")
+    except psycopg.Error as exc:
+        print(f"   --pg-statements: not available on this server ({str(exc).strip().splitlines()[0]}); "
+              "it needs shared_preload_libraries = 'pg_stat_statements'")
+        return False
+    return True
+
+
+def statements_top(url: str, n: int) -> list[tuple[int, float, float, str]]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "select calls, total_exec_time, total_exec_time / greatest(calls, 1), "
+            "left(regexp_replace(query, '\\s+', ' ', 'g'), 100) from pg_stat_statements "
+            "where dbid = (select oid from pg_database where datname = current_database()) "
+            "order by total_exec_time desc limit %s", (n,)).fetchall()
+    return [(int(c), float(t), float(m), str(q)) for c, t, m, q in rows]
 
 
 def _latency_limit(r: dict[str, Any]) -> str:
