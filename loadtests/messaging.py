@@ -86,6 +86,13 @@ class _Http(User):
         gevent.sleep(random.uniform(0, _pacing(type(self).__name__.lower())))
         self.due = time.perf_counter()  # the first task starts now; `paced` counts from here
 
+    def window_closed(self) -> bool:
+        """True once the send window is over; the user then stays idle until the run ends."""
+        if RUN.wait_for_window():
+            return False
+        gevent.sleep(3600)
+        return True
+
 
 class Sender(_Http):
     fixed_count = _count("sender")
@@ -93,8 +100,7 @@ class Sender(_Http):
 
     @task
     def send(self) -> None:
-        if not RUN.wait_for_window():
-            gevent.sleep(3600)  # the send window is over: stay idle until the run ends
+        if self.window_closed():
             return
         senders = RUN.senders()
         actions.send_message(self.client, senders[self.slot % len(senders)], self.slot)
@@ -109,8 +115,7 @@ class Reader(_Http):
 
     @task
     def read(self) -> None:
-        if not RUN.wait_for_window():
-            gevent.sleep(3600)
+        if self.window_closed():
             return
         senders = RUN.senders()
         actions.read(self.client, senders[self.slot % len(senders)])
@@ -122,8 +127,7 @@ class Broadcaster(_Http):
 
     @task
     def broadcast(self) -> None:
-        if not RUN.wait_for_window():
-            gevent.sleep(3600)
+        if self.window_closed():
             return
         organizers = RUN.organizers()
         actions.send_broadcast(self.client, organizers[self.slot % len(organizers)], self.slot)
@@ -136,8 +140,7 @@ class Uploader(_Http):
 
     @task
     def upload(self) -> None:
-        if not RUN.wait_for_window():
-            gevent.sleep(3600)
+        if self.window_closed():
             return
         senders = RUN.senders()
         actions.upload(self.client, senders[self.slot % len(senders)])

@@ -61,11 +61,15 @@ def _stream(clients: list[Client], pool: Pool, rate: float, action: Action, iden
     plan = RUN.require_plan()
     generators = max(1, plan.generators)
     users = len(identities)
-    stride = send_stride(users)  # consecutive sends to different conversations
+    stride = send_stride(users)
+
+    def user(k: int) -> int:  # this stream's k-th send: consecutive sends to different conversations
+        return identities[k * stride % users]
+
     # Tokens are minted on first use: mint those this stream will use before its window opens, so
     # that the schedule never waits for a signature.
     for k in range(min(users, int(rate * plan.send_for_s / generators) + 1)):
-        RUN.identity(identities[k * stride % users])
+        RUN.identity(user(k))
         if k % 100 == 99:
             gevent.sleep(0)
     start, end = RUN.window()
@@ -88,7 +92,7 @@ def _stream(clients: list[Client], pool: Pool, rate: float, action: Action, iden
         else:
             RUN.recorder.scheduled(late=lateness > late_after)
             client = clients[(n // generators) % len(clients)]
-            pool.spawn(_tracked, action, name, client, identities[(n // generators) * stride % users], n, intended)
+            pool.spawn(_tracked, action, name, client, user(n // generators), n, intended)
         n += generators
 
 

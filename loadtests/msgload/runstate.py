@@ -102,6 +102,8 @@ class Run:
         """Epoch seconds of this process's send window: it opens at the planned time, or once this
         process's listening sockets are all open if they take longer (connections then do not
         compete with the first sends), and lasts `send_for_s`."""
+        if self._window is not None:  # set once per run: every request of every user asks
+            return self._window
         with self._window_lock:
             if self._window is None:
                 plan = self.require_plan()
