@@ -78,7 +78,8 @@ class RunningService:
 
 def start_service(database_url: str, **overrides: Any) -> RunningService:
     values: dict[str, Any] = {"database_url": database_url, "jwt_secret": JWT_SECRET, "log_level": "WARNING",
-                              "jobs_enabled": False, "database_private": True}
+                              "jobs_enabled": False, "database_private": True,
+                              "pool_min": 2}  # many services share one test server: open small pools
     values.update(overrides)
     settings = Settings(**values)
     app = create_app(settings)

@@ -556,3 +556,44 @@ def test_requests_queue_for_a_database_connection_and_time_out_as_pool_timeout(d
     waited, answer = asyncio.run(scenario())
     assert 0.25 <= waited < 3, waited
     assert answer == 42
+
+
+
+def test_pool_opens_full_and_hands_out_the_connection_returned_last(database_url: str) -> None:
+    """The pool opens every connection at start-up (MSGOPS_POOL_MIN defaults to the max) and reuses the
+    one returned last, so the backends a light load needs stay warm and the rest stay idle."""
+    import asyncio
+    from contextlib import AsyncExitStack
+
+    from service.app import create_app
+    from service.db import Database
+    from service.settings import Settings
+
+    assert Settings.from_env(database_url=database_url).pool_min is None
+    db = create_app(Settings(database_url=database_url, jwt_secret=JWT_SECRET, pool_max=3)).state.msgops.db
+    assert (db.pool.min_size, db.pool.max_size) == (3, 3)
+
+    async def pid(conn: Any) -> int:
+        row = await (await conn.execute("select pg_backend_pid() as pid")).fetchone()
+        return int(row["pid"])
+
+    async def scenario() -> tuple[list[int], list[int]]:
+        db = Database(database_url, min_size=4, max_size=4)
+        await db.open()
+        try:
+            assert db.pool.get_stats()["pool_size"] == 4
+            stacks = [AsyncExitStack() for _ in range(3)]
+            held = [await pid(await s.enter_async_context(db.connection())) for s in stacks]
+            for s in stacks:  # returned in the order taken: the third goes back last
+                await s.aclose()
+            served = []
+            for _ in range(5):
+                async with db.connection() as conn:
+                    served.append(await pid(conn))
+            return held, served
+        finally:
+            await db.close()
+
+    held, served = asyncio.run(scenario())
+    assert len(set(held)) == 3
+    assert served == [held[2]] * 5, (held, served)  # first in, first out would have served a fourth, idle one
