@@ -136,6 +136,23 @@ async def test_postgres_bus_notifies_at_once_when_idle_and_batches_a_burst(monke
     assert rounds[1][0] - rounds[0][0] >= 0.045
 
 
+async def test_postgres_bus_hands_its_own_events_to_its_hub_at_once_and_skips_them_coming_back() -> None:
+    """Local sockets do not wait for the NOTIFY round; each event still reaches every hub once."""
+    bus = PostgresBus("postgresql://unused")
+    seen: list[Any] = []
+    bus._handler = seen.append
+    bus.publish_nowait({"kind": "message_created", "n": 1})
+    assert seen == [] and len(bus._pending) == 1  # queued for NOTIFY, handled on the next loop turn
+    await asyncio.sleep(0)
+    assert [e["n"] for e in seen] == [1]
+    sent = pack(coalesce(bus._pending))  # what goes out: this instance's origin travels with the event
+    assert orjson.loads(sent[0])[0]["origin"] == bus.instance_id
+    other = orjson.dumps([{"kind": "message_created", "n": 2, "origin": "another"}, {"kind": "typing", "n": 3}])
+    bus._dispatch(sent[0])  # our own, back through PostgreSQL: already handled
+    bus._dispatch(other.decode())  # another instance's (or an older one's, with no origin): handled
+    assert [e["n"] for e in seen] == [1, 2, 3]
+
+
 def test_auto_bus_is_memory_only_on_a_private_database_with_one_worker(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MSGOPS_WORKERS", "1")
     assert isinstance(make_bus("auto", "postgresql://x", database_private=True), MemoryBus)
