@@ -28,6 +28,7 @@ from msgops.load.measure import (
     decode_into,
     encode,
     new_histogram,
+    open_model_latency_ms,
     percentile_ms,
     to_us,
 )
@@ -328,3 +329,10 @@ def test_an_unmeasured_threshold_is_not_a_pass() -> None:
 
     verdict = decide(parse(doc))
     assert verdict.decision == "INCOMPLETE" and verdict.exit_code == 2 and "delivery.p95_ms" in verdict.reason
+
+
+def test_open_model_latency_counts_lateness_but_never_less_than_the_exchange() -> None:
+    """A send that went out 30 ms after its intended start and took 5 ms waited 35 ms; one that went
+    out 0.3 ms early (the timer's slack) is timed from its actual start, not its intended one."""
+    assert open_model_latency_ms(5.0, intended=100.0, now=100.035) == pytest.approx(35.0)
+    assert open_model_latency_ms(5.0, intended=100.0003, now=100.0047) == 5.0  # 4.4 ms after the intended start

@@ -38,7 +38,7 @@ def send_message(client: Client, identity_index: int, n: int, intended: float | 
     started = time.time()
     seq = recorder.send_started(ident.conversation, started)
     key = RUN.message_key(ident.conversation, seq)
-    stamp = intended if intended is not None else started
+    stamp = max(intended, started) if intended is not None else started  # delivery timed like the send
     context: dict[str, Any] = {INTENDED: intended} if intended is not None else {}
     accepted = False
     try:  # a send killed at the end of the run ends too (not accepted)

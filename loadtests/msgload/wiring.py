@@ -27,7 +27,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from msgload import openloop
 from msgload.runstate import RUN
-from msgops.load.measure import WS_CONNECT, Measurements, new_histogram, percentile_ms
+from msgops.load.measure import WS_CONNECT, Measurements, new_histogram, open_model_latency_ms, percentile_ms
 from msgops.load.plan import Plan
 
 log = logging.getLogger("msgops.load")
@@ -72,8 +72,8 @@ def _on_request(request_type: str, name: str, response_time: float, response: An
         return
     status = int(getattr(response, "status_code", 0) or 0)
     latency = response_time
-    if intended is not None:  # open model: from the intended start, not the actual one
-        latency = (now - float(intended)) * 1000
+    if intended is not None:
+        latency = open_model_latency_ms(response_time, float(intended), now)
         RUN.recorder.service_time(response_time)
     RUN.recorder.request(f"{request_type} {name}", latency, exception is None, status, now)
 

@@ -38,6 +38,13 @@ BROADCAST = "POST /broadcasts"
 WS_CONNECT = "WS connect (connect, auth, join)"  # /realtime or Socket.IO: results.target.realtime says which
 
 
+def open_model_latency_ms(exchange_ms: float, intended: float, now: float) -> float:
+    """An open-model request's latency: from its intended start, so that a generator (or service)
+    falling behind shows; from its actual start when it went out early (see TIMER_SLACK_S in
+    loadtests/msgload/openloop.py)."""
+    return max(exchange_ms, (now - intended) * 1000)
+
+
 def new_histogram(digits: int = DIGITS) -> HdrHistogram:
     return HdrHistogram(LOWEST_US, HIGHEST_US, digits)
 
