@@ -64,7 +64,7 @@ class MemoryBus:
     def publish_nowait(self, event: Event) -> None:
         """From synchronous code (timers, the hub itself): delivered on the next loop turn."""
         if self._handler is not None:
-            asyncio.get_running_loop().call_soon(self._handler, dict(event))  # a copy: the batch is not shared
+            asyncio.get_running_loop().call_soon(self._handler, event)
 
     async def stop(self) -> None:
         self._handler = None
