@@ -25,11 +25,10 @@ from urllib.parse import urlsplit
 
 import psycopg
 
-from msgops import apimap, personas
+from msgops import apimap, personas, realtimemap
 from msgops.checklist import Item
 from msgops.config import Target
 from msgops.errors import UserError
-from msgops.probes.realtime import settings as realtime_settings
 from msgops.target import mask_url
 
 TIMEOUT_S = 5.0
@@ -91,7 +90,7 @@ async def unreachable(target: Target, families: set[str]) -> dict[str, str]:
     if "api" in wanted and target.api_url and "api" not in down and families & {"http", "realtime"}:
         token = await personas.verify(target)  # a token_command or sign-in that cannot work: exit 3 now
     stopped = {family: down[part] for family, part in NEEDS.items() if part in down}
-    realtime = realtime_settings.parse(target.realtime)
+    realtime = realtimemap.parse(target.realtime)
     if "realtime" in families and realtime.protocol == "socketio" and target.api_url and "api" not in down:
         from msgops.probes.realtime.sio_adapter import refusal
 
@@ -165,7 +164,7 @@ def describe(target: Target, items: Sequence[Item]) -> Preflight:
     if not target.api_url and not target.database_url and (counts["db"] or counts["http"] or counts["realtime"]):
         raise UserError("nothing to check: no API URL and no database are configured. Set MSGOPS_API_URL and/or "
                         "DATABASE_URL, write a target file with `msgops init`, or start `msgops serve`")
-    realtime = realtime_settings.parse(target.realtime)  # a wrong section: exit 3 before any check
+    realtime = realtimemap.parse(target.realtime)  # a wrong section: exit 3 before any check
     ws_url = target.ws_url
     if realtime.protocol == "socketio" and target.api_url:
         ws_url = (f"{(realtime.url or target.api_url).rstrip('/')} (Socket.IO, path {realtime.path}, namespace "

@@ -131,8 +131,8 @@ async def test_every_realtime_check_passes_over_socketio(service: RunningService
 
 
 async def test_a_socketio_endpoint_that_cannot_be_right_is_named_before_the_run(service: RunningService) -> None:
-    from msgops.probes.realtime.settings import parse
     from msgops.probes.realtime.sio_adapter import refusal
+    from msgops.realtimemap import parse
     from msgops.tokens import mint_token
     from tests.support import JWT_SECRET
 

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from msgops import apimap, config
+from msgops import apimap, config, realtimemap
 from msgops.errors import EXIT_NOT_EVALUATED, UserError
 from msgops.load import identities, locust_process, operations, summary
 from msgops.load.display import render
@@ -28,7 +28,6 @@ from msgops.load.provision import Provisioned, Provisioner
 from msgops.loadresults import LoadResults, write_results
 from msgops.paths import loadtests_dir
 from msgops.personas import model as personas_model
-from msgops.probes.realtime import settings as realtime_settings
 from msgops.verdict import Verdict, evaluate
 
 
@@ -146,7 +145,7 @@ def execute(opts: LoadOptions, console: Console) -> tuple[LoadResults, Verdict]:
     try:
         plan = _plan(profile, provisioned, signer, run_id, api_url, run_dir, _generators(opts))
         plan.operations = {action: op.to_dict() for action, op in requests.items()}
-        realtime = realtime_settings.parse(target.realtime)  # msgops.yaml realtime: (the probes' adapter)
+        realtime = realtimemap.parse(target.realtime)  # msgops.yaml realtime: (the probes' adapter)
         plan.realtime_protocol, plan.realtime_path = realtime.protocol, realtime.path
         plan.realtime_namespace = realtime.namespace
         plan.realtime_auth, plan.realtime_events = dict(realtime.auth), dict(realtime.events)

@@ -3,17 +3,17 @@ as a test user, or as a client presenting a bad token (or none)."""
 
 from __future__ import annotations
 
+from msgops import realtimemap
 from msgops.probes.context import Context
-from msgops.probes.realtime import settings as realtime_settings
 from msgops.probes.realtime.recording import Socket
 from msgops.probes.realtime.reference import ReferenceSocket
-from msgops.probes.realtime.settings import RealtimeSettings
+from msgops.realtimemap import RealtimeSettings
 
 
 def settings(ctx: Context) -> RealtimeSettings:
     cached = ctx.cache.get("realtime.settings")
     if cached is None:
-        cached = ctx.cache["realtime.settings"] = realtime_settings.parse(ctx.target.realtime)
+        cached = ctx.cache["realtime.settings"] = realtimemap.parse(ctx.target.realtime)
     assert isinstance(cached, RealtimeSettings)
     return cached
 

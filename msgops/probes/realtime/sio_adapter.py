@@ -11,7 +11,7 @@ from typing import Any
 import socketio
 
 from msgops.probes.realtime.recording import OPEN_TIMEOUT, Frame, RealtimeUnavailable, Socket
-from msgops.probes.realtime.settings import RealtimeSettings
+from msgops.realtimemap import RealtimeSettings
 
 # The reply each request gets, for acknowledgements that do not say their type.
 _REPLIES = {"join_conversation": "joined", "leave_conversation": "left", "send_message": "message_sent",

@@ -1,4 +1,5 @@
-"""The `realtime:` section of msgops.yaml: which realtime adapter the probes use and how it connects.
+"""The realtime map: how this target's realtime protocol is reached (msgops.yaml `realtime:`), for the
+realtime probes and for `msgops load`'s listeners.
 
     realtime:
       protocol: socketio            # reference (default: a WebSocket at <api>/realtime) | socketio
