@@ -13,12 +13,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from msgops.errors import UserError
 from msgops.load.identities import Layout, LoadSigner, send_stride, signing_source
 from msgops.load.plan import Plan
+from msgops.tokens import Minting
 
 SECRET = "a-test-secret-of-at-least-32-bytes!!"
 
 
 def _plan(users: int, seed: str = "s33d", organizers: int = 3) -> Plan:
-    signer = LoadSigner({"source": "hs256"}, SECRET, ttl_s=600, label="msgops load t")
+    signer = LoadSigner(Minting(), SECRET, ttl_s=600, label="msgops load t")
     return Plan(run_id="t", api_url="http://127.0.0.1:1", out_dir="/tmp", generators=2,
                 layout=Layout(seed, users, organizers, group_size=10, communities=4), signing=signer.plan_entry())
 

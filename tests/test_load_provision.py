@@ -12,6 +12,7 @@ from msgops.load.identities import LoadSigner
 from msgops.load.plan import organizers_needed
 from msgops.load.profile import parse_profile
 from msgops.load.provision import Provisioned, Provisioner
+from msgops.tokens import Minting
 from tests.support import JWT_SECRET, RunningService
 
 PROFILE = """
@@ -37,7 +38,7 @@ def counts(svc: RunningService, p: Provisioned) -> tuple[int, int, int]:
 def test_provisioned_users_can_talk_and_cleanup_removes_them(make_service: Any, via: str) -> None:
     svc = make_service()  # seed rate limits on: provisioning stays within them
     profile = parse_profile(PROFILE.format(via=via), "p")
-    signer = LoadSigner({"source": "hs256"}, JWT_SECRET, ttl_s=600, label="msgops load t3st")
+    signer = LoadSigner(Minting(), JWT_SECRET, ttl_s=600, label="msgops load t3st")
     provisioner = Provisioner(svc.url, signer, "t3st", database_url=svc.database_url)
     organizers = organizers_needed(profile)
     assert organizers == 2  # 10 planned broadcasts (+20 %) at 10 per organizer

@@ -35,6 +35,7 @@ from msgops.load.measure import (
 from msgops.load.plan import seed_limit_problem
 from msgops.load.profile import ProfileError, available, load_profile, parse_profile
 from msgops.load.seqset import SeqSet
+from msgops.paths import loadtests_dir
 from msgops.verdict import evaluate
 
 # Profiles ----------------------------------------------------------------------------------------
@@ -113,6 +114,49 @@ def test_the_load_command_imports_no_other_command_and_help_lists_them_all() -> 
                              env={**os.environ, "COLUMNS": "200"})
     for command in ("check", "load", "gate", "report", "discover", "checklists"):
         assert f" {command} " in listing.stdout, listing.stdout
+
+
+_LOCUSTFILE_ALONE = """
+import sys
+import messaging
+from msgops.load.identities import LoadSigner
+from msgops.tokens import Minting
+plan = LoadSigner(Minting(), "k" * 32, ttl_s=60, label="msgops load t").plan_entry()
+assert LoadSigner.from_plan(plan, "k" * 32).token("user-1").count(".") == 2
+print(",".join(sorted(n for n in sys.modules if n.split(".")[0] in ("pydantic", "rich", "typer", "httpx"))))
+"""
+
+
+def test_a_locust_process_mints_its_users_tokens_without_the_configuration_models() -> None:
+    """What the locustfile imports, and the signer it rebuilds from the plan: no pydantic (nor the CLI's
+    or the probes' libraries), which would cost every Locust process about 0.14 s of CPU at start."""
+    proc = subprocess.run([sys.executable, "-c", _LOCUSTFILE_ALONE], capture_output=True, text=True,
+                          cwd=loadtests_dir())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.splitlines()[-1] == ""
+
+
+_ENTRY_POINTS_ONCE = """
+from importlib import metadata
+groups = ("console_scripts", "pytest11", "gevent.plugins.monkey.will_patch_all")
+before = [sorted(ep.value for ep in metadata.entry_points(group=g)) for g in groups]
+from msgops.load.locust_main import read_entry_points_once
+read_entry_points_once()
+def read_again(*args, **kwargs):
+    raise AssertionError("installed distributions read again")
+metadata.distributions = read_again  # what the standard library's entry_points() reads each time
+after = [sorted(ep.value for ep in metadata.entry_points(group=g)) for g in groups]
+assert after == before, (before, after)
+from gevent import monkey  # gevent looks plugins up at each patching event
+monkey.patch_all()
+print(len(before[0]))
+"""
+
+
+def test_the_locust_process_reads_entry_points_once_and_finds_the_same_ones() -> None:
+    proc = subprocess.run([sys.executable, "-c", _ENTRY_POINTS_ONCE], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert int(proc.stdout.split()[-1]) > 0  # msgops's own console script at least
 
 
 def test_overrides_scale_the_mix_and_size_provisioning() -> None:

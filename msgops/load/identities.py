@@ -26,6 +26,7 @@ from functools import lru_cache
 from typing import Any
 
 from msgops.errors import UserError
+from msgops.tokens import Minting
 
 KEY_ENV = "MSGOPS_LOAD_SIGNING_KEY"  # the signing key, for the Locust processes on this machine
 
@@ -136,19 +137,11 @@ def send_stride(n: int) -> int:
 
 
 class LoadSigner:
-    """Mints the load users' tokens with the target's signing personas source (hs256 or private_key)."""
+    """Mints the load users' tokens as the target's signing personas source (hs256 or private_key) does."""
 
-    def __init__(self, config: dict[str, Any], key: str, ttl_s: int, label: str, issued_at: int | None = None) -> None:
-        from msgops.personas import model  # here: a Locust process that does not sign does without them
-        from msgops.personas import tokens as persona_tokens
-
-        parsed = model.parse(config)
-        if not isinstance(parsed, model.HS256Source | model.PrivateKeySource):
-            raise UserError(f"load users need tokens msgops can sign; personas source {config.get('source')} "
-                            "cannot: use source hs256 or private_key (or set MSGOPS_JWT_SECRET)")
-        env = {parsed.secret_env if isinstance(parsed, model.HS256Source) else parsed.key_env: key}
-        self._source = persona_tokens.build(parsed, env, None)
-        self.config, self.key, self.ttl_s, self.label = config, key, ttl_s, label
+    def __init__(self, minting: Minting, key: str, ttl_s: int, label: str, issued_at: int | None = None) -> None:
+        self.minting, self.key, self.ttl_s, self.label = minting, key, ttl_s, label
+        self._key = minting.prepare(key)
         # One issue time for the run: every process mints the same token for the same user.
         self.issued_at = int(time.time()) if issued_at is None else issued_at
 
@@ -156,38 +149,44 @@ class LoadSigner:
         claims: dict[str, Any] = {"iat": self.issued_at, "exp": self.issued_at + self.ttl_s}
         if role == "authenticated":
             claims.update(email=f"load-{sub}@load.invalid", name=self.label)
-        return self._source.sign(sub, role=role, ttl=self.ttl_s, **claims)
+        return self.minting.mint(self._key, sub, role, self.ttl_s, claims)
 
     def plan_entry(self) -> dict[str, Any]:
         """What a process needs, besides the key, to sign as this signer does."""
-        return {"config": self.config, "ttl_s": self.ttl_s, "label": self.label, "issued_at": self.issued_at}
+        return {"minting": self.minting.to_dict(), "ttl_s": self.ttl_s, "label": self.label,
+                "issued_at": self.issued_at}
 
     @classmethod
     def from_plan(cls, entry: dict[str, Any], key: str) -> LoadSigner:
-        return cls(entry["config"], key, int(entry["ttl_s"]), str(entry["label"]), int(entry["issued_at"]))
+        return cls(Minting.from_dict(entry["minting"]), key, int(entry["ttl_s"]), str(entry["label"]),
+                   int(entry["issued_at"]))
 
 
 def signing_source(personas: Mapping[str, Any] | None, env: Mapping[str, str],
-                   jwt_secret: str | None) -> tuple[dict[str, Any], str]:
-    """The personas source to mint load users with and its key; UserError when the target has none."""
+                   jwt_secret: str | None) -> tuple[Minting, str]:
+    """How to mint load users (the target's personas source, checked: its key set and parsing) and the
+    key; UserError when the target has no source msgops can sign with."""
     from msgops.personas import model
+    from msgops.personas import tokens as persona_tokens
 
     if personas is None:
         if not jwt_secret:
             raise UserError("no way to mint load users: set MSGOPS_JWT_SECRET (the target's HS256 secret) or "
                             "configure personas: source hs256 or private_key in msgops.yaml")
-        return {"source": "hs256"}, jwt_secret
+        return Minting(), jwt_secret
     parsed = model.parse(personas)
     if isinstance(parsed, model.HS256Source):
         key = env.get(parsed.secret_env) or jwt_secret
         if not key:
             raise UserError(f"no way to mint load users: set {parsed.secret_env} to the target's HS256 secret")
-        return dict(personas), key
-    if isinstance(parsed, model.PrivateKeySource):
+        signer = persona_tokens.hs256(parsed, {}, key)
+    elif isinstance(parsed, model.PrivateKeySource):
         key = env.get(parsed.key_env, "").strip()
         if not key:
             raise UserError(f"no way to mint load users: set {parsed.key_env} to the PEM private key of the "
                             "target's identity provider")
-        return dict(personas), key
-    raise UserError(f"load users need tokens msgops can sign; personas source {parsed.source} cannot: "
-                    "use source hs256 or private_key for load runs")
+        signer = persona_tokens.private_key(parsed, {parsed.key_env: key})  # a key that does not parse fails here
+    else:
+        raise UserError(f"load users need tokens msgops can sign; personas source {parsed.source} cannot: "
+                        "use source hs256 or private_key for load runs")
+    return signer.minting, key

@@ -1,9 +1,9 @@
 """Running Locust as a subprocess (never imported here: it monkey-patches the process with gevent).
 
-`python -m locust -f loadtests/messaging.py --headless ...`, output to a log file in the run
-directory. The locustfile writes `live.json` every second, read here for the progress display,
-and `final.json` when the run has ended; a run without `final.json` failed, and the log's tail says
-why.
+`python -m msgops.load.locust_main -f loadtests/messaging.py --headless ...` (Locust's own command
+line, see locust_main), output to a log file in the run directory. The locustfile writes `live.json`
+every second, read here for the progress display, and `final.json` when the run has ended; a run
+without `final.json` failed, and the log's tail says why.
 """
 
 from __future__ import annotations
@@ -67,8 +67,8 @@ class LocustOptions:
     extra: list[str] = field(default_factory=list)
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "locust", "-f", str(self.locustfile), "--headless", "--only-summary",
-               "--loglevel", "WARNING", "--stop-timeout", "0"]
+        cmd = [sys.executable, "-m", "msgops.load.locust_main", "-f", str(self.locustfile), "--headless",
+               "--only-summary", "--loglevel", "WARNING", "--stop-timeout", "0"]
         if self.worker:
             cmd += ["--worker", "--master-host", self.master_host or "127.0.0.1"]
             if self.master_port:

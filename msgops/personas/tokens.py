@@ -12,7 +12,6 @@ import contextlib
 import os
 import shlex
 import shutil
-import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -33,6 +32,7 @@ from msgops.personas.model import (
     TokenCommandSource,
     TokensSource,
 )
+from msgops.tokens import Minting
 
 SERVICE_ROLE = "service_role"
 
@@ -107,9 +107,11 @@ class _Signer(TokenSource):
     can_sign = True
 
     def __init__(self, env: Mapping[str, str], config: HS256Source | PrivateKeySource, key: Any, algorithm: str,
-                 label: str, headers: dict[str, Any] | None = None) -> None:
+                 label: str) -> None:
         super().__init__(env)
-        self.config, self.key, self.algorithm, self.headers, self.label = config, key, algorithm, headers, label
+        self.config, self.key, self.label = config, key, label
+        self.minting = Minting(algorithm, config.audience, dict(config.claims),
+                               config.kid if isinstance(config, PrivateKeySource) else None)
 
     def describe(self) -> str:
         return self.label
@@ -122,13 +124,7 @@ class _Signer(TokenSource):
                 "with the audience and claims the API expects (personas.audience, personas.claims)")
 
     def sign(self, sub: str, role: str = "authenticated", ttl: int = 900, **claims: Any) -> str:
-        now = int(time.time())
-        body: dict[str, Any] = {"sub": str(sub), "role": role, "iat": now, "exp": now + ttl}
-        if self.config.audience:
-            body["aud"] = self.config.audience
-        body.update(self.config.claims)
-        body.update(claims)
-        return jwt.encode(body, self.key, algorithm=self.algorithm, headers=self.headers)
+        return self.minting.mint(self.key, sub, role, ttl, claims)
 
     async def token(self, persona: Persona) -> Issued:
         token = self.sign(persona.id, ttl=self.config.ttl_s, email=persona.email, name=persona.name)
@@ -169,7 +165,7 @@ def private_key(config: PrivateKeySource, env: Mapping[str, str]) -> _Signer:
                            f"{type(key).__name__.removeprefix('_')}; fix algorithm or the key")
     kid = f", kid {config.kid}" if config.kid else ""
     label = f"signed {config.algorithm} with the key in {config.key_env}{kid}"
-    return _Signer(env, config, key, config.algorithm, label, {"kid": config.kid} if config.kid else None)
+    return _Signer(env, config, key, config.algorithm, label)
 
 
 class TokenCommand(TokenSource):
