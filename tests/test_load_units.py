@@ -159,6 +159,26 @@ def test_the_locust_process_reads_entry_points_once_and_finds_the_same_ones() ->
     assert int(proc.stdout.split()[-1]) > 0  # msgops's own console script at least
 
 
+_HEADLESS = """
+import sys
+from msgops.load.locust_main import headless_without_web_ui
+headless_without_web_ui()
+import locust.main
+from locust.env import Environment
+assert "flask" not in sys.modules
+try:
+    Environment().create_web_ui()
+except RuntimeError as exc:
+    print(exc)
+"""
+
+
+def test_a_headless_locust_process_runs_without_the_web_ui_locust_imports() -> None:
+    proc = subprocess.run([sys.executable, "-c", _HEADLESS], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "runs headless" in proc.stdout
+
+
 def test_overrides_scale_the_mix_and_size_provisioning() -> None:
     base = parse_profile("name: x\nduration: 10s\nusers: {reader: 2, listener: 8}\nopen: {messages: 5}\n", "x")
     scaled = base.with_overrides(users=100, rate=50, duration=30)
