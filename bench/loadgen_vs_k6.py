@@ -6,14 +6,16 @@ Two kinds of request, each at each rate (default 200 and 400/s):
         keep-alive connection, reading once a second from a random phase (msgops load: readers;
         k6: constant-vus, one VU per user, paced the same way)
 Each pair runs at the same time (the service serves both, 2x the rate) and then one after the other
-(each alone). Printed per run: p50/p95/p99 in ms as each generator measured them, requests, errors,
-and the generator's CPU seconds per 1,000 requests. The service is `msgops serve --workers 2` with
-rate limits off on an embedded PostgreSQL. Every run of either generator brings as many users as the
-rate, none of whom the service has seen before: `msgops load` provisions its own for each run, and
-k6 gets a fresh batch each time. (With k6 reusing one batch, the service would know k6's users from
-the second run on, and only msgops load's first second would pay for verifying and recording each
-new caller: about 7 % of a 15 s run, enough to move its p95.) Both send in direct conversations
-of two, whose every message also records a notification for the partner.
+(each alone, after a checkpoint; which goes first alternates from round to round, since a run right
+after another pays for some of its writes). Printed per run: p50/p95/p99 in ms as each generator
+measured them, requests, errors, and the generator's CPU seconds per 1,000 requests. The service
+is `msgops serve --workers 2` with rate limits off on an embedded PostgreSQL. Every run of either
+generator brings as many users as the rate, none of whom the service has seen before: `msgops load`
+provisions its own for each run, and k6 gets a fresh batch each time. (With k6 reusing one batch, the
+service would know k6's users from the second run on, and only msgops load's first second would pay
+for verifying and recording each new caller: about 7 % of a 15 s run, enough to move its p95.) Both
+send in direct conversations of two, whose every message also records a notification for the
+partner.
 
 The GETs are compared in the closed model on both sides because the shape of the traffic moves the
 service's p95 by more than the generators differ: the same minimal client took a p95 of 5.2-5.4 ms
@@ -296,11 +298,11 @@ def main() -> None:
     with bench_service(args.workers) as (url, base, workdir):
         print(f"machine: {os.cpu_count()} cores; service: serve --workers {args.workers}; {args.duration}s per run; "
               f"{args.repeat} round(s)")
-        for _ in range(args.repeat):
+        for round_ in range(args.repeat):
             for kind in kinds:
                 for rate in rates:
                     rows += pair_together(base, url, kind, rate, args.duration, workdir)
-                    rows += pair_alone(base, url, kind, rate, args.duration, workdir)
+                    rows += pair_alone(base, url, kind, rate, args.duration, workdir, k6_first=round_ % 2 == 0)
         print()
         print(f"{'run':24}{'generator':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'requests':>10}{'errors':>8}"
               f"{'CPU s/1000':>12}")
@@ -333,14 +335,35 @@ def pair_together(base: str, url: str, kind: str, rate: int, duration: int,
     return [(label, "k6", k6_res), (label, "msgops", mo_res)]
 
 
-def pair_alone(base: str, url: str, kind: str, rate: int, duration: int,
-               workdir: Path) -> list[tuple[str, str, dict[str, Any]]]:
-    """One after the other."""
+def pair_alone(base: str, url: str, kind: str, rate: int, duration: int, workdir: Path,
+               k6_first: bool) -> list[tuple[str, str, dict[str, Any]]]:
+    """One after the other, each on a database at rest. Which goes first alternates from round to round:
+    the run after another pays for some of its writes (checkpoints, autovacuum), so a fixed order
+    would favour one generator."""
     label = f"{kind} {rate}/s alone"
-    k6 = run_k6(base, url, kind, rate, duration, workdir)
-    rows = [(label, "k6", k6_result(k6, TreeCpu(k6.pid)))]
-    mo = run_msgops(base, url, kind, rate, duration, workdir)
-    return [*rows, (label, "msgops", msgops_result(mo, kind, TreeCpu(mo.pid)))]
+
+    def k6() -> dict[str, Any]:
+        quiesce(url)
+        proc = run_k6(base, url, kind, rate, duration, workdir)
+        return k6_result(proc, TreeCpu(proc.pid))
+
+    def msgops() -> dict[str, Any]:
+        quiesce(url)
+        proc = run_msgops(base, url, kind, rate, duration, workdir)
+        return msgops_result(proc, kind, TreeCpu(proc.pid))
+
+    if k6_first:
+        first = k6()
+        return [(label, "k6", first), (label, "msgops", msgops())]
+    first = msgops()
+    return [(label, "k6", k6()), (label, "msgops", first)]
+
+
+def quiesce(db_url: str) -> None:
+    """The previous run's writes flushed (a checkpoint) and a moment for the service to go idle."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("checkpoint")
+    time.sleep(2.0)
 
 
 def _ratio(a: float, b: float) -> float:
