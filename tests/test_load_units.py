@@ -29,6 +29,7 @@ from msgops.load.measure import (
     encode,
     new_histogram,
     open_model_latency_ms,
+    open_model_start,
     percentile_ms,
     to_us,
 )
@@ -399,4 +400,7 @@ def test_open_model_latency_counts_lateness_but_never_less_than_the_exchange() -
     """A send that went out 30 ms after its intended start and took 5 ms waited 35 ms; one that went
     out 0.3 ms early (the timer's slack) is timed from its actual start, not its intended one."""
     assert open_model_latency_ms(5.0, intended=100.0, now=100.035) == pytest.approx(35.0)
-    assert open_model_latency_ms(5.0, intended=100.0003, now=100.0047) == 5.0  # 4.4 ms after the intended start
+    assert open_model_latency_ms(5.0, intended=100.0003, now=100.0047) == pytest.approx(5.0)  # 4.4 ms after it
+    # Its message's delivery counts from the same start: the intended one, or the actual one if earlier.
+    assert open_model_start(intended=100.0, started=100.030) == 100.0
+    assert open_model_start(intended=100.0003, started=99.9997) == 99.9997

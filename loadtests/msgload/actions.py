@@ -15,6 +15,7 @@ from typing import Any
 from msgload.http import Client
 from msgload.runstate import RUN, WORDS, content
 from msgops.load.accounting import TAIL_MARGIN_S
+from msgops.load.measure import open_model_start
 from msgops.load.operations import Prepared
 
 INTENDED = "msgops_intended"  # request context: the open model's intended start (epoch seconds)
@@ -38,7 +39,7 @@ def send_message(client: Client, identity_index: int, n: int, intended: float | 
     started = time.time()
     seq = recorder.send_started(ident.conversation, started)
     key = RUN.message_key(ident.conversation, seq)
-    stamp = max(intended, started) if intended is not None else started  # delivery timed like the send
+    stamp = open_model_start(intended, started) if intended is not None else started  # timed like the send
     context: dict[str, Any] = {INTENDED: intended} if intended is not None else {}
     accepted = False
     try:  # a send killed at the end of the run ends too (not accepted)

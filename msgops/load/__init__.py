@@ -7,5 +7,6 @@ delivery counts, merged across Locust processes), `accounting` (lost, duplicated
 deliveries and open sockets, from ranges of sequence numbers), `seqset` (those ranges),
 `locust_process` (the subprocess) and `locust_main` (its entry point), `memory` (the service's RSS),
 `summary` (metrics and the results document), `display` (the terminal report; the decision is
-msgops.verdict's), `progress` (the live display), `run` (one run end to end). The locustfile and its helpers live in loadtests/.
+msgops.verdict's), `progress` (the live display), `run` (one run end to end). The locustfile and its
+helpers live in loadtests/.
 """
