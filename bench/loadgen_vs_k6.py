@@ -209,7 +209,8 @@ def k6_result(proc: subprocess.Popen[str], meter: TreeCpu) -> dict[str, Any]:
     failed = metrics.get("http_req_failed", {})
     n = int(metrics["http_reqs"]["count"])
     return {"p50": d["p(50)"], "p95": d["p(95)"], "p99": d["p(99)"], "requests": n,
-            "errors": int(failed.get("passes", 0)), "cpu_per_1000": 1000 * cpu / max(1, n)}
+            "errors": int(failed.get("passes", 0)), "cpu_per_1000": 1000 * cpu / max(1, n),
+            "dropped": int(metrics.get("dropped_iterations", {}).get("count", 0))}  # could not start in time
 
 
 def run_msgops(base: str, db_url: str, kind: str, rate: int, duration: int, workdir: Path) -> subprocess.Popen[str]:
@@ -240,7 +241,8 @@ def msgops_result(proc: subprocess.Popen[str], kind: str, meter: TreeCpu) -> dic
         raise SystemExit(f"msgops load measured no {wanted}: {sorted(results['endpoints'])}")
     n = int(row["requests"])
     return {"p50": row["p50_ms"], "p95": row["p95_ms"], "p99": row["p99_ms"], "requests": n,
-            "errors": int(row["failures"]), "cpu_per_1000": 1000 * cpu / max(1, n)}
+            "errors": int(row["failures"]), "cpu_per_1000": 1000 * cpu / max(1, n),
+            "dropped": int(results["metrics"].get("open.dropped") or 0)}  # also counted in errors
 
 
 @contextmanager
