@@ -16,9 +16,6 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import jwt
-from jwt.algorithms import get_default_algorithms
-
 API_ROLES = ("authenticated", "service_role")  # roles the API accepts in a token's `role` claim
 DEFAULT_AUDIENCE = "authenticated"
 
@@ -36,6 +33,8 @@ class Minting:
         """A key as configured (the HS256 secret, or a PEM private key's text) parsed once, as jwt.encode
         takes it: parsing a PEM for every token would cost more than signing it."""
         if isinstance(key, str) and self.algorithm != "HS256":
+            from jwt.algorithms import get_default_algorithms
+
             return get_default_algorithms()[self.algorithm].prepare_key(key.replace("\\n", "\n"))
         return key
 
@@ -43,6 +42,8 @@ class Minting:
              claims: Mapping[str, Any] | None = None) -> str:
         """A token for `sub`: sub, role, aud, iat, exp (= iat + ttl), the source's claims, then `claims`
         (any of which may replace the ones before)."""
+        import jwt  # here: a process that never signs (msgops load provisioning in the database) goes without
+
         now = int(time.time())
         body: dict[str, Any] = {"sub": str(sub), "role": role}
         if self.audience:

@@ -167,7 +167,6 @@ def signing_source(personas: Mapping[str, Any] | None, env: Mapping[str, str],
     """How to mint load users (the target's personas source, checked: its key set and parsing) and the
     key; UserError when the target has no source msgops can sign with."""
     from msgops.personas import model
-    from msgops.personas import tokens as persona_tokens
 
     if personas is None:
         if not jwt_secret:
@@ -179,14 +178,15 @@ def signing_source(personas: Mapping[str, Any] | None, env: Mapping[str, str],
         key = env.get(parsed.secret_env) or jwt_secret
         if not key:
             raise UserError(f"no way to mint load users: set {parsed.secret_env} to the target's HS256 secret")
-        signer = persona_tokens.hs256(parsed, {}, key)
     elif isinstance(parsed, model.PrivateKeySource):
         key = env.get(parsed.key_env, "").strip()
         if not key:
             raise UserError(f"no way to mint load users: set {parsed.key_env} to the PEM private key of the "
                             "target's identity provider")
-        signer = persona_tokens.private_key(parsed, {parsed.key_env: key})  # a key that does not parse fails here
+        from msgops.personas import tokens as persona_tokens
+
+        persona_tokens.private_key(parsed, {parsed.key_env: key})  # a key that does not parse fails here
     else:
         raise UserError(f"load users need tokens msgops can sign; personas source {parsed.source} cannot: "
                         "use source hs256 or private_key for load runs")
-    return signer.minting, key
+    return parsed.minting(), key

@@ -31,6 +31,7 @@ from pydantic import (
 
 from msgops import placeholders
 from msgops.errors import UserError
+from msgops.tokens import Minting
 
 PLACEHOLDERS = frozenset({"id", "name", "email", "role"})
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
@@ -158,6 +159,10 @@ class _Signing(_Common):
     ttl_s: int = Field(default=900, gt=0)
     service_claims: dict[str, Any] = Field(default_factory=lambda: {"role": "service_role"})
 
+    def minting(self) -> Minting:
+        """How this source signs its tokens, but for the key."""
+        return Minting("HS256", self.audience, dict(self.claims))
+
 
 class HS256Source(_Signing):
     source: Literal["hs256"]
@@ -169,6 +174,9 @@ class PrivateKeySource(_Signing):
     key_env: str
     algorithm: Literal["RS256", "RS384", "RS512", "PS256", "ES256", "ES384"] = "RS256"
     kid: str | None = None
+
+    def minting(self) -> Minting:
+        return Minting(self.algorithm, self.audience, dict(self.claims), self.kid)
 
 
 class TokenCommandSource(_Common):

@@ -32,7 +32,6 @@ from msgops.personas.model import (
     TokenCommandSource,
     TokensSource,
 )
-from msgops.tokens import Minting
 
 SERVICE_ROLE = "service_role"
 
@@ -106,12 +105,10 @@ class TokenSource(ABC):
 class _Signer(TokenSource):
     can_sign = True
 
-    def __init__(self, env: Mapping[str, str], config: HS256Source | PrivateKeySource, key: Any, algorithm: str,
-                 label: str) -> None:
+    def __init__(self, env: Mapping[str, str], config: HS256Source | PrivateKeySource, key: Any, label: str) -> None:
         super().__init__(env)
         self.config, self.key, self.label = config, key, label
-        self.minting = Minting(algorithm, config.audience, dict(config.claims),
-                               config.kid if isinstance(config, PrivateKeySource) else None)
+        self.minting = config.minting()
 
     def describe(self) -> str:
         return self.label
@@ -141,7 +138,7 @@ def hs256(config: HS256Source, env: Mapping[str, str], fallback_secret: str | No
     if not secret:
         raise PersonaError(f"msgops.yaml personas.secret_env: the environment variable {config.secret_env} is not "
                            "set; export the HS256 secret the API verifies tokens with")
-    return _Signer(env, config, secret, "HS256", "minted with the configured HS256 secret")
+    return _Signer(env, config, secret, "minted with the configured HS256 secret")
 
 
 def private_key(config: PrivateKeySource, env: Mapping[str, str]) -> _Signer:
@@ -165,7 +162,7 @@ def private_key(config: PrivateKeySource, env: Mapping[str, str]) -> _Signer:
                            f"{type(key).__name__.removeprefix('_')}; fix algorithm or the key")
     kid = f", kid {config.kid}" if config.kid else ""
     label = f"signed {config.algorithm} with the key in {config.key_env}{kid}"
-    return _Signer(env, config, key, config.algorithm, label)
+    return _Signer(env, config, key, label)
 
 
 class TokenCommand(TokenSource):
