@@ -73,9 +73,11 @@ class Run:
         return bool(os.environ.get(KEY_ENV))
 
     def prepare_signer(self) -> None:
-        """Build the signer now (it imports the signing code), not in the middle of the first request."""
+        """Build the signer and sign once now (that imports the signing code), not in the middle of the
+        first requests."""
         if self._signer is None and self.can_sign:
             self._signer = LoadSigner.from_plan(self.require_plan().signing, os.environ[KEY_ENV])
+            self._signer.token("00000000-0000-4000-8000-000000000000")
 
     def _sign(self, sub: str) -> str:
         self.prepare_signer()
