@@ -53,8 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     logs.configure(settings.log_level, settings.log_file)
     state = AppState(
         settings=settings,
-        db=Database(settings.database_url, settings.pool_max if settings.pool_min is None else settings.pool_min,
-                    settings.pool_max, settings.pool_timeout_s),
+        db=Database(settings.database_url, settings.pool_min_size, settings.pool_max, settings.pool_timeout_s),
         verifier=TokenVerifier(settings.jwt_secret, settings.jwt_audience, settings.jwt_algorithms,
                                settings.jwks_url),
     )

@@ -76,6 +76,11 @@ class Settings:
     attachments: AttachmentSettings = field(default_factory=AttachmentSettings)
     push: PushSettings = field(default_factory=PushSettings)
 
+    @property
+    def pool_min_size(self) -> int:
+        """The connections the pool opens at start-up (pool_min, or pool_max when it is not set)."""
+        return self.pool_max if self.pool_min is None else self.pool_min
+
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
         env = os.environ

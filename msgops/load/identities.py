@@ -140,7 +140,7 @@ class LoadSigner:
     """Mints the load users' tokens as the target's signing personas source (hs256 or private_key) does."""
 
     def __init__(self, minting: Minting, key: str, ttl_s: int, label: str, issued_at: int | None = None) -> None:
-        self.minting, self.key, self.ttl_s, self.label = minting, key, ttl_s, label
+        self.minting, self.ttl_s, self.label = minting, ttl_s, label
         self._key = minting.prepare(key)
         # One issue time for the run: every process mints the same token for the same user.
         self.issued_at = int(time.time()) if issued_at is None else issued_at

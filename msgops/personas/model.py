@@ -159,14 +159,14 @@ class _Signing(_Common):
     ttl_s: int = Field(default=900, gt=0)
     service_claims: dict[str, Any] = Field(default_factory=lambda: {"role": "service_role"})
 
-    def minting(self) -> Minting:
-        """How this source signs its tokens, but for the key."""
-        return Minting("HS256", self.audience, dict(self.claims))
-
 
 class HS256Source(_Signing):
     source: Literal["hs256"]
     secret_env: str = "MSGOPS_JWT_SECRET"
+
+    def minting(self) -> Minting:
+        """How this source signs its tokens, but for the key."""
+        return Minting("HS256", self.audience, dict(self.claims))
 
 
 class PrivateKeySource(_Signing):
